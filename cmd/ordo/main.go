@@ -1,0 +1,92 @@
+// Command ordo runs the Ordo order service and its operator tools.
+//
+// Every subcommand lives in a file of its own in this directory and is listed
+// once in subcommands below; main only parses the first argument and hands
+// over, so each subcommand can be tested by calling run with its own writers.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// subcommand is one verb of the ordo CLI.
+type subcommand struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// subcommands lists every verb; the order is the order of the help text.
+func subcommands() []subcommand {
+	return []subcommand{
+		{"fsm", "print the order lifecycle diagram (Mermaid or Graphviz)", runFSM},
+	}
+}
+
+// usageError marks a mistake in how the command was called; it exits with
+// status 2 like the flag package does.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// errHelp is returned after help text was printed on request; it exits 0.
+var errHelp = errors.New("help requested")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return usageError{"no command given"}
+		}
+		return errHelp
+	}
+	for _, c := range subcommands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	printUsage(stderr)
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "Ordo: an event-sourced order state machine.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: ordo <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range subcommands() {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'ordo <command> --help' for the flags of one command.")
+}
+
+// exitCode turns run's error into the process exit status, reporting it on
+// stderr: 0 for success or requested help, 2 for usage mistakes, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "ordo:", ue.msg)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "ordo:", err)
+		return 1
+	}
+}
