@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -42,7 +43,8 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// errHelp is returned after help text was printed on request; it exits 0.
+// errHelp is returned after help text was printed on request; it exits 0,
+// as does flag.ErrHelp from a subcommand's own -h.
 var errHelp = errors.New("help requested")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -80,7 +82,7 @@ func printUsage(w io.Writer) {
 func exitCode(err error, stderr io.Writer) int {
 	var ue usageError
 	switch {
-	case err == nil, errors.Is(err, errHelp):
+	case err == nil, errors.Is(err, errHelp), errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "ordo:", ue.msg)
