@@ -1,0 +1,117 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code is a stable, machine-readable error code. Codes are public API: HTTP
+// and NATS replies carry them, clients branch on them.
+type Code string
+
+// The error codes.
+const (
+	CodeInvalidCommand    Code = "invalid_command"     // a field is missing or wrong
+	CodeUnknownCommand    Code = "unknown_command"     // no such command type
+	CodeIllegalTransition Code = "illegal_transition"  // the lifecycle does not allow the command now
+	CodeAmountMismatch    Code = "amount_mismatch"     // a payment's amount or currency differs from the order total
+	CodeRefundExceedsPaid Code = "refund_exceeds_paid" // refunds would exceed the money received
+	CodeNotFound          Code = "not_found"           // the order (or refund) does not exist
+	CodeConflict          Code = "conflict"            // concurrent writers kept winning; retry
+	CodePayloadTooLarge   Code = "payload_too_large"   // the command is larger than allowed
+	CodeUnavailable       Code = "unavailable"         // a dependency is down; retry later
+	CodeInternal          Code = "internal"            // a bug; the message is generic, details are logged
+)
+
+// codeInfo is the one table that maps codes to transport statuses.
+// NATS replies carry the same numbers in their Ordo-Status header so NATS
+// clients can branch without parsing JSON.
+var codeInfo = map[Code]struct {
+	http int
+	nats int
+}{
+	CodeInvalidCommand:    {http.StatusBadRequest, 400},
+	CodeUnknownCommand:    {http.StatusBadRequest, 400},
+	CodeIllegalTransition: {http.StatusConflict, 409},
+	CodeAmountMismatch:    {http.StatusUnprocessableEntity, 422},
+	CodeRefundExceedsPaid: {http.StatusUnprocessableEntity, 422},
+	CodeNotFound:          {http.StatusNotFound, 404},
+	CodeConflict:          {http.StatusConflict, 409},
+	CodePayloadTooLarge:   {http.StatusRequestEntityTooLarge, 413},
+	CodeUnavailable:       {http.StatusServiceUnavailable, 503},
+	CodeInternal:          {http.StatusInternalServerError, 500},
+}
+
+// Codes lists every error code, for documentation and tests.
+func Codes() []Code {
+	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
+		CodeRefundExceedsPaid, CodeNotFound, CodeConflict, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
+}
+
+// HTTPStatus is the HTTP status for a code; unknown codes map to 500.
+func HTTPStatus(c Code) int {
+	if i, ok := codeInfo[c]; ok {
+		return i.http
+	}
+	return http.StatusInternalServerError
+}
+
+// NATSStatus is the status number NATS replies carry for a code.
+func NATSStatus(c Code) int {
+	if i, ok := codeInfo[c]; ok {
+		return i.nats
+	}
+	return 500
+}
+
+// Error is a rejected command or a failed lookup, with a stable code and a
+// message for humans.
+type Error struct {
+	Code    Code
+	Message string
+	Field   string // for invalid_command: the offending field, dotted path
+	State   State  // for illegal_transition: the order's state
+	Command string // for illegal_transition: the attempted command
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", e.Code, e.Field, e.Message)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Is makes errors.Is(err, ErrNotFound) and friends match by code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.Message == "" && t.Field == ""
+}
+
+// Sentinels for errors.Is; they match any *Error with the same code.
+var (
+	ErrInvalidCommand    = &Error{Code: CodeInvalidCommand}
+	ErrUnknownCommand    = &Error{Code: CodeUnknownCommand}
+	ErrIllegalTransition = &Error{Code: CodeIllegalTransition}
+	ErrAmountMismatch    = &Error{Code: CodeAmountMismatch}
+	ErrRefundExceedsPaid = &Error{Code: CodeRefundExceedsPaid}
+	ErrNotFound          = &Error{Code: CodeNotFound}
+	ErrConflict          = &Error{Code: CodeConflict}
+	ErrPayloadTooLarge   = &Error{Code: CodePayloadTooLarge}
+	ErrUnavailable       = &Error{Code: CodeUnavailable}
+	ErrInternal          = &Error{Code: CodeInternal}
+)
+
+// CodeOf returns the code of a domain error anywhere in err's chain, and
+// CodeInternal for anything else.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+func invalid(field, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalidCommand, Field: field, Message: fmt.Sprintf(format, args...)}
+}
