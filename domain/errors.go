@@ -3,7 +3,6 @@ package domain
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Code is a stable, machine-readable error code. Codes are public API: HTTP
@@ -24,23 +23,23 @@ const (
 	CodeInternal          Code = "internal"            // a bug; the message is generic, details are logged
 )
 
-// codeInfo is the one table that maps codes to transport statuses.
-// NATS replies carry the same numbers in their Ordo-Status header so NATS
-// clients can branch without parsing JSON.
+// codeInfo is the one table that maps codes to transport statuses: the HTTP
+// status, and the status number NATS replies carry so NATS clients can branch
+// without parsing JSON. Plain numbers keep net/http out of the domain.
 var codeInfo = map[Code]struct {
 	http int
 	nats int
 }{
-	CodeInvalidCommand:    {http.StatusBadRequest, 400},
-	CodeUnknownCommand:    {http.StatusBadRequest, 400},
-	CodeIllegalTransition: {http.StatusConflict, 409},
-	CodeAmountMismatch:    {http.StatusUnprocessableEntity, 422},
-	CodeRefundExceedsPaid: {http.StatusUnprocessableEntity, 422},
-	CodeNotFound:          {http.StatusNotFound, 404},
-	CodeConflict:          {http.StatusConflict, 409},
-	CodePayloadTooLarge:   {http.StatusRequestEntityTooLarge, 413},
-	CodeUnavailable:       {http.StatusServiceUnavailable, 503},
-	CodeInternal:          {http.StatusInternalServerError, 500},
+	CodeInvalidCommand:    {400, 400},
+	CodeUnknownCommand:    {400, 400},
+	CodeIllegalTransition: {409, 409},
+	CodeAmountMismatch:    {422, 422},
+	CodeRefundExceedsPaid: {422, 422},
+	CodeNotFound:          {404, 404},
+	CodeConflict:          {409, 409},
+	CodePayloadTooLarge:   {413, 413},
+	CodeUnavailable:       {503, 503},
+	CodeInternal:          {500, 500},
 }
 
 // Codes lists every error code, for documentation and tests.
@@ -54,7 +53,7 @@ func HTTPStatus(c Code) int {
 	if i, ok := codeInfo[c]; ok {
 		return i.http
 	}
-	return http.StatusInternalServerError
+	return 500
 }
 
 // NATSStatus is the status number NATS replies carry for a code.
