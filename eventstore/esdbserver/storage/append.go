@@ -1,0 +1,463 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Record types the store writes itself.
+const (
+	TypeMetadata      = "$metadata"
+	TypeStreamDeleted = "$streamDeleted"
+)
+
+type writeKind uint8
+
+const (
+	writeAppend writeKind = iota
+	writeDelete
+	writeTombstone
+)
+
+type writeReq struct {
+	kind   writeKind
+	stream string
+	exp    Expected
+	events []ProposedEvent
+	done   chan writeResult
+}
+
+type writeResult struct {
+	res AppendResult
+	err error
+}
+
+// Append appends events to stream atomically, with EventStoreDB's
+// expected-revision and idempotency rules. It returns only once the events
+// are durable, and only then are they visible to subscriptions.
+// Errors: *WrongExpectedVersionError, an error wrapping ErrStreamDeleted, ErrClosed.
+func (s *Store) Append(ctx context.Context, stream string, exp Expected, events []ProposedEvent) (AppendResult, error) {
+	return s.submit(ctx, &writeReq{kind: writeAppend, stream: stream, exp: exp, events: events})
+}
+
+// Delete soft-deletes stream: reads find nothing, and a later append
+// continues after the last revision. It returns the position of the metadata
+// record it writes.
+func (s *Store) Delete(ctx context.Context, stream string, exp Expected) (Position, error) {
+	r, err := s.submit(ctx, &writeReq{kind: writeDelete, stream: stream, exp: exp})
+	return r.Position, err
+}
+
+// Tombstone deletes stream for good and returns the position of the
+// $streamDeleted record it writes.
+func (s *Store) Tombstone(ctx context.Context, stream string, exp Expected) (Position, error) {
+	r, err := s.submit(ctx, &writeReq{kind: writeTombstone, stream: stream, exp: exp})
+	return r.Position, err
+}
+
+func (s *Store) submit(ctx context.Context, req *writeReq) (AppendResult, error) {
+	if stream := req.stream; stream == "" || bytes.IndexByte([]byte(stream), 0) >= 0 {
+		return AppendResult{}, fmt.Errorf("%w: stream name %q is empty or contains NUL", errBadRequest, stream)
+	}
+	req.done = make(chan writeResult, 1)
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return AppendResult{}, ErrClosed
+	}
+	select {
+	case s.reqs <- req:
+		s.closeMu.RUnlock()
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return AppendResult{}, ctx.Err()
+	}
+	// Once queued, the write is carried out even if ctx ends: the caller
+	// learns the outcome unless it stops waiting, and a retry with the same
+	// event IDs is recognised as idempotent.
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return AppendResult{}, ctx.Err()
+	}
+}
+
+// writer is the single goroutine that decides and commits writes.
+func (s *Store) writer() {
+	defer close(s.stopped)
+	group := make([]*writeReq, 0, s.opts.MaxGroup)
+	for {
+		select {
+		case req := <-s.reqs:
+			group = append(group[:0], req)
+		case <-s.closing:
+			s.drainOnClose()
+			return
+		}
+	fill:
+		for len(group) < s.opts.MaxGroup {
+			select {
+			case req := <-s.reqs:
+				group = append(group, req)
+			default:
+				break fill
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// drainOnClose commits what was queued before Close.
+func (s *Store) drainOnClose() {
+	for {
+		var group []*writeReq
+	fill:
+		for len(group) < s.opts.MaxGroup {
+			select {
+			case req := <-s.reqs:
+				group = append(group, req)
+			default:
+				break fill
+			}
+		}
+		if len(group) == 0 {
+			return
+		}
+		s.commitGroup(group)
+	}
+}
+
+// pendingWrite is a decided write waiting for the group's sync.
+type pendingWrite struct {
+	req     *writeReq
+	records []Record
+	res     AppendResult
+	err     error
+}
+
+// commitGroup decides every request in order, writes all accepted records
+// in one batch, syncs it once, then publishes and answers.
+func (s *Store) commitGroup(group []*writeReq) {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	head := s.Head()
+	next := head + 1
+	now := s.now().UTC()
+	pending := make([]pendingWrite, len(group))
+	var all []Record
+	for i, req := range group {
+		pw := &pending[i]
+		pw.req = req
+		recs, res, err := s.decide(req, next, now)
+		pw.res, pw.err = res, err
+		if err != nil || len(recs) == 0 {
+			continue
+		}
+		for j := range recs {
+			r := &recs[j]
+			_ = batch.Set(logKey(r.Position), encodeRecord(r), nil)
+			_ = batch.Set(streamKey(r.Stream, r.Revision), binary.BigEndian.AppendUint64(nil, uint64(r.Position)), nil)
+		}
+		next += Position(len(recs))
+		pw.records = recs
+		all = append(all, recs...)
+	}
+	if len(all) > 0 {
+		if err := batch.Commit(pebble.Sync); err != nil {
+			// Nothing of the group is acknowledged; forget the decisions the
+			// writer cached, since they assumed this batch.
+			s.states = make(map[string]*streamState)
+			s.recent = make(map[[16]byte]recentID)
+			s.log.Error("event store write failed", "err", err)
+			for i := range pending {
+				if pending[i].err == nil {
+					pending[i].err = fmt.Errorf("write to disk: %w", err)
+				}
+			}
+			s.answer(pending)
+			return
+		}
+		s.publish(all)
+	}
+	s.answer(pending)
+}
+
+func (s *Store) answer(pending []pendingWrite) {
+	for i := range pending {
+		pending[i].req.done <- writeResult{res: pending[i].res, err: pending[i].err}
+	}
+}
+
+// publish makes committed records visible: it advances the head and hands
+// the records to live subscribers without ever waiting for them.
+func (s *Store) publish(recs []Record) {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	s.head.Store(uint64(recs[len(recs)-1].Position))
+	for sub, ch := range s.subs {
+		select {
+		case ch <- recs:
+		default:
+			// The subscriber is too far behind: drop it back to catching up
+			// from disk, so its lag costs disk reads, not memory here.
+			close(ch)
+			delete(s.subs, sub)
+		}
+	}
+}
+
+// state returns the writer's view of a stream, loading it from disk.
+func (s *Store) state(stream string) (*streamState, error) {
+	if st, ok := s.states[stream]; ok {
+		return st, nil
+	}
+	st, err := s.loadState(stream)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.states) >= maxStates {
+		s.states = make(map[string]*streamState) // reloaded on demand
+	}
+	s.states[stream] = st
+	return st, nil
+}
+
+// decide applies the expected-revision and idempotency rules to one write
+// and returns the records to append (positions from next on).
+func (s *Store) decide(req *writeReq, next Position, now time.Time) ([]Record, AppendResult, error) {
+	st, err := s.state(req.stream)
+	if err != nil {
+		return nil, AppendResult{}, err
+	}
+	if st.tombstoned {
+		return nil, AppendResult{}, fmt.Errorf("stream %q: %w", req.stream, ErrStreamDeleted)
+	}
+	switch req.kind {
+	case writeDelete:
+		return s.decideDelete(req, st, next, now)
+	case writeTombstone:
+		return s.decideTombstone(req, st, next, now)
+	}
+	if res, done, err := s.checkExpected(req, st); done || err != nil {
+		return nil, res, err
+	}
+	if len(req.events) == 0 {
+		return nil, currentResult(st), nil
+	}
+	recs := make([]Record, len(req.events))
+	for i, e := range req.events {
+		recs[i] = Record{Position: next + Position(i), Stream: req.stream, Revision: Revision(st.last + 1 + int64(i)),
+			ID: e.ID, Type: e.Type, IsJSON: e.IsJSON, Created: now, Data: e.Data, CustomMetadata: e.CustomMetadata}
+	}
+	s.accept(st, recs)
+	last := recs[len(recs)-1]
+	return recs, AppendResult{Revision: last.Revision, Position: last.Position}, nil
+}
+
+// accept updates the writer's state for records about to be committed.
+func (s *Store) accept(st *streamState, recs []Record) {
+	last := recs[len(recs)-1]
+	st.last = int64(last.Revision)
+	if len(s.recent) >= maxRecentIDs {
+		s.recent = make(map[[16]byte]recentID)
+	}
+	for _, r := range recs {
+		s.recent[r.ID] = recentID{stream: r.Stream, rev: r.Revision}
+	}
+	if isMetastream(last.Stream) {
+		if target, ok := s.states[last.Stream[2:]]; ok {
+			target.meta = parseMeta(last.Data)
+		}
+	}
+}
+
+func currentResult(st *streamState) AppendResult {
+	if st.last < 0 {
+		return AppendResult{NoStream: true, NoPosition: true}
+	}
+	return AppendResult{Revision: Revision(st.last), NoPosition: true}
+}
+
+// softDeleted reports whether every event of the stream is hidden by $tb.
+func (st *streamState) softDeleted() bool {
+	return st.meta.tb > 0 && st.meta.tb > st.last
+}
+
+func (st *streamState) wev(stream string, exp Expected) *WrongExpectedVersionError {
+	e := &WrongExpectedVersionError{Stream: stream, Expected: exp, CurrentNoStream: st.last < 0}
+	if st.last >= 0 {
+		e.Current = Revision(st.last)
+	}
+	return e
+}
+
+// checkExpected applies the expectation of an append. done=true means the
+// append was recognised as a repeat of one already stored, with res its
+// original result.
+func (s *Store) checkExpected(req *writeReq, st *streamState) (res AppendResult, done bool, err error) {
+	exp, evs := req.exp, req.events
+	switch exp.Kind {
+	case ExpectAny:
+		return s.recentRepeat(req, st)
+	case ExpectStreamExists:
+		if st.softDeleted() {
+			return res, false, fmt.Errorf("stream %q: %w", req.stream, ErrStreamDeleted)
+		}
+		if st.last < 0 && !st.meta.exists {
+			return res, false, st.wev(req.stream, exp)
+		}
+		return s.recentRepeat(req, st)
+	case ExpectNoStream:
+		if st.last < 0 || st.softDeleted() {
+			return res, false, nil
+		}
+		return s.repeatAt(req, st, 0)
+	case ExpectRevision:
+		cur := st.last
+		switch {
+		case int64(exp.Revision) == cur:
+			return res, false, nil
+		case int64(exp.Revision) > cur || len(evs) == 0:
+			return res, false, st.wev(req.stream, exp)
+		default:
+			return s.repeatAt(req, st, exp.Revision+1)
+		}
+	}
+	return res, false, fmt.Errorf("%w: unknown expected revision kind %d", errBadRequest, exp.Kind)
+}
+
+// repeatAt recognises a retried append: the stored events from revision
+// from on carry exactly the proposed IDs. Anything else is a conflict.
+func (s *Store) repeatAt(req *writeReq, st *streamState, from Revision) (AppendResult, bool, error) {
+	if len(req.events) == 0 || int64(from)+int64(len(req.events))-1 > st.last {
+		return AppendResult{}, false, st.wev(req.stream, req.exp)
+	}
+	var last Record
+	for i, e := range req.events {
+		r, err := s.recordAt(req.stream, from+Revision(i))
+		if err != nil {
+			return AppendResult{}, false, err
+		}
+		if r.ID != e.ID {
+			return AppendResult{}, false, st.wev(req.stream, req.exp)
+		}
+		last = r
+	}
+	return AppendResult{Revision: last.Revision, Position: last.Position}, true, nil
+}
+
+// recentRepeat is the best-effort idempotency of appends without an exact
+// expectation: if the first event ID was appended to this stream recently,
+// the whole append must match it.
+func (s *Store) recentRepeat(req *writeReq, st *streamState) (AppendResult, bool, error) {
+	if len(req.events) == 0 {
+		return AppendResult{}, false, nil
+	}
+	seen, ok := s.recent[req.events[0].ID]
+	if !ok || seen.stream != req.stream {
+		return AppendResult{}, false, nil
+	}
+	return s.repeatAt(req, st, seen.rev)
+}
+
+// recordAt reads a stream's record at rev through the index.
+func (s *Store) recordAt(stream string, rev Revision) (Record, error) {
+	v, closer, err := s.db.Get(streamKey(stream, rev))
+	if err != nil {
+		return Record{}, fmt.Errorf("read %s@%d: %w", stream, rev, err)
+	}
+	pos := Position(beUint64(v))
+	closer.Close()
+	return s.get(pos)
+}
+
+func (s *Store) decideDelete(req *writeReq, st *streamState, next Position, now time.Time) ([]Record, AppendResult, error) {
+	if st.last < 0 && !st.meta.exists {
+		return nil, AppendResult{}, st.wev(req.stream, req.exp)
+	}
+	if err := expectationHolds(req, st); err != nil {
+		return nil, AppendResult{}, err
+	}
+	meta, err := s.metadataWithTB(req.stream, st.last+1)
+	if err != nil {
+		return nil, AppendResult{}, err
+	}
+	mst, err := s.state(metastreamOf(req.stream))
+	if err != nil {
+		return nil, AppendResult{}, err
+	}
+	rec := Record{Position: next, Stream: metastreamOf(req.stream), Revision: Revision(mst.last + 1),
+		ID: newEventID(), Type: TypeMetadata, IsJSON: true, Created: now, Data: meta}
+	recs := []Record{rec}
+	s.accept(mst, recs)
+	st.meta = parseMeta(meta)
+	return recs, AppendResult{Revision: rec.Revision, Position: rec.Position}, nil
+}
+
+func (s *Store) decideTombstone(req *writeReq, st *streamState, next Position, now time.Time) ([]Record, AppendResult, error) {
+	if err := expectationHolds(req, st); err != nil {
+		return nil, AppendResult{}, err
+	}
+	rec := Record{Position: next, Stream: req.stream, Revision: TombstoneRevision, ID: newEventID(),
+		Type: TypeStreamDeleted, IsJSON: true, Created: now, Data: []byte("{}")}
+	st.tombstoned = true
+	return []Record{rec}, AppendResult{Revision: rec.Revision, Position: rec.Position}, nil
+}
+
+// expectationHolds checks a delete's or tombstone's expectation (no
+// idempotent repeats apply to those).
+func expectationHolds(req *writeReq, st *streamState) error {
+	switch req.exp.Kind {
+	case ExpectNoStream:
+		if st.last >= 0 {
+			return st.wev(req.stream, req.exp)
+		}
+	case ExpectStreamExists:
+		if st.last < 0 {
+			return st.wev(req.stream, req.exp)
+		}
+	case ExpectRevision:
+		if int64(req.exp.Revision) != st.last {
+			return st.wev(req.stream, req.exp)
+		}
+	}
+	return nil
+}
+
+// metadataWithTB returns the stream's current metadata JSON with $tb set.
+func (s *Store) metadataWithTB(stream string, tb int64) ([]byte, error) {
+	m := map[string]json.RawMessage{}
+	mst, err := s.state(metastreamOf(stream))
+	if err != nil {
+		return nil, err
+	}
+	if mst.last >= 0 {
+		r, err := s.recordAt(metastreamOf(stream), Revision(mst.last))
+		if err != nil {
+			return nil, err
+		}
+		_ = json.Unmarshal(r.Data, &m) // malformed metadata is replaced
+		if m == nil {
+			m = map[string]json.RawMessage{}
+		}
+	}
+	m["$tb"] = json.RawMessage(fmt.Sprint(tb))
+	return json.Marshal(m)
+}
+
+// newEventID is a random (version 4) UUID for records the store writes itself.
+func newEventID() [16]byte {
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	id[6] = (id[6] & 0x0f) | 0x40
+	id[8] = (id[8] & 0x3f) | 0x80
+	return id
+}

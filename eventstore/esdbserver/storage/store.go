@@ -1,0 +1,294 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	Logger *slog.Logger     // nil discards
+	Now    func() time.Time // clock for Record.Created; nil is time.Now
+	// MaxGroup caps how many appends share one fsync (default 1024).
+	MaxGroup int
+	// SubscriptionBuffer is how many commit groups a live subscriber may lag
+	// before it is dropped back to catching up from disk (default 256).
+	SubscriptionBuffer int
+}
+
+// Store is the durable event log. All writes go through one goroutine, which
+// decides appends in arrival order against the current stream revisions and
+// commits whole groups of them with a single synced write (group commit);
+// reads and subscriptions run concurrently against committed data.
+type Store struct {
+	db   *pebble.DB
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	reqs    chan *writeReq
+	closing chan struct{}
+	stopped chan struct{}
+	closeMu sync.RWMutex // held for reading by callers queueing writes
+	closed  bool
+
+	head atomic.Uint64 // last durable position; readers never look beyond it
+
+	subsMu sync.Mutex
+	subs   map[*Subscription]chan []Record // live subscribers and their buffers
+
+	// Owned by the writer goroutine.
+	states map[string]*streamState
+	recent map[[16]byte]recentID
+}
+
+// streamState is what the writer knows of a stream to decide appends.
+type streamState struct {
+	last       int64 // last revision, -1 when no event was ever written
+	tombstoned bool
+	meta       streamMeta
+}
+
+// streamMeta is the part of a stream's metadata that changes reads.
+type streamMeta struct {
+	exists   bool  // the metastream has an event
+	tb       int64 // $tb: events before this revision are deleted
+	maxCount int64
+	maxAge   time.Duration
+}
+
+// recentID remembers where an event ID was appended, for the best-effort
+// idempotency of appends without an exact expected revision (EventStoreDB
+// keeps a similar in-memory cache of recent commits).
+type recentID struct {
+	stream string
+	rev    Revision
+}
+
+const (
+	maxStates    = 200_000
+	maxRecentIDs = 1_000_000
+)
+
+// Open opens (or creates) the store in dir. After a crash it holds exactly
+// the groups whose synced write completed.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = 1024
+	}
+	if opts.SubscriptionBuffer <= 0 {
+		opts.SubscriptionBuffer = 256
+	}
+	db, err := pebble.Open(dir, &pebble.Options{
+		Logger:       pebbleLogger{opts.Logger},
+		MemTableSize: 64 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open event store in %s: %w", dir, err)
+	}
+	s := &Store{
+		db: db, opts: opts, log: opts.Logger, now: opts.Now,
+		reqs:    make(chan *writeReq, 4096),
+		closing: make(chan struct{}),
+		stopped: make(chan struct{}),
+		subs:    make(map[*Subscription]chan []Record),
+		states:  make(map[string]*streamState),
+		recent:  make(map[[16]byte]recentID),
+	}
+	head, err := s.lastPosition()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.head.Store(uint64(head))
+	go s.writer()
+	return s, nil
+}
+
+// Close stops accepting writes, finishes the queued ones, ends every
+// subscription with ErrClosed and closes the engine.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.closeMu.Unlock()
+	<-s.stopped
+	s.subsMu.Lock()
+	for sub, ch := range s.subs {
+		close(ch)
+		delete(s.subs, sub)
+	}
+	s.subsMu.Unlock()
+	return s.db.Close()
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Head is the position of the last durable record, 0 when the log is empty.
+func (s *Store) Head() Position { return Position(s.head.Load()) }
+
+func (s *Store) lastPosition() (Position, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	return Position(beUint64(it.Key()[1:])), nil
+}
+
+// get reads the record at p.
+func (s *Store) get(p Position) (Record, error) {
+	v, closer, err := s.db.Get(logKey(p))
+	if err != nil {
+		return Record{}, fmt.Errorf("read record at %d: %w", p, err)
+	}
+	defer closer.Close()
+	return decodeRecord(p, v)
+}
+
+// loadState reads a stream's state from disk: its last revision, whether it
+// is tombstoned, and the metadata that affects it.
+func (s *Store) loadState(stream string) (*streamState, error) {
+	st := &streamState{last: -1}
+	lower, upper := streamBounds(stream)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for ok := it.Last(); ok; ok = it.Prev() {
+		rev := revFromStreamKey(it.Key())
+		if rev == TombstoneRevision {
+			st.tombstoned = true
+			continue
+		}
+		st.last = int64(rev)
+		break
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if !isMetastream(stream) {
+		m, err := s.loadMeta(stream)
+		if err != nil {
+			return nil, err
+		}
+		st.meta = m
+	}
+	return st, nil
+}
+
+// loadMeta reads the latest metadata of stream from its metastream.
+func (s *Store) loadMeta(stream string) (streamMeta, error) {
+	lower, upper := streamBounds(metastreamOf(stream))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return streamMeta{}, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return streamMeta{}, it.Error()
+	}
+	r, err := s.get(Position(beUint64(it.Value())))
+	if err != nil {
+		return streamMeta{}, err
+	}
+	return parseMeta(r.Data), nil
+}
+
+func beUint64(b []byte) uint64 {
+	if len(b) < 8 {
+		return 0
+	}
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// parseMeta extracts the keys that change reads; unknown keys and malformed
+// JSON leave the defaults (EventStoreDB stores metadata verbatim too).
+func parseMeta(data []byte) streamMeta {
+	m := streamMeta{exists: true}
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(data, &raw) != nil {
+		return m
+	}
+	num := func(k string) int64 {
+		var v json.Number
+		if b, ok := raw[k]; ok && json.Unmarshal(b, &v) == nil {
+			n, _ := v.Int64()
+			return n
+		}
+		return 0
+	}
+	m.tb = num("$tb")
+	m.maxCount = num("$maxCount")
+	m.maxAge = time.Duration(num("$maxAge")) * time.Second
+	return m
+}
+
+func isMetastream(stream string) bool { return strings.HasPrefix(stream, "$$") }
+
+func metastreamOf(stream string) string { return "$$" + stream }
+
+// pebbleLogger sends the engine's messages to slog. Fatalf must not exit the
+// process: the engine reports the error to its caller after logging.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+// Fatalf is called for unrecoverable engine states (corruption); the engine
+// does not expect it to return, so it panics after logging instead of
+// exiting the whole process as the engine's default logger would.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+var _ io.Closer = (*Store)(nil)
+
+var errBadRequest = errors.New("bad request")
+
+// checkContext returns ctx's error, or ErrClosed after Close.
+func (s *Store) checkContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.isClosed() {
+		return ErrClosed
+	}
+	return nil
+}
