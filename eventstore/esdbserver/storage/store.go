@@ -270,6 +270,7 @@ func (p pebbleLogger) Infof(format string, args ...any) {
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
+
 // Fatalf is called for unrecoverable engine states (corruption); the engine
 // does not expect it to return, so it panics after logging instead of
 // exiting the whole process as the engine's default logger would.
