@@ -1,0 +1,123 @@
+// Package esdbserver is Ordo's embedded event store: a durable, single-node
+// server that speaks the EventStoreDB gRPC protocol (Streams, ServerFeatures,
+// Gossip), so applications use the official EventStoreDB client against it
+// exactly as against an EventStoreDB or KurrentDB cluster.
+//
+// Storage is the storage package (pebble, group commit). This package maps
+// the wire protocol onto it, including the details the Go client depends on
+// (see shared/esdb-protocol.md §0).
+package esdbserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/projections"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
+)
+
+// DefaultMaxAppendSize is EventStoreDB's default limit on one append.
+const DefaultMaxAppendSize = 1 << 20
+
+// maxMessageSize allows single events up to EventStoreDB's record cap.
+const maxMessageSize = 17 << 20
+
+// Config configures a Server.
+type Config struct {
+	DataDir       string       // where the log lives; required
+	Listen        string       // e.g. "127.0.0.1:2113"; port 0 picks a free one
+	MaxAppendSize int          // bytes of event data per append; default 1 MiB
+	Logger        *slog.Logger // nil discards
+}
+
+// Server is a running embedded event store.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store *storage.Store
+	grpc  *grpc.Server
+	lis   net.Listener
+	done  chan error
+}
+
+// Start opens the store, binds the listener and serves in the background.
+// The listener is bound before Start returns, so Addr is usable at once.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("esdbserver: DataDir is required: the event store never runs from a temporary directory")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:2113"
+	}
+	if cfg.MaxAppendSize <= 0 {
+		cfg.MaxAppendSize = DefaultMaxAppendSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	st, err := storage.Open(cfg.DataDir, storage.Options{Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("event store listen on %s: %w", cfg.Listen, err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, lis: lis, done: make(chan error, 1)}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxMessageSize),
+		grpc.MaxSendMsgSize(maxMessageSize),
+		// The client pings every 10 s, also without active streams; grpc-go's
+		// default policy would answer with GOAWAY and drop subscriptions.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	streams.RegisterStreamsServer(s.grpc, &streamsService{srv: s})
+	serverfeatures.RegisterServerFeaturesServer(s.grpc, &featuresService{})
+	gossip.RegisterGossipServer(s.grpc, &gossipService{srv: s, id: uuid.New()})
+	persistent.RegisterPersistentSubscriptionsServer(s.grpc, persistent.UnimplementedPersistentSubscriptionsServer{})
+	projections.RegisterProjectionsServer(s.grpc, projections.UnimplementedProjectionsServer{})
+	go func() { s.done <- s.grpc.Serve(lis) }()
+	s.log.Info("event store listening", "addr", lis.Addr().String(), "data", cfg.DataDir)
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// URL is the connection string for the official client.
+func (s *Server) URL() string { return "esdb://" + s.lis.Addr().String() + "?tls=false" }
+
+// Close stops the server: new calls are refused, running calls get up to
+// five seconds to finish (subscriptions are ended), then the store closes.
+func (s *Server) Close() error {
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	// Subscriptions never finish by themselves: closing the store ends them.
+	time.AfterFunc(100*time.Millisecond, func() {
+		select {
+		case <-stopped:
+		default:
+			s.store.Close()
+		}
+	})
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		s.grpc.Stop()
+		<-stopped
+	}
+	return s.store.Close()
+}
