@@ -289,4 +289,3 @@ func (s *streamsService) Tombstone(ctx context.Context, req *streams.TombstoneRe
 	return &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_Position_{
 		Position: &streams.TombstoneResp_Position{CommitPosition: p, PreparePosition: p}}}, nil
 }
-
