@@ -196,6 +196,8 @@ func (srv *Server) storeError(ts trailerSetter, stream string, err error) error 
 	case errors.Is(err, storage.ErrStreamDeleted):
 		return withTrailer(ts, status.Errorf(codes.FailedPrecondition, "stream %q is deleted", stream),
 			"exception", "stream-deleted", "stream-name", stream)
+	case errors.Is(err, storage.ErrInvalidRequest):
+		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, storage.ErrClosed):
 		return status.Error(codes.Unavailable, "the event store is shutting down")
 	case errors.Is(err, context.Canceled):

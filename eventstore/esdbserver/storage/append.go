@@ -64,7 +64,7 @@ func (s *Store) Tombstone(ctx context.Context, stream string, exp Expected) (Pos
 
 func (s *Store) submit(ctx context.Context, req *writeReq) (AppendResult, error) {
 	if stream := req.stream; stream == "" || bytes.IndexByte([]byte(stream), 0) >= 0 {
-		return AppendResult{}, fmt.Errorf("%w: stream name %q is empty or contains NUL", errBadRequest, stream)
+		return AppendResult{}, fmt.Errorf("%w: stream name %q is empty or contains NUL", ErrInvalidRequest, stream)
 	}
 	req.done = make(chan writeResult, 1)
 	s.closeMu.RLock()
@@ -331,7 +331,7 @@ func (s *Store) checkExpected(req *writeReq, st *streamState) (res AppendResult,
 			return s.repeatAt(req, st, exp.Revision+1)
 		}
 	}
-	return res, false, fmt.Errorf("%w: unknown expected revision kind %d", errBadRequest, exp.Kind)
+	return res, false, fmt.Errorf("%w: unknown expected revision kind %d", ErrInvalidRequest, exp.Kind)
 }
 
 // repeatAt recognises a retried append: the stored events from revision

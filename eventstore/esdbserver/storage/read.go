@@ -199,7 +199,7 @@ func (f Filter) compile() (func(*Record) bool, error) {
 	if pat := f.StreamRegex + f.TypeRegex; pat != "" {
 		var err error
 		if re, err = regexp.Compile(pat); err != nil {
-			return nil, fmt.Errorf("%w: filter regex %q: %v", errBadRequest, pat, err)
+			return nil, fmt.Errorf("%w: filter regex %q: %v", ErrInvalidRequest, pat, err)
 		}
 	}
 	filtered := len(f.StreamPrefixes) > 0 || len(f.TypePrefixes) > 0 || re != nil

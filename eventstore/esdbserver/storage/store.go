@@ -281,7 +281,9 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 
 var _ io.Closer = (*Store)(nil)
 
-var errBadRequest = errors.New("bad request")
+// ErrInvalidRequest: the request itself is malformed (a bad stream name or
+// filter); retrying it cannot succeed.
+var ErrInvalidRequest = errors.New("invalid request")
 
 // checkContext returns ctx's error, or ErrClosed after Close.
 func (s *Store) checkContext(ctx context.Context) error {
