@@ -34,6 +34,7 @@ type subcommand struct {
 func subcommands() []subcommand {
 	return []subcommand{
 		{"fsm", "print the order lifecycle diagram (Mermaid or Graphviz)", runFSM},
+		{"eventstore", "run the embedded EventStoreDB-compatible event store", runEventstore},
 	}
 }
 

@@ -83,6 +83,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// The client pings every 10 s, also without active streams; grpc-go's
 		// default policy would answer with GOAWAY and drop subscriptions.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// Write buffers shared across calls cut per-append allocations.
+		grpc.SharedWriteBuffer(true),
 	)
 	streams.RegisterStreamsServer(s.grpc, &streamsService{srv: s})
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, &featuresService{})

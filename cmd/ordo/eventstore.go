@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+)
+
+// runEventstore runs the embedded EventStoreDB-compatible server on its own,
+// for other services and any language's EventStoreDB client.
+func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "serve" {
+		fmt.Fprintln(stderr, "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES]")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return errHelp
+		}
+		return usageError{"eventstore needs the subcommand serve"}
+	}
+	fs := flag.NewFlagSet("ordo eventstore serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:2113", "address to serve gRPC on")
+	data := fs.String("data", "./ordo-data/eventstore", "directory of the event log")
+	maxAppend := fs.Int("max-append-size", esdbserver.DefaultMaxAppendSize, "largest append in bytes of event data")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES]")
+		fmt.Fprintln(fs.Output(), "\nRuns the embedded EventStoreDB-compatible event store until SIGINT or SIGTERM.")
+		fmt.Fprintln(fs.Output(), "\nExample:\n  ordo eventstore serve --listen 127.0.0.1:2113 --data ./ordo-data/eventstore")
+		fmt.Fprintln(fs.Output(), "  # then connect any EventStoreDB client to esdb://127.0.0.1:2113?tls=false")
+		fmt.Fprintln(fs.Output(), "\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("eventstore serve takes no arguments, got %q", fs.Args())}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: *data, Listen: *listen, MaxAppendSize: *maxAppend, Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, srv.URL())
+	<-ctx.Done()
+	log.Info("shutting down the event store")
+	return srv.Close()
+}

@@ -1,0 +1,133 @@
+package acceptance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+)
+
+// BenchmarkAppend measures durably acknowledged single-event appends to
+// distinct streams through the official client over loopback gRPC, with 1,
+// 16 and 64 concurrent writers. One op is one append.
+func BenchmarkAppend(b *testing.B) {
+	for _, writers := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			c := client(b)
+			ctx := context.Background()
+			lat := make([][]time.Duration, writers)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := 0; w < writers; w++ {
+				n := b.N / writers
+				if w < b.N%writers {
+					n++
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					stream := name(fmt.Sprintf("bench-%d", w))
+					lat[w] = make([]time.Duration, 0, n)
+					for i := 0; i < n; i++ {
+						start := time.Now()
+						if _, err := c.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{}, event("Bench", `{"n":1}`)); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[w] = append(lat[w], time.Since(start))
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			reportLatency(b, slices.Concat(lat...))
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+}
+
+// fill appends n events in batches of 500 and returns the first position.
+func fill(b *testing.B, c *esdb.Client, n int) uint64 {
+	b.Helper()
+	stream := name("fill")
+	var first uint64
+	for done := 0; done < n; done += 500 {
+		r, err := c.AppendToStream(context.Background(), stream, esdb.AppendToStreamOptions{}, events(min(500, n-done))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if first == 0 {
+			first = r.CommitPosition - uint64(min(500, n-done)) + 1
+		}
+	}
+	return first
+}
+
+// BenchmarkReadAll reads $all forwards; one op is one event.
+func BenchmarkReadAll(b *testing.B) {
+	c := client(b)
+	from := fill(b, c, b.N)
+	b.ResetTimer()
+	rs, err := c.ReadAll(context.Background(), esdb.ReadAllOptions{From: esdb.Position{Commit: from, Prepare: from}}, uint64(b.N))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rs.Close()
+	n := 0
+	for {
+		_, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if n != b.N {
+		b.Fatalf("read %d events, want %d", n, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkSubscriptionDelivery catches a filtered $all subscription up over
+// b.N events; one op is one delivered event.
+func BenchmarkSubscriptionDelivery(b *testing.B) {
+	c := client(b)
+	from := fill(b, c, b.N)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ResetTimer()
+	sub, err := c.SubscribeToAll(ctx, esdb.SubscribeToAllOptions{From: esdb.Position{Commit: from - 1, Prepare: from - 1},
+		Filter: &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{"fill-"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	for n := 0; n < b.N; {
+		ev := sub.Recv()
+		switch {
+		case ev.EventAppeared != nil:
+			n++
+		case ev.SubscriptionDropped != nil:
+			b.Fatal(ev.SubscriptionDropped.Error)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
