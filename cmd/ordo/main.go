@@ -33,6 +33,8 @@ type subcommand struct {
 // subcommands lists every verb; the order is the order of the help text.
 func subcommands() []subcommand {
 	return []subcommand{
+		{"serve", "run the Ordo service (embedded NATS and event store by default)", runServe},
+		{"order", "send order commands and read orders (a NATS client)", runOrder},
 		{"fsm", "print the order lifecycle diagram (Mermaid or Graphviz)", runFSM},
 		{"eventstore", "run the embedded EventStoreDB-compatible event store", runEventstore},
 	}
@@ -88,6 +90,8 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "ordo:", ue.msg)
 		return 2
+	case errors.As(err, new(cliError)):
+		return 1 // already reported on stdout
 	default:
 		fmt.Fprintln(stderr, "ordo:", err)
 		return 1

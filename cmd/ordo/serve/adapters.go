@@ -1,0 +1,87 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore"
+	ordonats "github.com/ordo-dev/ordo/nats"
+)
+
+// orderStore gives the command handlers the event store they declare.
+type orderStore struct{ s *eventstore.Store }
+
+var _ commands.EventStore = orderStore{}
+
+func (o orderStore) AppendToStream(ctx context.Context, stream string, expected int64, events []commands.NewEvent) (commands.Appended, error) {
+	exp := eventstore.NoStream()
+	if expected >= 0 {
+		exp = eventstore.Exact(uint64(expected))
+	}
+	data := make([]eventstore.EventData, len(events))
+	for i, e := range events {
+		data[i] = eventstore.EventData{ID: e.ID, Type: e.Type, Data: e.Data, Metadata: e.Metadata}
+	}
+	res, err := o.s.Append(ctx, stream, exp, data...)
+	if errors.Is(err, eventstore.ErrWrongExpectedRevision) {
+		return commands.Appended{}, fmt.Errorf("%w: %v", commands.ErrConflict, err)
+	}
+	if err != nil {
+		return commands.Appended{}, err
+	}
+	return commands.Appended{Revision: int64(res.Revision), Position: res.Position}, nil
+}
+
+func (o orderStore) ReadStream(ctx context.Context, stream string, from int64, fn func(commands.StoredEvent) error) error {
+	err := o.s.ReadStream(ctx, stream, uint64(from), func(e eventstore.RecordedEvent) error {
+		return fn(commands.StoredEvent{Revision: int64(e.Revision), Position: e.Position, Type: e.Type, Data: e.Data, Metadata: e.Metadata})
+	})
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return fmt.Errorf("%w: %v", commands.ErrStreamNotFound, err)
+	}
+	return err
+}
+
+// executor runs transport commands through the command service and shapes
+// the reply. Infrastructure failures are logged here, once, and answered
+// with a generic message.
+type executor struct {
+	svc *commands.Service
+	log *slog.Logger
+}
+
+var _ ordonats.Executor = executor{}
+
+func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Outcome {
+	res := x.svc.Execute(ctx, commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: cmd.OrderID,
+		CorrelationID: cmd.CorrelationID, CausationID: cmd.CausationID, Body: cmd.Body})
+	out := ordonats.Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Revision: res.Revision, Position: res.Position,
+		Events: res.Events, State: string(res.State), Duplicate: res.Duplicate}
+	if out.Events == nil {
+		out.Events = []string{}
+	}
+	if res.Err == nil {
+		return out
+	}
+	var de *domain.Error
+	if errors.As(res.Err, &de) {
+		out.Error = &ordonats.ErrorBody{Code: string(de.Code), Message: de.Message, Field: de.Field}
+		return out
+	}
+	x.log.Error("command failed", "command_id", cmd.ID, "type", cmd.Type, "order_id", cmd.OrderID, "delivery", cmd.Delivery, "err", res.Err)
+	out.Retry = true
+	out.Error = &ordonats.ErrorBody{Code: string(domain.CodeUnavailable), Message: "the event store did not accept the command; it will be retried"}
+	return out
+}
+
+func mustJS(nc *natsgo.Conn) jetstream.JetStream {
+	js, _ := jetstream.New(nc) // fails only for a nil connection
+	return js
+}

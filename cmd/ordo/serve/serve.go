@@ -1,0 +1,219 @@
+// Package serve wires Ordo's parts into the running service: embedded (or
+// external) NATS and event store, the command workers, the order query
+// responder and the HTTP health endpoints. `ordo serve` and the end-to-end
+// tests start the service through Start, so tests run what users run.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/eventstore"
+	ordonats "github.com/ordo-dev/ordo/nats"
+)
+
+// Config configures the service. Empty URLs mean "start the embedded server".
+type Config struct {
+	DataDir    string // default ./ordo-data
+	HTTPAddr   string // default 127.0.0.1:8080
+	NATSListen string // embedded NATS; default 127.0.0.1:4222
+	ESDBListen string // embedded event store; default 127.0.0.1:2113
+	NATSURL    string // external NATS instead of the embedded one
+	ESDBURL    string // external EventStoreDB instead of the embedded one
+	Logger     *slog.Logger
+	Commands   ordonats.WorkerConfig // stream sizes, shards, redelivery
+}
+
+// Service is the running Ordo service.
+type Service struct {
+	log      *slog.Logger
+	natsSrv  *ordonats.EmbeddedServer
+	natsURL  string
+	store    *eventstore.Store
+	nc       *natsgo.Conn
+	querySub *natsgo.Subscription
+	stop     context.CancelFunc
+	workerCh chan error
+	http     *http.Server
+	httpLis  net.Listener
+}
+
+// Start starts every part, or nothing: on error, what was started is stopped.
+func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
+	cfg = withDefaults(cfg)
+	s := &Service{log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			s.Shutdown(context.Background())
+		}
+	}()
+	if err := s.startNATS(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.startStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	cmdSvc := commands.New(orderStore{s.store}, commands.Options{Logger: cfg.Logger})
+	cfg.Commands.Logger = cfg.Logger
+	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger}, cfg.Commands)
+	if err != nil {
+		return nil, err
+	}
+	if err := ordonats.EnsureStreams(ctx, mustJS(s.nc), cfg.Commands.Config); err != nil {
+		return nil, err
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop, s.workerCh = stop, make(chan error, 1)
+	go func() { s.workerCh <- worker.Run(runCtx) }()
+	if s.querySub, err = ordonats.ServeOrderQueries(s.nc, cmdSvc, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("serve order queries: %w", err)
+	}
+	if err := s.startHTTP(ctx, cfg); err != nil {
+		return nil, err
+	}
+	s.log.Info("ordo is serving", "nats", s.natsURL, "esdb", s.store.URL(), "http", s.HTTPAddr())
+	return s, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./ordo-data"
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:8080"
+	}
+	if cfg.NATSListen == "" {
+		cfg.NATSListen = "127.0.0.1:4222"
+	}
+	if cfg.ESDBListen == "" {
+		cfg.ESDBListen = "127.0.0.1:2113"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+func (s *Service) startNATS(ctx context.Context, cfg Config) error {
+	opts := []natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}
+	s.natsURL = cfg.NATSURL
+	if s.natsURL == "" {
+		srv, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{
+			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger})
+		if err != nil {
+			return err
+		}
+		s.natsSrv, s.natsURL = srv, srv.ClientURL()
+		opts = append(opts, natsgo.InProcessServer(srv.Server()))
+	}
+	nc, err := natsgo.Connect(s.natsURL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", s.natsURL, err)
+	}
+	s.nc = nc
+	return nil
+}
+
+func (s *Service) startStore(ctx context.Context, cfg Config) error {
+	var err error
+	if cfg.ESDBURL != "" {
+		s.store, err = eventstore.Connect(ctx, cfg.ESDBURL)
+	} else {
+		s.store, err = eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{
+			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger})
+	}
+	return err
+}
+
+func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	s.httpLis = lis
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := s.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// ready reports whether NATS and the event store answer.
+func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	if !s.nc.IsConnected() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"status":"unavailable","reason":"not connected to NATS"}`)
+		return
+	}
+	if _, err := s.store.Head(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"status":"unavailable","reason":"the event store does not answer"}`)
+		return
+	}
+	fmt.Fprintln(w, `{"status":"ready"}`)
+}
+
+// NATSURL is where clients send commands.
+func (s *Service) NATSURL() string { return s.natsURL }
+
+// ESDBURL is the event store's connection string.
+func (s *Service) ESDBURL() string { return s.store.URL() }
+
+// HTTPAddr is the HTTP listen address.
+func (s *Service) HTTPAddr() string {
+	if s.httpLis == nil {
+		return ""
+	}
+	return s.httpLis.Addr().String()
+}
+
+// Shutdown stops taking commands, lets the workers answer the ones in
+// flight, then stops the servers. It is safe on a partly started service.
+func (s *Service) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.querySub != nil {
+		_ = s.querySub.Unsubscribe()
+	}
+	if s.stop != nil {
+		s.stop()
+		select {
+		case err := <-s.workerCh:
+			errs = append(errs, err)
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("workers did not drain: %w", ctx.Err()))
+		}
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	if s.natsSrv != nil {
+		errs = append(errs, s.natsSrv.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+)
+
+// runServe runs the Ordo service until SIGINT or SIGTERM, then drains the
+// commands in flight before exiting.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ordo serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serve.Config
+	fs.StringVar(&cfg.DataDir, "data", "./ordo-data", "data directory (JetStream and event store files)")
+	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "HTTP address (health endpoints)")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server")
+	fs.StringVar(&cfg.ESDBListen, "esdb-listen", "127.0.0.1:2113", "listen address of the embedded event store")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS URL (default: run NATS embedded)")
+	fs.StringVar(&cfg.ESDBURL, "esdb-url", "", "external EventStoreDB URL, esdb://… (default: run the event store embedded)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: ordo serve [flags]")
+		fmt.Fprintln(fs.Output(), "\nRuns the Ordo service: NATS JetStream command workers over the event store.")
+		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'")
+		fmt.Fprintln(fs.Output(), "\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	svc, err := serve.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ordo is serving: NATS %s, event store %s, HTTP http://%s\n", svc.NATSURL(), svc.ESDBURL(), svc.HTTPAddr())
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down: draining commands in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return svc.Shutdown(sctx)
+}

@@ -1,0 +1,146 @@
+package commands
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+// aggregate is an order folded from its stream, plus what is needed to give a
+// repeated command its first outcome: the position, type and resulting state
+// of every event by revision. Orders have tens of events, so keeping these
+// per revision costs little.
+type aggregate struct {
+	order     *domain.Order
+	positions []uint64
+	types     []string
+	states    []domain.State
+}
+
+func newAggregate(orderID string) *aggregate {
+	return &aggregate{order: domain.NewOrder(orderID)}
+}
+
+// apply folds one stored event.
+func (a *aggregate) apply(se StoredEvent) error {
+	if want := a.order.Revision() + 1; se.Revision != want {
+		return fmt.Errorf("event at revision %d follows revision %d: the stream has a gap", se.Revision, want-1)
+	}
+	e, err := domain.DecodeEvent(se.Type, se.Data, se.Metadata)
+	if err != nil {
+		return fmt.Errorf("decode %s at revision %d: %w", se.Type, se.Revision, err)
+	}
+	if err := a.order.Apply(e); err != nil {
+		return fmt.Errorf("fold %s at revision %d: %w", se.Type, se.Revision, err)
+	}
+	a.positions = append(a.positions, se.Position)
+	a.types = append(a.types, se.Type)
+	a.states = append(a.states, a.order.State())
+	return nil
+}
+
+// record folds the events a command just appended; app describes the last.
+func (a *aggregate) record(events []domain.Event, encoded []NewEvent, app Appended) error {
+	for i, e := range events {
+		if err := a.order.Apply(e); err != nil {
+			return fmt.Errorf("fold appended %s: %w", e.Type, err)
+		}
+		// Only the last event's position is reported by the store; earlier
+		// events of the same append sit just before it, and only the last
+		// one's position is ever handed out as an outcome.
+		a.positions = append(a.positions, app.Position)
+		a.types = append(a.types, encoded[i].Type)
+		a.states = append(a.states, a.order.State())
+	}
+	return nil
+}
+
+// outcome rebuilds the result a command had when it was first applied.
+func (a *aggregate) outcome(commandID string) (Result, bool) {
+	first, last, ok := a.order.CommandOutcome(commandID)
+	if !ok || first < 0 || last >= int64(len(a.types)) || first > last {
+		return Result{}, false
+	}
+	return Result{
+		Revision:  last,
+		Position:  a.positions[last],
+		Events:    append([]string(nil), a.types[first:last+1]...),
+		State:     a.states[last],
+		Duplicate: true,
+	}, true
+}
+
+// catchUp reads the events after the aggregate's revision. A stream that
+// does not exist leaves an empty aggregate as it is.
+func (a *aggregate) catchUp(ctx context.Context, store EventStore, orderID string) error {
+	err := store.ReadStream(ctx, StreamName(orderID), a.order.Revision()+1, a.apply)
+	if errors.Is(err, ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load order %s: %w", orderID, err)
+	}
+	return nil
+}
+
+// aggregateCache keeps recently used aggregates so hot orders are neither
+// replayed from scratch nor even read before an append: the append's expected
+// revision detects a stale entry, and only then is the stream read, from the
+// cached revision on.
+//
+// take removes the entry, so two goroutines never fold into the same
+// aggregate; put returns it once the command is done.
+type aggregateCache struct {
+	mu    sync.Mutex
+	max   int
+	lru   *list.List // of *cacheEntry, most recent first
+	index map[string]*list.Element
+}
+
+type cacheEntry struct {
+	id  string
+	agg *aggregate
+}
+
+func newAggregateCache(max int) *aggregateCache {
+	return &aggregateCache{max: max, lru: list.New(), index: make(map[string]*list.Element)}
+}
+
+func (c *aggregateCache) take(id string) *aggregate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.index[id]
+	if !ok {
+		return nil
+	}
+	c.lru.Remove(el)
+	delete(c.index, id)
+	return el.Value.(*cacheEntry).agg
+}
+
+func (c *aggregateCache) put(id string, agg *aggregate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.index[id]; ok {
+		c.lru.Remove(el)
+	}
+	c.index[id] = c.lru.PushFront(&cacheEntry{id: id, agg: agg})
+	for c.lru.Len() > c.max {
+		last := c.lru.Back()
+		c.lru.Remove(last)
+		delete(c.index, last.Value.(*cacheEntry).id)
+	}
+}
+
+func (c *aggregateCache) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.index[id]; ok {
+		c.lru.Remove(el)
+		delete(c.index, id)
+	}
+}

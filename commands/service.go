@@ -1,0 +1,305 @@
+// Package commands executes order commands: it loads the aggregate from its
+// event stream, lets the domain decide, and appends the resulting events with
+// the expected stream revision, retrying a bounded number of times when
+// another writer got there first. A command ID that the aggregate has already
+// applied is not executed again: its first outcome is returned instead.
+package commands
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+const placeOrder = "PlaceOrder"
+
+// Request is one command as it arrives from a transport.
+type Request struct {
+	CommandID     string
+	CommandType   string
+	OrderID       string
+	CorrelationID string
+	CausationID   string
+	Body          []byte // the command's JSON
+}
+
+// Result is the outcome of a command. Exactly one of Err or the success
+// fields is meaningful.
+type Result struct {
+	CommandID string
+	OrderID   string
+	Revision  int64    // revision of the last event the command appended
+	Position  uint64   // $all position of that event
+	Events    []string // types of the events the command appended
+	State     domain.State
+	// Duplicate is true when the command had already been applied and this is
+	// its first outcome, rebuilt from the stream.
+	Duplicate bool
+	// Err is a *domain.Error for rejections (stable code), or an
+	// infrastructure error; see Transient.
+	Err error
+}
+
+// Transient reports whether the command failed for a reason that a later
+// attempt may not meet (the event store unreachable, a timeout), as opposed
+// to a decision that will not change.
+func (r Result) Transient() bool {
+	if r.Err == nil {
+		return false
+	}
+	var de *domain.Error
+	return !errors.As(r.Err, &de)
+}
+
+// Options tune a Service. The zero value is usable.
+type Options struct {
+	Clock      func() time.Time // default time.Now
+	Logger     *slog.Logger     // default discards
+	MaxRetries int              // conflict retries, default 8
+	CacheSize  int              // aggregates kept in memory, default 100,000
+}
+
+// Service executes commands against an EventStore.
+type Service struct {
+	store      EventStore
+	clock      func() time.Time
+	log        *slog.Logger
+	maxRetries int
+	cache      *aggregateCache
+}
+
+// New returns a Service over store.
+func New(store EventStore, opts Options) *Service {
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxRetries <= 0 {
+		opts.MaxRetries = 8
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 100_000
+	}
+	return &Service{
+		store:      store,
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		maxRetries: opts.MaxRetries,
+		cache:      newAggregateCache(opts.CacheSize),
+	}
+}
+
+// StreamName is the event stream of an order.
+func StreamName(orderID string) string { return "order-" + orderID }
+
+// Execute runs one command to its outcome.
+func (s *Service) Execute(ctx context.Context, req Request) Result {
+	res := Result{CommandID: req.CommandID, OrderID: req.OrderID}
+	cmd, err := s.parse(req)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	meta := domain.CommandMeta{CommandID: req.CommandID, CorrelationID: req.CorrelationID, CausationID: req.CausationID}
+	var agg *aggregate
+	fresh := false // whether agg is known to match the stream
+	for attempt := 0; ; attempt++ {
+		var retry bool
+		res, agg, retry = s.attempt(ctx, req, cmd, meta, agg, fresh)
+		if !retry {
+			if agg != nil {
+				s.cache.put(cmd.OrderID(), agg)
+			}
+			return res
+		}
+		fresh = true
+		if attempt >= s.maxRetries {
+			res.Err = &domain.Error{Code: domain.CodeConflict, Message: fmt.Sprintf(
+				"order %s kept changing under %d attempts; retry the command with the same command ID", req.OrderID, attempt+1)}
+			return res
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			res.Err = err
+			return res
+		}
+	}
+}
+
+// parse decodes and validates the command and checks it addresses the order
+// the transport routed it to.
+func (s *Service) parse(req Request) (domain.Command, error) {
+	if req.CommandID == "" {
+		return nil, &domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "command ID is required"}
+	}
+	cmd, err := domain.DecodeCommand(req.CommandType, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	if req.OrderID != "" && cmd.OrderID() != req.OrderID {
+		return nil, &domain.Error{Code: domain.CodeInvalidCommand, Field: "order_id", Message: fmt.Sprintf(
+			"the body names order %q but the command was addressed to order %q", cmd.OrderID(), req.OrderID)}
+	}
+	return cmd, nil
+}
+
+// attempt makes one load-decide-append pass. It returns the aggregate to
+// keep (nil when what it holds may no longer match the stream) and retry=true
+// when the pass must be repeated on fresh state.
+//
+// The first pass trusts the cache without reading the stream: the append's
+// expected revision catches a stale entry. A decision taken on unread state
+// is only final when it succeeds; a rejection is checked again on fresh state,
+// because the stream may have moved on in another process.
+func (s *Service) attempt(ctx context.Context, req Request, cmd domain.Command, meta domain.CommandMeta, agg *aggregate, fresh bool) (res Result, keep *aggregate, retry bool) {
+	res = Result{CommandID: req.CommandID, OrderID: cmd.OrderID()}
+	agg, fresh, err := s.load(ctx, cmd, agg, fresh)
+	if err != nil {
+		res.Err = err
+		return res, nil, false
+	}
+	if prior, ok := agg.outcome(req.CommandID); ok {
+		prior.CommandID, prior.OrderID = req.CommandID, cmd.OrderID()
+		return prior, agg, false
+	}
+	events, decided := agg.order.Decide(cmd, meta, s.clock())
+	if decided != nil && len(events) == 0 {
+		if !fresh {
+			return res, agg, true
+		}
+		res.Err = decided
+		return res, agg, false
+	}
+	if len(events) == 0 {
+		// Already done (a repeated payment callback): nothing changes.
+		res.Revision, res.State, res.Duplicate = agg.order.Revision(), agg.order.State(), true
+		if n := len(agg.positions); n > 0 {
+			res.Position = agg.positions[n-1]
+		}
+		return res, agg, false
+	}
+	encoded, err := encode(req.CommandID, events)
+	if err != nil {
+		res.Err = err
+		return res, agg, false
+	}
+	stream := StreamName(cmd.OrderID())
+	app, err := s.store.AppendToStream(ctx, stream, agg.order.Revision(), encoded)
+	switch {
+	case errors.Is(err, ErrConflict):
+		return res, agg, true
+	case err != nil:
+		// The append may or may not have happened: forget the aggregate so
+		// the next command reads the truth from the stream.
+		res.Err = fmt.Errorf("append to %s: %w", stream, err)
+		return res, nil, false
+	}
+	if err := agg.record(events, encoded, app); err != nil {
+		res.Err = err
+		return res, nil, false
+	}
+	// decided may be an error that comes with events to record (a payment
+	// that does not match the total): the events are stored, the error told.
+	res.Revision, res.Position, res.State, res.Err = app.Revision, app.Position, agg.order.State(), decided
+	for _, e := range encoded {
+		res.Events = append(res.Events, e.Type)
+	}
+	return res, agg, false
+}
+
+// load returns the aggregate for cmd and whether it was just read from the
+// stream. agg is the aggregate of a previous pass, if any; fresh asks for a
+// catch-up read.
+func (s *Service) load(ctx context.Context, cmd domain.Command, agg *aggregate, fresh bool) (*aggregate, bool, error) {
+	id := cmd.OrderID()
+	if agg == nil {
+		agg = s.cache.take(id)
+	}
+	if agg == nil {
+		agg = newAggregate(id)
+		// A new order needs no read: appending with "no stream expected"
+		// fails if the order exists, and the retry reads it.
+		if cmd.CommandType() != placeOrder || fresh {
+			fresh = true
+		} else {
+			return agg, true, nil
+		}
+	}
+	if !fresh {
+		return agg, false, nil
+	}
+	if err := agg.catchUp(ctx, s.store, id); err != nil {
+		return nil, false, err
+	}
+	return agg, true, nil
+}
+
+// encode turns decided events into store events. Event IDs derive from the
+// command ID and the event's index, so appending the same decision twice is
+// also recognised by the event store's own idempotency check.
+func encode(commandID string, events []domain.Event) ([]NewEvent, error) {
+	out := make([]NewEvent, len(events))
+	for i, e := range events {
+		typ, data, meta, err := domain.EncodeEvent(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", e.Type, err)
+		}
+		out[i] = NewEvent{ID: eventID(commandID, i), Type: typ, Data: data, Metadata: meta}
+	}
+	return out, nil
+}
+
+// eventID is a name-based (version 5 layout) UUID of the command ID and index.
+func eventID(commandID string, index int) [16]byte {
+	h := sha1.New()
+	h.Write([]byte("ordo-event/"))
+	h.Write([]byte(commandID))
+	fmt.Fprintf(h, "/%d", index)
+	var id [16]byte
+	copy(id[:], h.Sum(nil))
+	id[6] = (id[6] & 0x0f) | 0x50
+	id[8] = (id[8] & 0x3f) | 0x80
+	return id
+}
+
+// backoff waits a short, jittered, growing time before the next attempt, so
+// writers racing on one order spread out instead of colliding again.
+func backoff(ctx context.Context, attempt int) error {
+	base := time.Duration(1<<min(attempt, 6)) * 200 * time.Microsecond
+	d := base/2 + rand.N(base)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// GetOrder returns the order as its aggregate sees it now. Unknown or
+// malformed IDs give a *domain.Error with CodeNotFound or CodeInvalidCommand.
+func (s *Service) GetOrder(ctx context.Context, orderID string) (domain.OrderView, error) {
+	if !domain.IsUUID(orderID) {
+		return domain.OrderView{}, &domain.Error{Code: domain.CodeInvalidCommand, Field: "order_id", Message: fmt.Sprintf("%q is not a UUID", orderID)}
+	}
+	agg := s.cache.take(orderID)
+	if agg == nil {
+		agg = newAggregate(orderID)
+	}
+	if err := agg.catchUp(ctx, s.store, orderID); err != nil {
+		return domain.OrderView{}, err
+	}
+	s.cache.put(orderID, agg)
+	if !agg.order.Exists() {
+		return domain.OrderView{}, &domain.Error{Code: domain.CodeNotFound, Message: fmt.Sprintf("order %s does not exist", orderID)}
+	}
+	return agg.order.View(), nil
+}

@@ -1,0 +1,328 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+// ErrNoOutcome: no outcome is recorded for the command ID (yet). The command
+// may still be queued; wait, or resend it with the same command ID.
+var ErrNoOutcome = errors.New("no outcome recorded for this command ID")
+
+// ClientOptions tune a Client. The zero value is usable.
+type ClientOptions struct {
+	// Timeout applies when the caller's context has no deadline (default 10s).
+	Timeout time.Duration
+	// PublishRetries is how often a failed publish is retried, keeping the
+	// command ID (default 3).
+	PublishRetries int
+}
+
+// Client sends commands and waits for their outcomes.
+type Client struct {
+	nc     *natsgo.Conn
+	js     jetstream.JetStream
+	opts   ClientOptions
+	inbox  string
+	sub    *natsgo.Subscription
+	mu     sync.Mutex
+	wait   map[string]chan *natsgo.Msg
+	kvOnce sync.Once
+	kv     jetstream.KeyValue
+	kvErr  error
+}
+
+// NewClient subscribes one inbox for all replies of this client.
+func NewClient(nc *natsgo.Conn, opts ClientOptions) (*Client, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.PublishRetries <= 0 {
+		opts.PublishRetries = 3
+	}
+	c := &Client{nc: nc, js: js, opts: opts, inbox: nc.NewInbox(), wait: map[string]chan *natsgo.Msg{}}
+	c.sub, err = nc.Subscribe(c.inbox+".*", c.onReply)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe reply inbox: %w", err)
+	}
+	return c, nil
+}
+
+// Close stops listening for replies.
+func (c *Client) Close() error { return c.sub.Unsubscribe() }
+
+func (c *Client) onReply(m *natsgo.Msg) {
+	token := m.Subject[len(c.inbox)+1:]
+	c.mu.Lock()
+	ch := c.wait[token]
+	c.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- m:
+		default:
+		}
+	}
+}
+
+// SendOption adjusts one command.
+type SendOption func(*Command)
+
+// WithCommandID sets the command ID (default: a new UUID). Reuse it to retry.
+func WithCommandID(id string) SendOption { return func(c *Command) { c.ID = id } }
+
+// WithCorrelationID sets the correlation ID (default: the command ID).
+func WithCorrelationID(id string) SendOption { return func(c *Command) { c.CorrelationID = id } }
+
+// WithCausationID sets the causation ID.
+func WithCausationID(id string) SendOption { return func(c *Command) { c.CausationID = id } }
+
+// Send publishes a command durably and waits for its outcome. An outcome
+// carrying an error is also returned as a *CommandError. When the caller's
+// deadline passes first, the error wraps context.DeadlineExceeded: the
+// command may still be applied; Outcome(ctx, id) or a resend with the same
+// command ID tells.
+func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	if cmd.ID == "" {
+		cmd.ID = uuid.NewString()
+	}
+	token := uuid.NewString()
+	ch := make(chan *natsgo.Msg, 1)
+	c.mu.Lock()
+	c.wait[token] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.wait, token)
+		c.mu.Unlock()
+	}()
+	ack, err := c.publish(ctx, cmd, c.inbox+"."+token)
+	if err != nil {
+		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID}, err
+	}
+	if ack.Duplicate {
+		// Accepted before under this ID: its reply went to the first sender.
+		return c.awaitOutcome(ctx, cmd.ID)
+	}
+	select {
+	case m := <-ch:
+		return decodeOutcome(m.Data)
+	case <-ctx.Done():
+		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID}, fmt.Errorf(
+			"command %s was accepted but no outcome arrived in time; look it up later with its command ID: %w", cmd.ID, ctx.Err())
+	}
+}
+
+func (c *Client) publish(ctx context.Context, cmd Command, replyTo string) (*jetstream.PubAck, error) {
+	m := natsgo.NewMsg(CommandSubject(cmd.OrderID, cmd.Type))
+	m.Data = cmd.Body
+	m.Header.Set(HeaderMsgID, cmd.ID)
+	m.Header.Set(HeaderCommandID, cmd.ID)
+	m.Header.Set(HeaderCommandType, cmd.Type)
+	m.Header.Set(HeaderReplyTo, replyTo)
+	if cmd.CorrelationID != "" {
+		m.Header.Set(HeaderCorrelationID, cmd.CorrelationID)
+	}
+	if cmd.CausationID != "" {
+		m.Header.Set(HeaderCausationID, cmd.CausationID)
+	}
+	var err error
+	for attempt := 0; attempt <= c.opts.PublishRetries; attempt++ {
+		var ack *jetstream.PubAck
+		if ack, err = c.js.PublishMsg(ctx, m); err == nil {
+			return ack, nil
+		}
+		if ctx.Err() != nil || !retryablePublish(err) {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	return nil, fmt.Errorf("publish command %s: %w", cmd.ID, err)
+}
+
+func retryablePublish(err error) bool {
+	return errors.Is(err, natsgo.ErrNoResponders) || errors.Is(err, natsgo.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Outcome returns the recorded outcome of a command, or ErrNoOutcome.
+func (c *Client) Outcome(ctx context.Context, commandID string) (Outcome, error) {
+	kv, err := c.bucket(ctx)
+	if err != nil {
+		return Outcome{}, err
+	}
+	e, err := kv.Get(ctx, commandID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Outcome{CommandID: commandID}, ErrNoOutcome
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("look up outcome of %s: %w", commandID, err)
+	}
+	return decodeOutcome(e.Value())
+}
+
+// awaitOutcome watches the outcome bucket until the command's outcome appears.
+func (c *Client) awaitOutcome(ctx context.Context, commandID string) (Outcome, error) {
+	kv, err := c.bucket(ctx)
+	if err != nil {
+		return Outcome{}, err
+	}
+	w, err := kv.Watch(ctx, commandID)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("watch outcome of %s: %w", commandID, err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case e := <-w.Updates():
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				out, err := decodeOutcome(e.Value())
+				out.Duplicate = true
+				return out, err
+			}
+		case <-ctx.Done():
+			return Outcome{CommandID: commandID}, fmt.Errorf(
+				"command %s was accepted earlier but its outcome is not recorded yet: %w", commandID, ctx.Err())
+		}
+	}
+}
+
+func (c *Client) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	c.kvOnce.Do(func() { c.kv, c.kvErr = c.js.KeyValue(ctx, BucketOutcomes) })
+	if c.kvErr != nil {
+		return nil, fmt.Errorf("open outcome bucket %s (is ordo serve running?): %w", BucketOutcomes, c.kvErr)
+	}
+	return c.kv, nil
+}
+
+func decodeOutcome(b []byte) (Outcome, error) {
+	var out Outcome
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("malformed outcome: %w", err)
+	}
+	if out.Error != nil {
+		return out, &CommandError{Code: out.Error.Code, Message: out.Error.Message, Field: out.Error.Field}
+	}
+	return out, nil
+}
+
+// send encodes a domain command and sends it.
+func (c *Client) send(ctx context.Context, cmd domain.Command, opts []SendOption) (Outcome, error) {
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Command{Type: cmd.CommandType(), OrderID: cmd.OrderID(), Body: body}
+	for _, o := range opts {
+		o(&out)
+	}
+	return c.Send(ctx, out)
+}
+
+// PlaceOrder sends PlaceOrder.
+func (c *Client) PlaceOrder(ctx context.Context, cmd domain.PlaceOrder, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// MarkStockReserved sends MarkStockReserved.
+func (c *Client) MarkStockReserved(ctx context.Context, cmd domain.MarkStockReserved, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// MarkStockRejected sends MarkStockRejected.
+func (c *Client) MarkStockRejected(ctx context.Context, cmd domain.MarkStockRejected, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// ConfirmPayment sends ConfirmPayment.
+func (c *Client) ConfirmPayment(ctx context.Context, cmd domain.ConfirmPayment, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// FailPayment sends FailPayment.
+func (c *Client) FailPayment(ctx context.Context, cmd domain.FailPayment, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// CancelOrder sends CancelOrder.
+func (c *Client) CancelOrder(ctx context.Context, cmd domain.CancelOrder, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// ShipOrder sends ShipOrder.
+func (c *Client) ShipOrder(ctx context.Context, cmd domain.ShipOrder, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// ConfirmDelivery sends ConfirmDelivery.
+func (c *Client) ConfirmDelivery(ctx context.Context, cmd domain.ConfirmDelivery, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// CompleteOrder sends CompleteOrder.
+func (c *Client) CompleteOrder(ctx context.Context, cmd domain.CompleteOrder, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// RequestRefund sends RequestRefund.
+func (c *Client) RequestRefund(ctx context.Context, cmd domain.RequestRefund, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// CompleteRefund sends CompleteRefund.
+func (c *Client) CompleteRefund(ctx context.Context, cmd domain.CompleteRefund, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// RejectRefund sends RejectRefund.
+func (c *Client) RejectRefund(ctx context.Context, cmd domain.RejectRefund, opts ...SendOption) (Outcome, error) {
+	return c.send(ctx, cmd, opts)
+}
+
+// GetOrder asks the service for an order as its aggregate sees it.
+func (c *Client) GetOrder(ctx context.Context, orderID string) (domain.OrderView, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	m, err := c.nc.RequestWithContext(ctx, SubjectOrderQuery+orderID, nil)
+	if err != nil {
+		return domain.OrderView{}, fmt.Errorf("get order %s: %w", orderID, err)
+	}
+	var reply struct {
+		Order *domain.OrderView `json:"order"`
+		Error *ErrorBody        `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &reply); err != nil {
+		return domain.OrderView{}, fmt.Errorf("get order %s: malformed reply: %w", orderID, err)
+	}
+	if reply.Error != nil {
+		return domain.OrderView{}, &CommandError{Code: reply.Error.Code, Message: reply.Error.Message, Field: reply.Error.Field}
+	}
+	if reply.Order == nil {
+		return domain.OrderView{}, fmt.Errorf("get order %s: empty reply", orderID)
+	}
+	return *reply.Order, nil
+}

@@ -1,0 +1,303 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+// Executor runs a command to its outcome; the commands package implements it.
+type Executor interface {
+	Execute(ctx context.Context, cmd Command) Outcome
+}
+
+// WorkerConfig tunes a Worker. The zero value is usable.
+type WorkerConfig struct {
+	Config
+	Shards        int           // parallel command lanes (default 64); one order always uses the same lane
+	MaxDeliver    int           // deliveries before a command is dead-lettered (default 5)
+	AckWait       time.Duration // redelivery after a worker dies mid-command (default 30s)
+	MaxAckPending int           // commands in flight (default 1024)
+	Logger        *slog.Logger
+}
+
+// Worker consumes the command stream and answers every command once.
+type Worker struct {
+	nc   *natsgo.Conn
+	js   jetstream.JetStream
+	exec Executor
+	cfg  WorkerConfig
+	log  *slog.Logger
+	kv   jetstream.KeyValue
+}
+
+// NewWorker returns a worker; Run starts it.
+func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Config = cfg.Config.withDefaults()
+	if cfg.Shards <= 0 {
+		cfg.Shards = 64
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = 5
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.MaxAckPending <= 0 {
+		cfg.MaxAckPending = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Run processes commands until ctx ends, then stops taking new ones and
+// finishes (drains) those in flight before returning.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := EnsureStreams(ctx, w.js, w.cfg.Config); err != nil {
+		return err
+	}
+	kv, err := w.js.KeyValue(ctx, BucketOutcomes)
+	if err != nil {
+		return fmt.Errorf("open outcome bucket: %w", err)
+	}
+	w.kv = kv
+	cons, err := w.js.CreateOrUpdateConsumer(ctx, StreamCommands, jetstream.ConsumerConfig{
+		Durable:       ConsumerWorkers,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxDeliver:    w.cfg.MaxDeliver,
+		MaxAckPending: w.cfg.MaxAckPending,
+		FilterSubject: SubjectCommandPrefix + ">",
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", ConsumerWorkers, err)
+	}
+	advisories, err := w.watchMaxDeliveries()
+	if err != nil {
+		return err
+	}
+	defer advisories.Unsubscribe()
+
+	// Work goes on after ctx ends until in-flight commands are answered.
+	work := context.WithoutCancel(ctx)
+	shards := make([]chan jetstream.Msg, w.cfg.Shards)
+	var wg sync.WaitGroup
+	for i := range shards {
+		shards[i] = make(chan jetstream.Msg, 64)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for msg := range shards[i] {
+				w.handle(work, msg)
+			}
+		}()
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		shards[shardOf(msg.Subject(), len(shards))] <- msg
+	}, jetstream.PullMaxMessages(w.cfg.MaxAckPending))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", StreamCommands, err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	for _, ch := range shards {
+		close(ch)
+	}
+	wg.Wait()
+	return nil
+}
+
+// shardOf keeps every command of one order on one lane, in order.
+func shardOf(subject string, n int) int {
+	id, _, _ := parseSubject(subject)
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(n))
+}
+
+// handle processes one message to an acknowledgement, a termination, or a
+// redelivery.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	cmd, replyTo, bad := w.parse(msg)
+	if bad != nil {
+		w.finish(ctx, msg, replyTo, *bad)
+		return
+	}
+	out := w.execute(ctx, cmd)
+	if out.Retry {
+		if cmd.Delivery < w.cfg.MaxDeliver {
+			_ = msg.NakWithDelay(time.Duration(cmd.Delivery) * 200 * time.Millisecond)
+			return
+		}
+		out.Retry = false
+		out.Error = &ErrorBody{Code: string(domain.CodeUnavailable), Message: fmt.Sprintf(
+			"the command could not be processed after %d attempts (%s); resend it with the same command ID later", cmd.Delivery, errMessage(out))}
+	}
+	w.finish(ctx, msg, replyTo, out)
+}
+
+func errMessage(o Outcome) string {
+	if o.Error != nil {
+		return o.Error.Message
+	}
+	return "unknown failure"
+}
+
+// parse reads a command from a message; a malformed message yields the
+// outcome to answer it with.
+func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
+	h := msg.Headers()
+	replyTo := h.Get(HeaderReplyTo)
+	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data()}
+	if md, err := msg.Metadata(); err == nil {
+		cmd.Delivery = int(md.NumDelivered)
+	}
+	if cmd.CorrelationID == "" {
+		cmd.CorrelationID = cmd.ID
+	}
+	reject := func(code domain.Code, field, format string, args ...any) (Command, string, *Outcome) {
+		return cmd, replyTo, &Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID,
+			Error: &ErrorBody{Code: string(code), Field: field, Message: fmt.Sprintf(format, args...)}}
+	}
+	orderID, typ, ok := parseSubject(msg.Subject())
+	if !ok {
+		return reject(domain.CodeInvalidCommand, "subject", "subject %q is not %s<order-id>.<CommandType>", msg.Subject(), SubjectCommandPrefix)
+	}
+	cmd.OrderID, cmd.Type = orderID, typ
+	if t := h.Get(HeaderCommandType); t != "" && t != typ {
+		return reject(domain.CodeInvalidCommand, HeaderCommandType, "header says %q but the subject says %q", t, typ)
+	}
+	if !validCommandID(cmd.ID) {
+		return reject(domain.CodeInvalidCommand, HeaderCommandID, "must be 1 to 128 letters, digits or - _ = . (got %q)", cmd.ID)
+	}
+	if len(cmd.Body) > w.cfg.MaxPayload {
+		return reject(domain.CodePayloadTooLarge, "", "the command is %d bytes; at most %d are accepted", len(cmd.Body), w.cfg.MaxPayload)
+	}
+	return cmd, replyTo, nil
+}
+
+// execute runs the executor, turning a panic into an internal error.
+func (w *Worker) execute(ctx context.Context, cmd Command) (out Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("command handler panicked", "command_id", cmd.ID, "type", cmd.Type, "panic", r)
+			out = Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Error: &ErrorBody{
+				Code: string(domain.CodeInternal), Message: "the command handler failed; the command was recorded as a dead letter for investigation"}}
+		}
+	}()
+	return w.exec.Execute(ctx, cmd)
+}
+
+// finish stores the outcome, answers the requester, and acknowledges the
+// message, or terminates it (recording a dead letter) for bad input. If the
+// outcome cannot be stored the message is redelivered: executing it again
+// returns the same outcome.
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, out Outcome) {
+	body, _ := json.Marshal(out)
+	// An outcome is kept unless the failure was transient: a resend of the
+	// same command ID later must be executed, not answered with the failure.
+	transient := out.Error != nil && out.Error.Code == string(domain.CodeUnavailable)
+	if !transient && validCommandID(out.CommandID) {
+		if _, err := w.kv.Put(ctx, out.CommandID, body); err != nil {
+			w.log.Warn("store outcome", "command_id", out.CommandID, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+	}
+	w.reply(replyTo, out, body)
+	if out.Error != nil && (transient || badInput(out.Error.Code)) {
+		w.deadLetter(ctx, msg.Subject(), msg.Headers(), msg.Data(), out.Error)
+		_ = msg.TermWithReason(out.Error.Code)
+		return
+	}
+	_ = msg.Ack()
+}
+
+func (w *Worker) reply(replyTo string, out Outcome, body []byte) {
+	if replyTo == "" {
+		return
+	}
+	m := natsgo.NewMsg(replyTo)
+	m.Data = body
+	m.Header.Set(HeaderStatus, "200")
+	if out.Error != nil {
+		m.Header.Set(HeaderStatus, strconv.Itoa(domain.NATSStatus(domain.Code(out.Error.Code))))
+	}
+	if err := w.nc.PublishMsg(m); err != nil {
+		w.log.Warn("reply", "command_id", out.CommandID, "err", err)
+	}
+}
+
+// deadLetter records a command that will not be processed, with the reason.
+func (w *Worker) deadLetter(ctx context.Context, subject string, h natsgo.Header, data []byte, e *ErrorBody) {
+	m := natsgo.NewMsg(SubjectDeadPrefix + subject)
+	for k, v := range h {
+		if k != HeaderMsgID { // the dead-letter stream must keep every record
+			m.Header[k] = v
+		}
+	}
+	m.Header.Set(HeaderDeadCode, e.Code)
+	m.Header.Set(HeaderDeadReason, e.Message)
+	m.Data = data
+	if _, err := w.js.PublishMsg(ctx, m); err != nil {
+		w.log.Error("record dead letter", "subject", subject, "err", err)
+	}
+}
+
+// watchMaxDeliveries answers commands whose deliveries ran out while no
+// worker could finish them (for example, a command that crashes the worker
+// process every time): the advisory names the message, which is recorded as
+// a dead letter and answered.
+func (w *Worker) watchMaxDeliveries() (*natsgo.Subscription, error) {
+	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamCommands + "." + ConsumerWorkers
+	return w.nc.Subscribe(subject, func(m *natsgo.Msg) {
+		var adv struct {
+			StreamSeq  uint64 `json:"stream_seq"`
+			Deliveries int    `json:"deliveries"`
+		}
+		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stream, err := w.js.Stream(ctx, StreamCommands)
+		if err != nil {
+			return
+		}
+		raw, err := stream.GetMsg(ctx, adv.StreamSeq)
+		if err != nil {
+			w.log.Warn("max deliveries: fetch message", "seq", adv.StreamSeq, "err", err)
+			return
+		}
+		orderID, _, _ := parseSubject(raw.Subject)
+		id := raw.Header.Get(HeaderCommandID)
+		if validCommandID(id) {
+			if _, err := w.kv.Get(ctx, id); err == nil {
+				return // answered after all (the last delivery finished)
+			}
+		}
+		e := &ErrorBody{Code: string(domain.CodeUnavailable), Message: fmt.Sprintf(
+			"the command was delivered %d times without being processed; it was recorded as a dead letter", adv.Deliveries)}
+		out := Outcome{CommandID: id, OrderID: orderID, Error: e}
+		body, _ := json.Marshal(out)
+		w.deadLetter(ctx, raw.Subject, raw.Header, raw.Data, e)
+		w.reply(raw.Header.Get(HeaderReplyTo), out, body)
+	})
+}
