@@ -39,6 +39,8 @@ type Worker struct {
 	cfg  WorkerConfig
 	log  *slog.Logger
 	kv   jetstream.KeyValue
+
+	ready chan struct{} // closed once the worker consumes
 }
 
 // NewWorker returns a worker; Run starts it.
@@ -63,12 +65,25 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger}, nil
+	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}, nil
 }
 
+// Ready is closed once Run has set up the stream, consumer and bucket and
+// is taking commands.
+func (w *Worker) Ready() <-chan struct{} { return w.ready }
+
 // Run processes commands until ctx ends, then stops taking new ones and
-// finishes (drains) those in flight before returning.
+// finishes (drains) those in flight before returning. A ctx that ends
+// during setup is a normal stop, not an error.
 func (w *Worker) Run(ctx context.Context) error {
+	err := w.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (w *Worker) run(ctx context.Context) error {
 	if err := EnsureStreams(ctx, w.js, w.cfg.Config); err != nil {
 		return err
 	}
@@ -114,6 +129,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", StreamCommands, err)
 	}
+	close(w.ready)
 	<-ctx.Done()
 	cc.Drain()
 	<-cc.Closed()

@@ -74,6 +74,14 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.workerCh = stop, make(chan error, 1)
 	go func() { s.workerCh <- worker.Run(runCtx) }()
+	select {
+	case <-worker.Ready():
+	case err := <-s.workerCh:
+		s.stop = nil
+		return nil, fmt.Errorf("command workers: %w", err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	if s.querySub, err = ordonats.ServeOrderQueries(s.nc, cmdSvc, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("serve order queries: %w", err)
 	}

@@ -1,0 +1,168 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore"
+	ordonats "github.com/ordo-dev/ordo/nats"
+)
+
+// streamEvents reads an order's stream straight from the event store.
+func streamEvents(t *testing.T, s *system, orderID string) []eventstore.RecordedEvent {
+	t.Helper()
+	store, err := eventstore.Connect(ctxT(t), s.svc.ESDBURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var out []eventstore.RecordedEvent
+	err = store.ReadStream(ctxT(t), "order-"+orderID, 0, func(e eventstore.RecordedEvent) error { out = append(out, e); return nil })
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameOutcome compares outcomes ignoring the duplicate flag.
+func sameOutcome(a, b ordonats.Outcome) bool {
+	a.Duplicate, b.Duplicate = false, false
+	if len(a.Events) == 0 && len(b.Events) == 0 {
+		a.Events, b.Events = nil, nil
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func TestDuplicateCommandIDs(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, config(t, dir))
+	ctx := ctxT(t)
+	id := uuid.NewString()
+	place := placeCmd(id)
+
+	// Twice concurrently.
+	var wg sync.WaitGroup
+	outs := make([]ordonats.Outcome, 8)
+	errs := make([]error, 8)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = s.client.PlaceOrder(ctx, place, ordonats.WithCommandID("place-"+id))
+		}()
+	}
+	wg.Wait()
+	for i := range outs {
+		if errs[i] != nil || !sameOutcome(outs[i], outs[0]) {
+			t.Fatalf("concurrent duplicate %d: %+v %v; first %+v", i, outs[i], errs[i], outs[0])
+		}
+	}
+	// Twice in sequence, for a command that produces events.
+	must(t)(s.client.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id}))
+	pay := domain.ConfirmPayment{Order: id, PaymentID: "p-1", Amount: total}
+	first := must(t)(s.client.ConfirmPayment(ctx, pay, ordonats.WithCommandID("pay-"+id)))
+	again := must(t)(s.client.ConfirmPayment(ctx, pay, ordonats.WithCommandID("pay-"+id)))
+	if !sameOutcome(first, again) {
+		t.Fatalf("sequential duplicate: %+v then %+v", first, again)
+	}
+	// After a restart of the whole service on the same data.
+	s.stop(t)
+	s2 := start(t, config(t, dir))
+	afterRestart := must(t)(s2.client.ConfirmPayment(ctx, pay, ordonats.WithCommandID("pay-"+id)))
+	if !sameOutcome(first, afterRestart) {
+		t.Fatalf("duplicate after restart: %+v, first %+v", afterRestart, first)
+	}
+	evs := streamEvents(t, s2, id)
+	if len(evs) != 3 {
+		t.Fatalf("the order's stream has %d events, want 3 (placed, reserved, paid)", len(evs))
+	}
+}
+
+// TestConcurrentConflictingCommands fires 200 commands at one order at once.
+// Every command gets exactly one answer, and the stream is a legal history.
+func TestConcurrentConflictingCommands(t *testing.T) {
+	s := start(t, config(t, t.TempDir()))
+	ctx := ctxT(t)
+	id := paidOrder(t, s)
+	cmds := make([]domain.Command, 200)
+	for i := range cmds {
+		switch i % 5 {
+		case 0:
+			cmds[i] = domain.ShipOrder{Order: id, Carrier: "dhl", TrackingNumber: fmt.Sprint(i)}
+		case 1:
+			cmds[i] = domain.CancelOrder{Order: id, Reason: fmt.Sprint("reason ", i)}
+		case 2:
+			cmds[i] = domain.RequestRefund{Order: id, RefundID: fmt.Sprint("r-", i), Amount: 100, Reason: "x"}
+		case 3:
+			cmds[i] = domain.ConfirmDelivery{Order: id}
+		default:
+			cmds[i] = domain.ConfirmPayment{Order: id, PaymentID: fmt.Sprint("extra-", i), Amount: 10}
+		}
+	}
+	type answer struct {
+		out ordonats.Outcome
+		err error
+	}
+	answers := make([]answer, len(cmds))
+	var wg sync.WaitGroup
+	for i, c := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := sendAny(ctx, s.client, c, fmt.Sprintf("c-%d-%s", i, id))
+			answers[i] = answer{out, err}
+		}()
+	}
+	wg.Wait()
+	applied := 0
+	for i, a := range answers {
+		var ce *ordonats.CommandError
+		switch {
+		case a.err == nil:
+			applied++
+		case errors.As(a.err, &ce):
+		default:
+			t.Fatalf("command %d got no answer: %v", i, a.err)
+		}
+	}
+	if applied == 0 {
+		t.Fatal("no command was applied")
+	}
+	// The history folds through the domain: every transition was legal.
+	order := domain.NewOrder(id)
+	for _, e := range streamEvents(t, s, id) {
+		ev, err := domain.DecodeEvent(e.Type, e.Data, e.Metadata)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := order.Apply(ev); err != nil {
+			t.Fatalf("illegal history at revision %d: %v", e.Revision, err)
+		}
+	}
+	t.Logf("%d of %d commands applied; order ends %s at revision %d", applied, len(cmds), order.State(), order.Revision())
+}
+
+// sendAny sends any domain command with a fixed command ID.
+func sendAny(ctx context.Context, c *ordonats.Client, cmd domain.Command, commandID string) (ordonats.Outcome, error) {
+	opt := ordonats.WithCommandID(commandID)
+	switch v := cmd.(type) {
+	case domain.ShipOrder:
+		return c.ShipOrder(ctx, v, opt)
+	case domain.CancelOrder:
+		return c.CancelOrder(ctx, v, opt)
+	case domain.RequestRefund:
+		return c.RequestRefund(ctx, v, opt)
+	case domain.ConfirmDelivery:
+		return c.ConfirmDelivery(ctx, v, opt)
+	case domain.ConfirmPayment:
+		return c.ConfirmPayment(ctx, v, opt)
+	}
+	return ordonats.Outcome{}, fmt.Errorf("unsupported %T", cmd)
+}
