@@ -79,15 +79,18 @@ func (c Config) withDefaults() Config {
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	cfg = cfg.withDefaults()
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              StreamCommands,
-		Description:       "Ordo commands: durable before they are processed",
-		Subjects:          []string{"ordo.cmd.>"},
-		Retention:         jetstream.LimitsPolicy,
-		MaxAge:            cfg.MaxAge,
-		Duplicates:        cfg.DedupeWindow,
-		Storage:           jetstream.FileStorage,
-		Replicas:          cfg.Replicas,
-		MaxMsgSize:        int32(cfg.MaxPayload + 4096),
+		Name:        StreamCommands,
+		Description: "Ordo commands: durable before they are processed",
+		Subjects:    []string{"ordo.cmd.>"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.MaxAge,
+		Duplicates:  cfg.DedupeWindow,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		// Commands up to 16× the accepted size are stored so the workers can
+		// answer them with payload_too_large and keep a dead letter; beyond
+		// that JetStream refuses the publish itself.
+		MaxMsgSize:        int32(16 * cfg.MaxPayload),
 		AllowMsgSchedules: true,
 	})
 	if err != nil {
