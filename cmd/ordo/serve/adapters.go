@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -11,43 +10,8 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/eventstore"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
-
-// orderStore gives the command handlers the event store they declare.
-type orderStore struct{ s *eventstore.Store }
-
-var _ commands.EventStore = orderStore{}
-
-func (o orderStore) AppendToStream(ctx context.Context, stream string, expected int64, events []commands.NewEvent) (commands.Appended, error) {
-	exp := eventstore.NoStream()
-	if expected >= 0 {
-		exp = eventstore.Exact(uint64(expected))
-	}
-	data := make([]eventstore.EventData, len(events))
-	for i, e := range events {
-		data[i] = eventstore.EventData{ID: e.ID, Type: e.Type, Data: e.Data, Metadata: e.Metadata}
-	}
-	res, err := o.s.Append(ctx, stream, exp, data...)
-	if errors.Is(err, eventstore.ErrWrongExpectedRevision) {
-		return commands.Appended{}, fmt.Errorf("%w: %v", commands.ErrConflict, err)
-	}
-	if err != nil {
-		return commands.Appended{}, err
-	}
-	return commands.Appended{Revision: int64(res.Revision), Position: res.Position}, nil
-}
-
-func (o orderStore) ReadStream(ctx context.Context, stream string, from int64, fn func(commands.StoredEvent) error) error {
-	err := o.s.ReadStream(ctx, stream, uint64(from), func(e eventstore.RecordedEvent) error {
-		return fn(commands.StoredEvent{Revision: int64(e.Revision), Position: e.Position, Type: e.Type, Data: e.Data, Metadata: e.Metadata})
-	})
-	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return fmt.Errorf("%w: %v", commands.ErrStreamNotFound, err)
-	}
-	return err
-}
 
 // executor runs transport commands through the command service and shapes
 // the reply. Infrastructure failures are logged here, once, and answered

@@ -62,7 +62,7 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	if err := s.startStore(ctx, cfg); err != nil {
 		return nil, err
 	}
-	cmdSvc := commands.New(orderStore{s.store}, commands.Options{Logger: cfg.Logger})
+	cmdSvc := commands.New(eventstore.CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
 	cfg.Commands.Logger = cfg.Logger
 	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger}, cfg.Commands)
 	if err != nil {

@@ -148,6 +148,7 @@ type pendingWrite struct {
 func (s *Store) commitGroup(group []*writeReq) {
 	batch := s.db.NewBatch()
 	defer batch.Close()
+	defer clear(s.group)
 	head := s.Head()
 	next := head + 1
 	now := s.now().UTC()
@@ -271,6 +272,7 @@ func (s *Store) accept(st *streamState, recs []Record) {
 	}
 	for _, r := range recs {
 		s.recent[r.ID] = recentID{stream: r.Stream, rev: r.Revision}
+		s.group[streamRev{r.Stream, r.Revision}] = r
 	}
 	if isMetastream(last.Stream) {
 		if target, ok := s.states[last.Stream[2:]]; ok {
@@ -342,7 +344,7 @@ func (s *Store) repeatAt(req *writeReq, st *streamState, from Revision) (AppendR
 	}
 	var last Record
 	for i, e := range req.events {
-		r, err := s.recordAt(req.stream, from+Revision(i))
+		r, err := s.writerRecordAt(req.stream, from+Revision(i))
 		if err != nil {
 			return AppendResult{}, false, err
 		}
@@ -366,6 +368,15 @@ func (s *Store) recentRepeat(req *writeReq, st *streamState) (AppendResult, bool
 		return AppendResult{}, false, nil
 	}
 	return s.repeatAt(req, st, seen.rev)
+}
+
+// writerRecordAt is recordAt for the writer, which also sees the records
+// decided earlier in the group it is building.
+func (s *Store) writerRecordAt(stream string, rev Revision) (Record, error) {
+	if r, ok := s.group[streamRev{stream, rev}]; ok {
+		return r, nil
+	}
+	return s.recordAt(stream, rev)
 }
 
 // recordAt reads a stream's record at rev through the index.
@@ -440,7 +451,7 @@ func (s *Store) metadataWithTB(stream string, tb int64) ([]byte, error) {
 		return nil, err
 	}
 	if mst.last >= 0 {
-		r, err := s.recordAt(metastreamOf(stream), Revision(mst.last))
+		r, err := s.writerRecordAt(metastreamOf(stream), Revision(mst.last))
 		if err != nil {
 			return nil, err
 		}

@@ -50,6 +50,14 @@ type Store struct {
 	// Owned by the writer goroutine.
 	states map[string]*streamState
 	recent map[[16]byte]recentID
+	// group holds the records decided in the group being committed, which
+	// later requests of the same group may need to compare against.
+	group map[streamRev]Record
+}
+
+type streamRev struct {
+	stream string
+	rev    Revision
 }
 
 // streamState is what the writer knows of a stream to decide appends.
@@ -110,6 +118,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		subs:    make(map[*Subscription]chan []Record),
 		states:  make(map[string]*streamState),
 		recent:  make(map[[16]byte]recentID),
+		group:   make(map[streamRev]Record),
 	}
 	head, err := s.lastPosition()
 	if err != nil {

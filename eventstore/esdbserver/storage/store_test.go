@@ -233,3 +233,32 @@ func TestSubscriptionsUnderConcurrentAppends(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRepeatWithinOneGroup re-appends events while the original append may
+// still be in the same commit group: the repeat must be recognised against
+// the not yet committed records, not fail reading them from disk.
+func TestRepeatWithinOneGroup(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "")
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		stream := fmt.Sprintf("g-%d", i)
+		evs := events(i*10, 2)
+		for j := 0; j < 3; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := s.Append(ctx, stream, Expected{Kind: ExpectNoStream}, evs)
+				if err != nil || r.Revision != 1 {
+					t.Errorf("%s attempt %d: %+v %v", stream, j, r, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for i := 0; i < 200; i++ {
+		if got := readStream(t, s, fmt.Sprintf("g-%d", i)); len(got) != 2 {
+			t.Fatalf("g-%d has %d events, want 2", i, len(got))
+		}
+	}
+}

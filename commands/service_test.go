@@ -1,0 +1,108 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore"
+)
+
+func openStore(t *testing.T) *eventstore.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func request(t *testing.T, id string, cmd domain.Command) commands.Request {
+	t.Helper()
+	body, err := jsonOf(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return commands.Request{CommandID: id, CommandType: cmd.CommandType(), OrderID: cmd.OrderID(), Body: body}
+}
+
+// TestTwoServicesRaceOnOneOrder runs two command services (two processes'
+// worth of caches) against one store: conflicts are retried on fresh state,
+// every command ID takes effect once, and the stream stays a legal history.
+func TestTwoServicesRaceOnOneOrder(t *testing.T) {
+	store := eventstore.CommandStore{Store: openStore(t)}
+	a := commands.New(store, commands.Options{})
+	b := commands.New(store, commands.Options{})
+	ctx := context.Background()
+	order := uuid.NewString()
+	place := domain.PlaceOrder{Order: order, CustomerID: "c", Currency: "EUR", Lines: []domain.Line{{SKU: "s", Quantity: 1, UnitPrice: 1000}}}
+	for _, r := range []commands.Request{
+		request(t, "place", place),
+		request(t, "reserve", domain.MarkStockReserved{Order: order}),
+		request(t, "pay", domain.ConfirmPayment{Order: order, PaymentID: "p", Amount: 1000}),
+	} {
+		if res := a.Execute(ctx, r); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	// b's cache is empty and a's is warm; both now refund concurrently, and
+	// every refund is sent to both services (a redelivery to another process).
+	var wg sync.WaitGroup
+	results := make(chan commands.Result, 40)
+	for i := 0; i < 20; i++ {
+		r := request(t, fmt.Sprintf("refund-%d", i), domain.RequestRefund{Order: order, RefundID: fmt.Sprint("r", i), Amount: 10, Reason: "x"})
+		for _, svc := range []*commands.Service{a, b} {
+			wg.Add(1)
+			go func() { defer wg.Done(); results <- svc.Execute(ctx, r) }()
+		}
+	}
+	wg.Wait()
+	close(results)
+	firsts := map[string]commands.Result{}
+	for res := range results {
+		if res.Err != nil {
+			t.Fatalf("%s: %v", res.CommandID, res.Err)
+		}
+		if prev, ok := firsts[res.CommandID]; ok && prev.Revision != res.Revision {
+			t.Fatalf("%s answered with revisions %d and %d: applied twice", res.CommandID, prev.Revision, res.Revision)
+		}
+		firsts[res.CommandID] = res
+	}
+	view, err := b.GetOrder(ctx, order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(view.Refunds) != 20 || view.Revision != 2+20 {
+		t.Fatalf("order has %d refunds at revision %d, want 20 at revision 22", len(view.Refunds), view.Revision)
+	}
+}
+
+func TestRejectionsAndDuplicates(t *testing.T) {
+	svc := commands.New(eventstore.CommandStore{Store: openStore(t)}, commands.Options{})
+	ctx := context.Background()
+	order := uuid.NewString()
+	res := svc.Execute(ctx, request(t, "ship-first", domain.ShipOrder{Order: order, Carrier: "c", TrackingNumber: "t"}))
+	if !errors.Is(res.Err, domain.ErrNotFound) || res.Transient() {
+		t.Fatalf("shipping a missing order: %v (transient %t), want not_found", res.Err, res.Transient())
+	}
+	res = svc.Execute(ctx, commands.Request{CommandID: "x", CommandType: "PlaceOrder", OrderID: order, Body: []byte(`{`)})
+	if !errors.Is(res.Err, domain.ErrInvalidCommand) {
+		t.Fatalf("malformed body: %v", res.Err)
+	}
+	place := request(t, "place-1", domain.PlaceOrder{Order: order, CustomerID: "c", Currency: "EUR", Lines: []domain.Line{{SKU: "s", Quantity: 1, UnitPrice: 5}}})
+	first := svc.Execute(ctx, place)
+	again := svc.Execute(ctx, place)
+	if first.Err != nil || again.Err != nil || !again.Duplicate || again.Revision != first.Revision || again.Position != first.Position {
+		t.Fatalf("repeat of place-1: first %+v, again %+v", first, again)
+	}
+}
