@@ -230,4 +230,3 @@ func deadLetters(t *testing.T, nc *natsgo.Conn) uint64 {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
