@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -100,4 +101,16 @@ func must(tb testing.TB) func(ordonats.Outcome, error) ordonats.Outcome {
 		}
 		return o
 	}
+}
+
+type recorded = eventstore.RecordedEvent
+
+func connectStore(tb testing.TB, url string) *eventstore.Store {
+	tb.Helper()
+	s, err := eventstore.Connect(ctxT(tb), url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
 }

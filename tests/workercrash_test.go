@@ -1,0 +1,161 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	ordonats "github.com/ordo-dev/ordo/nats"
+)
+
+const workerChildEnv = "ORDO_TEST_WORKER_CHILD"
+
+// TestWorkerProcessKilled runs the command workers in a child process
+// (the same composition as `ordo serve`, pointed at this process's NATS and
+// event store), kills it with SIGKILL while commands stream in, starts
+// another, and checks every accepted command was applied exactly once.
+func TestWorkerProcessKilled(t *testing.T) {
+	if os.Getenv(workerChildEnv) != "" {
+		workerChild()
+		return
+	}
+	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
+		t.Skip("runs its own servers")
+	}
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	ns, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{StoreDir: dir + "/nats", Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown(context.Background())
+	es, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: dir + "/esdb", Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	child := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcessKilled$")
+		cmd.Env = append(os.Environ(), workerChildEnv+"=1", "CHILD_NATS="+ns.ClientURL(), "CHILD_ESDB="+es.URL(), "CHILD_DIR="+t.TempDir())
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	first := child()
+	nc, err := natsgo.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, err := ordonats.NewClient(nc, ordonats.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orders = 150
+	ids := make([]string, orders)
+	var wg sync.WaitGroup
+	errs := make(chan error, orders)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- drive(ctx, client, ids[i])
+		}()
+	}
+	time.Sleep(time.Duration(150+rand.IntN(300)) * time.Millisecond)
+	_ = first.Process.Signal(syscall.SIGKILL)
+	_ = first.Wait()
+	second := child()
+	defer func() { _ = second.Process.Signal(syscall.SIGKILL); _ = second.Wait() }()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Exactly once: each order holds exactly its three events, each from a
+	// distinct command.
+	store := connectStore(t, es.URL())
+	for _, id := range ids {
+		var types []string
+		seen := map[string]bool{}
+		err := store.ReadStream(ctx, "order-"+id, 0, func(e recorded) error {
+			ev, err := domain.DecodeEvent(e.Type, e.Data, e.Metadata)
+			if err != nil {
+				return err
+			}
+			if seen[ev.Meta.CommandID] {
+				return fmt.Errorf("command %s applied twice", ev.Meta.CommandID)
+			}
+			seen[ev.Meta.CommandID] = true
+			types = append(types, e.Type)
+			return nil
+		})
+		if err != nil || len(types) != 3 {
+			t.Fatalf("order %s: events %v, %v; want placed, reserved, paid once each", id, types, err)
+		}
+	}
+}
+
+// drive sends place, reserve and pay for one order, resending with the same
+// command ID when an outcome does not arrive in time.
+func drive(ctx context.Context, c *ordonats.Client, id string) error {
+	cmds := []domain.Command{placeCmd(id), domain.MarkStockReserved{Order: id}, domain.ConfirmPayment{Order: id, PaymentID: "p-" + id, Amount: total}}
+	for i, cmd := range cmds {
+		commandID := fmt.Sprintf("%s-%d", id, i)
+		var err error
+		for attempt := 0; attempt < 10; attempt++ {
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = sendAnyCommand(actx, c, cmd, commandID)
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("order %s command %d: %w", id, i, err)
+		}
+	}
+	return nil
+}
+
+func sendAnyCommand(ctx context.Context, c *ordonats.Client, cmd domain.Command, commandID string) (ordonats.Outcome, error) {
+	opt := ordonats.WithCommandID(commandID)
+	switch v := cmd.(type) {
+	case domain.PlaceOrder:
+		return c.PlaceOrder(ctx, v, opt)
+	case domain.MarkStockReserved:
+		return c.MarkStockReserved(ctx, v, opt)
+	case domain.ConfirmPayment:
+		return c.ConfirmPayment(ctx, v, opt)
+	}
+	return sendAny(ctx, c, cmd, commandID)
+}
+
+// workerChild runs the service's workers against the parent's servers until
+// it is killed.
+func workerChild() {
+	cfg := serve.Config{DataDir: os.Getenv("CHILD_DIR"), HTTPAddr: "127.0.0.1:0",
+		NATSURL: os.Getenv("CHILD_NATS"), ESDBURL: os.Getenv("CHILD_ESDB")}
+	cfg.Commands.AckWait = 2 * time.Second // redeliver quickly after the kill
+	if _, err := serve.Start(context.Background(), cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(1)
+	}
+	select {}
+}
