@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -64,21 +65,28 @@ func TestWorkerProcessKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const orders = 150
+	const orders = 300
 	ids := make([]string, orders)
 	var wg sync.WaitGroup
+	var done atomic.Int64 // commands answered
 	errs := make(chan error, orders)
 	for i := range ids {
 		ids[i] = uuid.NewString()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- drive(ctx, client, ids[i])
+			errs <- drive(ctx, client, ids[i], &done)
 		}()
 	}
-	time.Sleep(time.Duration(150+rand.IntN(300)) * time.Millisecond)
+	// Kill the worker when a random share of the commands is answered, so
+	// others are surely queued or in flight.
+	killAt := int64(orders * 3 * (20 + rand.IntN(40)) / 100)
+	for done.Load() < killAt {
+		time.Sleep(time.Millisecond)
+	}
 	_ = first.Process.Signal(syscall.SIGKILL)
 	_ = first.Wait()
+	atKill := done.Load()
 	second := child()
 	defer func() { _ = second.Process.Signal(syscall.SIGKILL); _ = second.Wait() }()
 	wg.Wait()
@@ -87,6 +95,10 @@ func TestWorkerProcessKilled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	t.Logf("killed the worker after %d of %d commands were answered", atKill, orders*3)
+	if atKill >= orders*3 {
+		t.Fatal("every command was answered before the kill; the test proved nothing")
 	}
 	// Exactly once: each order holds exactly its three events, each from a
 	// distinct command.
@@ -114,7 +126,7 @@ func TestWorkerProcessKilled(t *testing.T) {
 
 // drive sends place, reserve and pay for one order, resending with the same
 // command ID when an outcome does not arrive in time.
-func drive(ctx context.Context, c *ordonats.Client, id string) error {
+func drive(ctx context.Context, c *ordonats.Client, id string, done *atomic.Int64) error {
 	cmds := []domain.Command{placeCmd(id), domain.MarkStockReserved{Order: id}, domain.ConfirmPayment{Order: id, PaymentID: "p-" + id, Amount: total}}
 	for i, cmd := range cmds {
 		commandID := fmt.Sprintf("%s-%d", id, i)
@@ -130,6 +142,7 @@ func drive(ctx context.Context, c *ordonats.Client, id string) error {
 		if err != nil {
 			return fmt.Errorf("order %s command %d: %w", id, i, err)
 		}
+		done.Add(1)
 	}
 	return nil
 }
