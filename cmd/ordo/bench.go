@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/domain"
+	ordonats "github.com/ordo-dev/ordo/nats"
+)
+
+// runBench is the load generator.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "lifecycle" {
+		fmt.Fprintln(stderr, "Usage: ordo bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--json]")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return errHelp
+		}
+		return usageError{"bench needs a workload: lifecycle"}
+	}
+	fs := flag.NewFlagSet("ordo bench lifecycle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	clients := fs.Int("clients", 64, "concurrent clients")
+	duration := fs.Duration("duration", 10*time.Second, "how long each measurement runs")
+	natsURL := fs.String("nats-url", "", "a running ordo serve (default: start an embedded one in a temporary directory)")
+	asJSON := fs.Bool("json", false, "print the results as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: ordo bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--json]")
+		fmt.Fprintln(fs.Output(), "\nDrives orders through place, stock reserved, pay, ship and deliver with N closed-loop")
+		fmt.Fprintln(fs.Output(), "clients, then measures the bare JetStream round trip with the same clients, and prints the ratio.")
+		fmt.Fprintln(fs.Output(), "\nExample:\n  ordo bench lifecycle --clients 64 --duration 10s\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *clients < 1 || *duration <= 0 {
+		return usageError{"--clients must be at least 1 and --duration positive"}
+	}
+	url := *natsURL
+	if url == "" {
+		dir, err := os.MkdirTemp("", "ordo-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		svc, err := serve.Start(ctx, serve.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0"})
+		if err != nil {
+			return err
+		}
+		defer svc.Shutdown(context.Background())
+		url = svc.NATSURL()
+	}
+	nc, err := natsgo.Connect(url, natsgo.Name("ordo-bench"))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", url, err)
+	}
+	defer nc.Close()
+	client, err := ordonats.NewClient(nc, ordonats.ClientOptions{})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	life, err := ordonats.RunLoad(ctx, *clients, *duration, lifecycleOp(client))
+	if err != nil {
+		return err
+	}
+	bare, err := ordonats.MeasureRoundTrip(ctx, nc, *clients, *duration)
+	if err != nil {
+		return err
+	}
+	ratio := 0.0
+	if bare.PerSec > 0 {
+		ratio = life.PerSec / bare.PerSec
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"clients": *clients, "lifecycle": life, "bare_round_trip": bare, "ratio": ratio})
+	}
+	fmt.Fprintf(stdout, "clients %d, %s each\n", *clients, *duration)
+	fmt.Fprintf(stdout, "lifecycle commands  %9.0f/s  p50 %8s  p95 %8s  p99 %8s  (%d commands, %d errors)\n", life.PerSec, life.P50, life.P95, life.P99, life.Ops, life.Errors)
+	fmt.Fprintf(stdout, "bare round trip     %9.0f/s  p50 %8s  p95 %8s  p99 %8s\n", bare.PerSec, bare.P50, bare.P95, bare.P99)
+	fmt.Fprintf(stdout, "ratio               %9.2f×\n", ratio)
+	return nil
+}
+
+// lifecycleOp returns one command per call; each client walks its own
+// orders through the five commands of the happy path in turn.
+func lifecycleOp(c *ordonats.Client) func(ctx context.Context, client, i int) error {
+	return func(ctx context.Context, client, i int) error {
+		// Orders are derived from (client, i/5) so every step addresses the
+		// order the previous steps of this client built.
+		id := uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "bench-%d-%d-%d", os.Getpid(), client, i/5)).String()
+		var err error
+		switch i % 5 {
+		case 0:
+			_, err = c.PlaceOrder(ctx, domain.PlaceOrder{Order: id, CustomerID: "bench", Currency: "EUR", Lines: []domain.Line{{SKU: "sku-1", Quantity: 1, UnitPrice: 1000}}})
+		case 1:
+			_, err = c.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id})
+		case 2:
+			_, err = c.ConfirmPayment(ctx, domain.ConfirmPayment{Order: id, PaymentID: "p-" + id[:8], Amount: 1000})
+		case 3:
+			_, err = c.ShipOrder(ctx, domain.ShipOrder{Order: id, Carrier: "bench", TrackingNumber: "T"})
+		default:
+			_, err = c.ConfirmDelivery(ctx, domain.ConfirmDelivery{Order: id})
+		}
+		return err
+	}
+}
