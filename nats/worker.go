@@ -24,7 +24,7 @@ type Executor interface {
 // WorkerConfig tunes a Worker. The zero value is usable.
 type WorkerConfig struct {
 	Config
-	Shards        int           // parallel command lanes (default 64); one order always uses the same lane
+	Shards        int           // parallel command lanes (default 256); one order always uses the same lane
 	MaxDeliver    int           // deliveries before a command is dead-lettered (default 5)
 	AckWait       time.Duration // redelivery after a worker dies mid-command (default 30s)
 	MaxAckPending int           // commands in flight (default 1024)
@@ -51,7 +51,7 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 	}
 	cfg.Config = cfg.Config.withDefaults()
 	if cfg.Shards <= 0 {
-		cfg.Shards = 64
+		cfg.Shards = 256
 	}
 	if cfg.MaxDeliver <= 0 {
 		cfg.MaxDeliver = 5
@@ -221,12 +221,14 @@ func (w *Worker) execute(ctx context.Context, cmd Command) (out Outcome) {
 	return w.exec.Execute(ctx, cmd)
 }
 
-// finish stores the outcome, answers the requester, and acknowledges the
-// message, or terminates it (recording a dead letter) for bad input. If the
-// outcome cannot be stored the message is redelivered: executing it again
-// returns the same outcome.
+// finish answers the requester, stores the outcome, and acknowledges the
+// message, or terminates it (recording a dead letter) for bad input. The
+// reply goes first: the events are already durable, and the requester should
+// not wait for the outcome bucket. If the outcome cannot be stored the
+// message is redelivered; executing it again returns the same outcome.
 func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, out Outcome) {
 	body, _ := json.Marshal(out)
+	w.reply(replyTo, out, body)
 	// An outcome is kept unless the failure was transient: a resend of the
 	// same command ID later must be executed, not answered with the failure.
 	transient := out.Error != nil && out.Error.Code == string(domain.CodeUnavailable)
@@ -237,7 +239,6 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, 
 			return
 		}
 	}
-	w.reply(replyTo, out, body)
 	if out.Error != nil && (transient || badInput(out.Error.Code)) {
 		w.deadLetter(ctx, msg.Subject(), msg.Headers(), msg.Data(), out.Error)
 		_ = msg.TermWithReason(out.Error.Code)
