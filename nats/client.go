@@ -227,8 +227,9 @@ func decodeOutcome(b []byte) (Outcome, error) {
 	return out, nil
 }
 
-// send encodes a domain command and sends it.
-func (c *Client) send(ctx context.Context, cmd domain.Command, opts []SendOption) (Outcome, error) {
+// SendCommand encodes any domain command and sends it; the typed methods
+// below are shorthands for it.
+func (c *Client) SendCommand(ctx context.Context, cmd domain.Command, opts ...SendOption) (Outcome, error) {
 	body, err := json.Marshal(cmd)
 	if err != nil {
 		return Outcome{}, err
@@ -242,62 +243,62 @@ func (c *Client) send(ctx context.Context, cmd domain.Command, opts []SendOption
 
 // PlaceOrder sends PlaceOrder.
 func (c *Client) PlaceOrder(ctx context.Context, cmd domain.PlaceOrder, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // MarkStockReserved sends MarkStockReserved.
 func (c *Client) MarkStockReserved(ctx context.Context, cmd domain.MarkStockReserved, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // MarkStockRejected sends MarkStockRejected.
 func (c *Client) MarkStockRejected(ctx context.Context, cmd domain.MarkStockRejected, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // ConfirmPayment sends ConfirmPayment.
 func (c *Client) ConfirmPayment(ctx context.Context, cmd domain.ConfirmPayment, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // FailPayment sends FailPayment.
 func (c *Client) FailPayment(ctx context.Context, cmd domain.FailPayment, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // CancelOrder sends CancelOrder.
 func (c *Client) CancelOrder(ctx context.Context, cmd domain.CancelOrder, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // ShipOrder sends ShipOrder.
 func (c *Client) ShipOrder(ctx context.Context, cmd domain.ShipOrder, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // ConfirmDelivery sends ConfirmDelivery.
 func (c *Client) ConfirmDelivery(ctx context.Context, cmd domain.ConfirmDelivery, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // CompleteOrder sends CompleteOrder.
 func (c *Client) CompleteOrder(ctx context.Context, cmd domain.CompleteOrder, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // RequestRefund sends RequestRefund.
 func (c *Client) RequestRefund(ctx context.Context, cmd domain.RequestRefund, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // CompleteRefund sends CompleteRefund.
 func (c *Client) CompleteRefund(ctx context.Context, cmd domain.CompleteRefund, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // RejectRefund sends RejectRefund.
 func (c *Client) RejectRefund(ctx context.Context, cmd domain.RejectRefund, opts ...SendOption) (Outcome, error) {
-	return c.send(ctx, cmd, opts)
+	return c.SendCommand(ctx, cmd, opts...)
 }
 
 // GetOrder asks the service for an order as its aggregate sees it.

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -116,7 +115,7 @@ func TestConcurrentConflictingCommands(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := sendAny(ctx, s.client, c, fmt.Sprintf("c-%d-%s", i, id))
+			out, err := s.client.SendCommand(ctx, c, ordonats.WithCommandID(fmt.Sprintf("c-%d-%s", i, id)))
 			answers[i] = answer{out, err}
 		}()
 	}
@@ -147,22 +146,4 @@ func TestConcurrentConflictingCommands(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d commands applied; order ends %s at revision %d", applied, len(cmds), order.State(), order.Revision())
-}
-
-// sendAny sends any domain command with a fixed command ID.
-func sendAny(ctx context.Context, c *ordonats.Client, cmd domain.Command, commandID string) (ordonats.Outcome, error) {
-	opt := ordonats.WithCommandID(commandID)
-	switch v := cmd.(type) {
-	case domain.ShipOrder:
-		return c.ShipOrder(ctx, v, opt)
-	case domain.CancelOrder:
-		return c.CancelOrder(ctx, v, opt)
-	case domain.RequestRefund:
-		return c.RequestRefund(ctx, v, opt)
-	case domain.ConfirmDelivery:
-		return c.ConfirmDelivery(ctx, v, opt)
-	case domain.ConfirmPayment:
-		return c.ConfirmPayment(ctx, v, opt)
-	}
-	return ordonats.Outcome{}, fmt.Errorf("unsupported %T", cmd)
 }

@@ -133,7 +133,7 @@ func drive(ctx context.Context, c *ordonats.Client, id string, done *atomic.Int6
 		var err error
 		for attempt := 0; attempt < 10; attempt++ {
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err = sendAnyCommand(actx, c, cmd, commandID)
+			_, err = c.SendCommand(actx, cmd, ordonats.WithCommandID(commandID))
 			cancel()
 			if err == nil {
 				break
@@ -145,19 +145,6 @@ func drive(ctx context.Context, c *ordonats.Client, id string, done *atomic.Int6
 		done.Add(1)
 	}
 	return nil
-}
-
-func sendAnyCommand(ctx context.Context, c *ordonats.Client, cmd domain.Command, commandID string) (ordonats.Outcome, error) {
-	opt := ordonats.WithCommandID(commandID)
-	switch v := cmd.(type) {
-	case domain.PlaceOrder:
-		return c.PlaceOrder(ctx, v, opt)
-	case domain.MarkStockReserved:
-		return c.MarkStockReserved(ctx, v, opt)
-	case domain.ConfirmPayment:
-		return c.ConfirmPayment(ctx, v, opt)
-	}
-	return sendAny(ctx, c, cmd, commandID)
 }
 
 // workerChild runs the service's workers against the parent's servers until

@@ -17,7 +17,7 @@ func TestBenchLifecycle(t *testing.T) {
 	var res struct {
 		Lifecycle struct{ Ops, Errors int } `json:"lifecycle"`
 		Bare      struct{ Ops, Errors int } `json:"bare_round_trip"`
-		Ratio     float64                  `json:"ratio"`
+		Ratio     float64                   `json:"ratio"`
 	}
 	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
 		t.Fatalf("output %q: %v", out.String(), err)

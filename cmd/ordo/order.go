@@ -232,21 +232,8 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 	if *cf.commandID != "" {
 		opts = append(opts, ordonats.WithCommandID(*cf.commandID))
 	}
-	out, err := sendDomain(ctx, client, cmd, opts)
+	out, err := client.SendCommand(ctx, cmd, opts...)
 	return printOutcome(stdout, out, err, *cf.asJSON, v.name == "place")
-}
-
-// sendDomain sends any domain command through the client's typed path.
-func sendDomain(ctx context.Context, c *ordonats.Client, cmd domain.Command, opts []ordonats.SendOption) (ordonats.Outcome, error) {
-	body, err := json.Marshal(cmd)
-	if err != nil {
-		return ordonats.Outcome{}, err
-	}
-	wire := ordonats.Command{Type: cmd.CommandType(), OrderID: cmd.OrderID(), Body: body}
-	for _, o := range opts {
-		o(&wire)
-	}
-	return c.Send(ctx, wire)
 }
 
 func dialOrdo(url string) (*ordonats.Client, func(), error) {

@@ -97,42 +97,28 @@ func (s *Store) writer() {
 	for {
 		select {
 		case req := <-s.reqs:
-			group = append(group[:0], req)
+			s.commitGroup(s.fill(append(group[:0], req)))
 		case <-s.closing:
-			s.drainOnClose()
+			// Commit what was queued before Close.
+			for g := s.fill(group[:0]); len(g) > 0; g = s.fill(group[:0]) {
+				s.commitGroup(g)
+			}
 			return
 		}
-	fill:
-		for len(group) < s.opts.MaxGroup {
-			select {
-			case req := <-s.reqs:
-				group = append(group, req)
-			default:
-				break fill
-			}
-		}
-		s.commitGroup(group)
 	}
 }
 
-// drainOnClose commits what was queued before Close.
-func (s *Store) drainOnClose() {
-	for {
-		var group []*writeReq
-	fill:
-		for len(group) < s.opts.MaxGroup {
-			select {
-			case req := <-s.reqs:
-				group = append(group, req)
-			default:
-				break fill
-			}
+// fill adds to group whatever is queued, up to the group limit, without waiting.
+func (s *Store) fill(group []*writeReq) []*writeReq {
+	for len(group) < s.opts.MaxGroup {
+		select {
+		case req := <-s.reqs:
+			group = append(group, req)
+		default:
+			return group
 		}
-		if len(group) == 0 {
-			return
-		}
-		s.commitGroup(group)
 	}
+	return group
 }
 
 // pendingWrite is a decided write waiting for the group's sync.
