@@ -134,10 +134,16 @@ var machines = sync.Pool{New: func() any { return fsm.NewFSM("none", fsmEvents()
 // allowed reports whether the lifecycle lets command run in state s. It is
 // the only gate for commands: decide functions are reached only through it.
 func allowed(s State, command string) bool {
-	m := machines.Get().(*fsm.FSM)
-	m.SetState(fsmState(s))
-	ok := m.Can(command)
-	machines.Put(m)
+	return can(&machines, fsmState(s), command)
+}
+
+// can borrows an FSM from pool, puts it in state and asks whether event may
+// fire there. Only Can is used: decisions never run FSM callbacks.
+func can(pool *sync.Pool, state, event string) bool {
+	m := pool.Get().(*fsm.FSM)
+	m.SetState(state)
+	ok := m.Can(event)
+	pool.Put(m)
 	return ok
 }
 

@@ -28,11 +28,7 @@ var refundMachines = sync.Pool{New: func() any {
 
 // refundAllows reports whether a refund in status s accepts command.
 func refundAllows(s RefundStatus, command string) bool {
-	m := refundMachines.Get().(*fsm.FSM)
-	m.SetState(string(s))
-	ok := m.Can(command)
-	refundMachines.Put(m)
-	return ok
+	return can(&refundMachines, string(s), command)
 }
 
 // refundSettleable reports whether a refund can still be completed or rejected.
