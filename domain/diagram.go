@@ -68,3 +68,22 @@ func edges() []edge {
 	}
 	return out
 }
+
+// Table renders the lifecycle table as Markdown: one row per transition
+// with the events it records and the condition that applies.
+func Table() string {
+	var b strings.Builder
+	b.WriteString("| from | command | events | to | note |\n|---|---|---|---|---|\n")
+	for _, t := range lifecycle {
+		from := make([]string, len(t.From))
+		for i, s := range t.From {
+			from[i] = stateName(s)
+		}
+		to := string(t.To)
+		if t.Same {
+			to = "(unchanged)"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", strings.Join(from, ", "), t.Command, strings.Join(t.Events, " + "), to, t.Note)
+	}
+	return b.String()
+}

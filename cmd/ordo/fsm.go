@@ -13,9 +13,9 @@ import (
 func runFSM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ordo fsm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	format := fs.String("format", "mermaid", "diagram format: mermaid (stateDiagram-v2) or dot (Graphviz)")
+	format := fs.String("format", "mermaid", "mermaid (stateDiagram-v2), dot (Graphviz) or table (Markdown, with the events of each transition)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ordo fsm [--format mermaid|dot]")
+		fmt.Fprintln(fs.Output(), "Usage: ordo fsm [--format mermaid|dot|table]")
 		fmt.Fprintln(fs.Output(), "\nPrints the order lifecycle diagram generated from the domain's transition table.")
 		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo fsm\n  ordo fsm --format dot | dot -Tsvg > lifecycle.svg")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
@@ -34,7 +34,10 @@ func runFSM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	case "dot":
 		_, err := io.WriteString(stdout, domain.Dot())
 		return err
+	case "table":
+		_, err := io.WriteString(stdout, domain.Table())
+		return err
 	default:
-		return usageError{fmt.Sprintf("unknown --format %q: use mermaid or dot", *format)}
+		return usageError{fmt.Sprintf("unknown --format %q: use mermaid, dot or table", *format)}
 	}
 }

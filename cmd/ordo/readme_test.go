@@ -8,25 +8,29 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 )
 
-// TestReadmeDiagramMatchesCode fails when the lifecycle diagram in the README
-// is not exactly what `ordo fsm` prints. Refresh it with:
+// TestReadmeDiagramMatchesCode fails when the lifecycle diagram or table in
+// the README is not exactly what `ordo fsm` prints. Refresh them with:
 //
-//	go run ./cmd/ordo fsm   # and paste between the fsm markers
+//	go run ./cmd/ordo fsm                 # between the fsm markers, in a mermaid block
+//	go run ./cmd/ordo fsm --format table  # between the fsm-table markers
 func TestReadmeDiagramMatchesCode(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	const begin, end = "<!-- fsm:begin -->\n", "<!-- fsm:end -->"
-	s := string(readme)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		t.Fatalf("README.md lacks the %q ... %q markers", strings.TrimSpace(begin), end)
-	}
-	got := s[i+len(begin) : j]
-	want := "```mermaid\n" + domain.Mermaid() + "```\n"
-	if got != want {
-		t.Fatalf("README diagram differs from `ordo fsm`; replace the block between the markers with:\n%s", want)
+	for _, tc := range []struct{ marker, want, command string }{
+		{"fsm", "```mermaid\n" + domain.Mermaid() + "```\n", "ordo fsm"},
+		{"fsm-table", domain.Table(), "ordo fsm --format table"},
+	} {
+		begin, end := "<!-- "+tc.marker+":begin -->\n", "<!-- "+tc.marker+":end -->"
+		s := string(readme)
+		i, j := strings.Index(s, begin), strings.Index(s, end)
+		if i < 0 || j < i {
+			t.Fatalf("README.md lacks the %q ... %q markers", strings.TrimSpace(begin), end)
+		}
+		if got := s[i+len(begin) : j]; got != tc.want {
+			t.Fatalf("README block %q differs from `%s`; replace it with:\n%s", tc.marker, tc.command, tc.want)
+		}
 	}
 }
 
