@@ -6,8 +6,10 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
@@ -146,4 +148,34 @@ func TestConcurrentConflictingCommands(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d commands applied; order ends %s at revision %d", applied, len(cmds), order.State(), order.Revision())
+}
+
+// TestDuplicateAfterDedupeWindow resends a command after JetStream's dedupe
+// window has passed: the stream accepts the message again, and the order's
+// own record of applied command IDs turns it into the first outcome.
+func TestDuplicateAfterDedupeWindow(t *testing.T) {
+	cfg := config(t, t.TempDir())
+	cfg.Commands.DedupeWindow = 100 * time.Millisecond
+	s := start(t, cfg)
+	ctx := ctxT(t)
+	id := uuid.NewString()
+	first := must(t)(s.client.PlaceOrder(ctx, placeCmd(id), ordonats.WithCommandID("late-"+id)))
+	time.Sleep(300 * time.Millisecond) // past the dedupe window, on purpose
+	again := must(t)(s.client.PlaceOrder(ctx, placeCmd(id), ordonats.WithCommandID("late-"+id)))
+	if !again.Duplicate || !sameOutcome(first, again) {
+		t.Fatalf("resend after the dedupe window: %+v, first %+v", again, first)
+	}
+	// The stream took the resend as a new message, so the answer came from
+	// the aggregate, not from JetStream's dedupe.
+	js, _ := jetstream.New(s.nc)
+	st, err := js.Stream(ctx, ordonats.StreamCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 2 {
+		t.Fatalf("the command stream holds %v messages (%v), want 2: the resend was deduplicated by JetStream", info.State.Msgs, err)
+	}
+	if evs := streamEvents(t, s, id); len(evs) != 1 {
+		t.Fatalf("the order has %d events, want 1", len(evs))
+	}
 }
