@@ -230,3 +230,29 @@ func deadLetters(t *testing.T, nc *natsgo.Conn) uint64 {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMaxDeliveriesAdvisory: a command whose handler never finishes in time
+// (as when a worker process dies on it every time) runs out of deliveries;
+// the advisory is picked up, the requester is answered and a dead letter
+// recorded.
+func TestMaxDeliveriesAdvisory(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	release := make(chan struct{})
+	exec := &scripted{fn: func(_ int64, cmd Command) Outcome {
+		<-release
+		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Events: []string{"X"}}
+	}}
+	runWorker(t, nc, exec, WorkerConfig{MaxDeliver: 2, AckWait: 300 * time.Millisecond})
+	defer close(release)
+	c, _ := NewClient(nc, ClientOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := c.Send(ctx, command(uuid.NewString()))
+	if !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("a command that exhausted its deliveries: got %v, want unavailable", err)
+	}
+	if n := deadLetters(t, nc); n != 1 {
+		t.Fatalf("%d dead letters, want 1", n)
+	}
+}
