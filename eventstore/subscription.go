@@ -50,14 +50,13 @@ func (s *Store) SubscribeAll(ctx context.Context, opts SubscribeOptions) (*Subsc
 	return &Subscription{sub: sub}, nil
 }
 
-// Next blocks for the next message. The subscription ends with ctx's error
-// when ctx ends (close it with Close), or with ErrUnavailable when the
-// server drops it; resubscribe from the last position then.
+// Next blocks for the next message. When ctx ends, the subscription is
+// closed and Next returns ctx's error; when the server drops it, Next
+// returns an error wrapping ErrUnavailable: resubscribe from the last
+// position seen.
 func (sub *Subscription) Next(ctx context.Context) (SubscriptionMessage, error) {
-	type result struct {
-		m   SubscriptionMessage
-		err error
-	}
+	stop := context.AfterFunc(ctx, func() { sub.sub.Close() })
+	defer stop()
 	for {
 		ev := sub.sub.Recv()
 		switch {
