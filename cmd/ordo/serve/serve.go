@@ -1,6 +1,6 @@
 // Package serve wires Ordo's parts into the running service: embedded (or
 // external) NATS and event store, the command workers, the order query
-// responder and the HTTP health endpoints. `ordo serve` and the end-to-end
+// responder, the read-model projection and the HTTP API. `ordo serve` and the end-to-end
 // tests start the service through Start, so tests run what users run.
 package serve
 
@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
 	ordonats "github.com/ordo-dev/ordo/nats"
+	"github.com/ordo-dev/ordo/projections"
 )
 
 // Config configures the service. Empty URLs mean "start the embedded server".
@@ -45,6 +47,9 @@ type Service struct {
 	workerCh chan error
 	http     *http.Server
 	httpLis  net.Listener
+	reads    *projections.Store
+	runner   *projections.Runner
+	projDone chan error
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -84,6 +89,9 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	}
 	if s.querySub, err = ordonats.ServeOrderQueries(s.nc, cmdSvc, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("serve order queries: %w", err)
+	}
+	if err := s.startProjections(ctx, cfg, runCtx); err != nil {
+		return nil, err
 	}
 	if err := s.startHTTP(ctx, cfg); err != nil {
 		return nil, err
@@ -142,6 +150,23 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 	return err
 }
 
+// startProjections opens the read models (a SQLite file in the data
+// directory) and keeps them up to date in the background.
+func (s *Service) startProjections(ctx context.Context, cfg Config, runCtx context.Context) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	reads, err := projections.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "readmodels.db"))
+	if err != nil {
+		return err
+	}
+	s.reads = reads
+	s.runner = projections.NewRunner(reads, projectionSource{s.store}, cfg.Logger)
+	s.projDone = make(chan error, 1)
+	go func() { s.projDone <- s.runner.Run(runCtx) }()
+	return nil
+}
+
 func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -153,6 +178,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	projections.NewAPI(s.reads, s.runner, cfg.Logger).Register(mux)
 	s.httpLis = lis
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -213,6 +239,18 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("workers did not drain: %w", ctx.Err()))
 		}
+	}
+	if s.projDone != nil {
+		select {
+		case err := <-s.projDone:
+			if err != nil {
+				s.log.Warn("projection", "err", err)
+			}
+		case <-ctx.Done():
+		}
+	}
+	if s.reads != nil {
+		errs = append(errs, s.reads.Close())
 	}
 	if s.nc != nil {
 		s.nc.Close()

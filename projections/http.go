@@ -1,0 +1,99 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+// API serves the read models over HTTP.
+type API struct {
+	store  *Store
+	runner *Runner
+	log    *slog.Logger
+	// MaxWait bounds how long a query with min_position waits for the
+	// projection to catch up.
+	MaxWait time.Duration
+}
+
+// NewAPI returns the query API.
+func NewAPI(store *Store, runner *Runner, log *slog.Logger) *API {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{store: store, runner: runner, log: log, MaxWait: 5 * time.Second}
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/orders/{id}", a.getOrder)
+	mux.HandleFunc("GET /v1/projections", a.projections)
+}
+
+func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !domain.IsUUID(id) {
+		writeError(w, domain.CodeInvalidCommand, "id", fmt.Sprintf("order IDs are UUIDs, got %q", id))
+		return
+	}
+	if !a.waitMinPosition(w, r) {
+		return
+	}
+	o, err := a.store.GetOrder(r.Context(), id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, domain.CodeNotFound, "", fmt.Sprintf("order %s is not in the read models", id))
+	case err != nil:
+		a.log.Error("query order", "order_id", id, "err", err)
+		writeError(w, domain.CodeInternal, "", "the read models could not be queried")
+	default:
+		writeJSON(w, http.StatusOK, o)
+	}
+}
+
+// waitMinPosition implements read-your-writes: with min_position (the
+// position a command reply carried) the query waits, bounded, until the
+// projection has applied it.
+func (a *API) waitMinPosition(w http.ResponseWriter, r *http.Request) bool {
+	raw := r.URL.Query().Get("min_position")
+	if raw == "" {
+		return true
+	}
+	pos, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		writeError(w, domain.CodeInvalidCommand, "min_position", "must be a non-negative integer position from a command reply")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.MaxWait)
+	defer cancel()
+	if err := a.runner.WaitFor(ctx, pos); err != nil {
+		writeError(w, domain.CodeUnavailable, "min_position", err.Error())
+		return false
+	}
+	return true
+}
+
+func (a *API) projections(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"projections": []Status{a.runner.Status(r.Context())}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code domain.Code, field, msg string) {
+	body := map[string]string{"code": string(code), "message": msg}
+	if field != "" {
+		body["field"] = field
+	}
+	writeJSON(w, domain.HTTPStatus(code), map[string]any{"error": body})
+}

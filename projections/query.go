@@ -1,0 +1,123 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+// OrderDetails is an order's summary with its payment, shipping and refund
+// status, as GET /v1/orders/{id} returns it.
+type OrderDetails struct {
+	OrderID    string        `json:"order_id"`
+	CustomerID string        `json:"customer_id"`
+	State      string        `json:"state"`
+	Revision   int64         `json:"revision"`
+	Total      domain.Money  `json:"total"`
+	Lines      []domain.Line `json:"lines"`
+	PlacedAt   time.Time     `json:"placed_at"`
+	UpdatedAt  time.Time     `json:"updated_at"`
+	Payment    PaymentRow    `json:"payment"`
+	Shipping   ShipmentRow   `json:"shipping"`
+	Refunds    []RefundRow   `json:"refunds"`
+}
+
+// PaymentRow is the payment status of an order.
+type PaymentRow struct {
+	Status    string    `json:"status"`
+	Currency  string    `json:"currency"`
+	AmountDue int64     `json:"amount_due"`
+	Paid      int64     `json:"paid"`
+	Refunded  int64     `json:"refunded"`
+	Provider  string    `json:"provider,omitempty"`
+	PaymentID string    `json:"payment_id,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ShipmentRow is the shipping status of an order.
+type ShipmentRow struct {
+	Status         string     `json:"status"`
+	Carrier        string     `json:"carrier,omitempty"`
+	TrackingNumber string     `json:"tracking_number,omitempty"`
+	ShippedAt      *time.Time `json:"shipped_at,omitempty"`
+	DeliveredAt    *time.Time `json:"delivered_at,omitempty"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+// RefundRow is one refund.
+type RefundRow struct {
+	RefundID    string     `json:"refund_id"`
+	Amount      int64      `json:"amount"`
+	Currency    string     `json:"currency"`
+	Reason      string     `json:"reason"`
+	Automatic   bool       `json:"automatic"`
+	Status      string     `json:"status"`
+	RequestedAt time.Time  `json:"requested_at"`
+	SettledAt   *time.Time `json:"settled_at,omitempty"`
+}
+
+// ErrNotFound: no such order in the read models (yet).
+var ErrNotFound = errors.New("order not found in the read models")
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+func optTime(s string) *time.Time {
+	if s == "" {
+		return nil
+	}
+	t := parseTime(s)
+	return &t
+}
+
+// GetOrder returns the read-model view of one order.
+func (s *Store) GetOrder(ctx context.Context, id string) (OrderDetails, error) {
+	var o OrderDetails
+	var lines, placed, updated string
+	err := s.db.QueryRowContext(ctx, `SELECT order_id, customer_id, state, revision, total, currency, lines, placed_at, updated_at
+		FROM orders WHERE order_id = ?`, id).Scan(&o.OrderID, &o.CustomerID, &o.State, &o.Revision, &o.Total.Amount, &o.Total.Currency, &lines, &placed, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, ErrNotFound
+	}
+	if err != nil {
+		return o, fmt.Errorf("read order %s: %w", id, err)
+	}
+	_ = json.Unmarshal([]byte(lines), &o.Lines)
+	o.PlacedAt, o.UpdatedAt = parseTime(placed), parseTime(updated)
+	var pu string
+	if err := s.db.QueryRowContext(ctx, `SELECT status, currency, amount_due, paid, refunded, provider, payment_id, updated_at FROM payments WHERE order_id = ?`, id).
+		Scan(&o.Payment.Status, &o.Payment.Currency, &o.Payment.AmountDue, &o.Payment.Paid, &o.Payment.Refunded, &o.Payment.Provider, &o.Payment.PaymentID, &pu); err != nil {
+		return o, fmt.Errorf("read payment of %s: %w", id, err)
+	}
+	o.Payment.UpdatedAt = parseTime(pu)
+	var shipped, delivered, su string
+	if err := s.db.QueryRowContext(ctx, `SELECT status, carrier, tracking_number, shipped_at, delivered_at, updated_at FROM shipments WHERE order_id = ?`, id).
+		Scan(&o.Shipping.Status, &o.Shipping.Carrier, &o.Shipping.TrackingNumber, &shipped, &delivered, &su); err != nil {
+		return o, fmt.Errorf("read shipment of %s: %w", id, err)
+	}
+	o.Shipping.ShippedAt, o.Shipping.DeliveredAt, o.Shipping.UpdatedAt = optTime(shipped), optTime(delivered), parseTime(su)
+	rows, err := s.db.QueryContext(ctx, `SELECT refund_id, amount, currency, reason, automatic, status, requested_at, settled_at
+		FROM refunds WHERE order_id = ? ORDER BY requested_at, refund_id`, id)
+	if err != nil {
+		return o, fmt.Errorf("read refunds of %s: %w", id, err)
+	}
+	defer rows.Close()
+	o.Refunds = []RefundRow{}
+	for rows.Next() {
+		var r RefundRow
+		var req, settled string
+		if err := rows.Scan(&r.RefundID, &r.Amount, &r.Currency, &r.Reason, &r.Automatic, &r.Status, &req, &settled); err != nil {
+			return o, err
+		}
+		r.RequestedAt, r.SettledAt = parseTime(req), optTime(settled)
+		o.Refunds = append(o.Refunds, r)
+	}
+	return o, rows.Err()
+}

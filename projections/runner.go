@@ -1,0 +1,257 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Source feeds a projection: the order streams' events from the event
+// store's $all subscription.
+type Source interface {
+	// SubscribeOrders delivers order-stream events after position after
+	// (exclusive; 0 means from the start), with checkpoints.
+	SubscribeOrders(ctx context.Context, after uint64) (Feed, error)
+	// Head is the $all position of the newest event, for lag reporting.
+	Head(ctx context.Context) (uint64, error)
+}
+
+// Feed is a running subscription.
+type Feed interface {
+	// Next blocks for the next item; it ends with ctx's error.
+	Next(ctx context.Context) (FeedItem, error)
+	Close() error
+}
+
+// FeedItem is an event, or a checkpoint position safe to resume after.
+type FeedItem struct {
+	Event      *StoredEvent
+	Checkpoint uint64
+}
+
+// Name of the order read-model projection (payments, shipments, refunds,
+// order summaries live in one projection: they change in the same events).
+const Name = "orders"
+
+// Runner keeps the read models up to date.
+type Runner struct {
+	store *Store
+	src   Source
+	log   *slog.Logger
+	batch int
+
+	mu     sync.Mutex
+	status Status
+	moved  chan struct{} // closed and replaced whenever the position advances
+}
+
+// Status is a projection's progress, as /v1/projections shows it.
+type Status struct {
+	Name       string    `json:"name"`
+	Position   uint64    `json:"position"`
+	Events     int64     `json:"events_applied"`
+	Running    bool      `json:"running"`
+	Error      string    `json:"error,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	LastEvent  time.Time `json:"last_event_at"`
+	Head       uint64    `json:"head"`
+	LagEvents  uint64    `json:"lag_positions"`
+	LagSeconds float64   `json:"lag_seconds"`
+}
+
+// NewRunner returns a runner applying up to batch events per transaction.
+func NewRunner(store *Store, src Source, log *slog.Logger) *Runner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{store: store, src: src, log: log, batch: 512, status: Status{Name: Name}, moved: make(chan struct{})}
+}
+
+// Run applies events until ctx ends (returning nil) or an event cannot be
+// applied (returning the error, which stays visible in Status).
+func (r *Runner) Run(ctx context.Context) error {
+	st, err := r.store.state(ctx, Name)
+	if err != nil {
+		return err
+	}
+	if st.Error != "" {
+		r.setStatus(func(s *Status) { *s = st; s.Running = false })
+		return fmt.Errorf("projection %s stopped earlier: %s; fix the cause and clear it (rebuild) to resume", Name, st.Error)
+	}
+	r.setStatus(func(s *Status) { *s = st; s.Running = true })
+	feed, err := r.src.SubscribeOrders(ctx, st.Position)
+	if err != nil {
+		return r.stop(ctx, fmt.Errorf("subscribe: %w", err))
+	}
+	defer feed.Close()
+	items := make(chan FeedItem, 4*r.batch)
+	pumpErr := make(chan error, 1)
+	go func() {
+		defer close(items)
+		for {
+			it, err := feed.Next(ctx)
+			if err != nil {
+				pumpErr <- err
+				return
+			}
+			select {
+			case items <- it:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		first, ok := <-items
+		if !ok {
+			if ctx.Err() != nil {
+				r.setStatus(func(s *Status) { s.Running = false })
+				return nil
+			}
+			return r.stop(ctx, <-pumpErr)
+		}
+		batch := append(make([]FeedItem, 0, r.batch), first)
+	fill:
+		for len(batch) < r.batch {
+			select {
+			case it, ok := <-items:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		if err := r.applyBatch(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return r.stop(ctx, err)
+		}
+	}
+}
+
+// applyBatch applies events and advances the checkpoint in one transaction.
+func (r *Runner) applyBatch(ctx context.Context, batch []FeedItem) error {
+	tx, err := r.store.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var pos uint64
+	var n int64
+	var last time.Time
+	for _, it := range batch {
+		if it.Event == nil {
+			pos = max(pos, it.Checkpoint)
+			continue
+		}
+		if err := apply(ctx, tx, *it.Event); err != nil {
+			return err
+		}
+		pos, n, last = max(pos, it.Event.Position), n+1, it.Event.Created
+	}
+	if pos == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO projection_state (name, position, events, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET position = excluded.position, events = projection_state.events + ?, updated_at = excluded.updated_at`,
+		Name, pos, n, now.Format(time.RFC3339Nano), n); err != nil {
+		return fmt.Errorf("advance checkpoint: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit read-model batch: %w", err)
+	}
+	r.setStatus(func(s *Status) {
+		s.Position, s.Events, s.UpdatedAt = max(s.Position, pos), s.Events+n, now
+		if !last.IsZero() {
+			s.LastEvent = last
+		}
+	})
+	return nil
+}
+
+// stop records a fatal error so the API shows why the projection stopped.
+func (r *Runner) stop(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		r.setStatus(func(s *Status) { s.Running = false })
+		return nil
+	}
+	r.log.Error("projection stopped", "projection", Name, "err", err)
+	msg := err.Error()
+	_, _ = r.store.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO projection_state (name, error, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET error = excluded.error, updated_at = excluded.updated_at`, Name, msg, time.Now().UTC().Format(time.RFC3339Nano))
+	r.setStatus(func(s *Status) { s.Running, s.Error = false, msg })
+	return fmt.Errorf("projection %s stopped: %w", Name, err)
+}
+
+func (r *Runner) setStatus(f func(*Status)) {
+	r.mu.Lock()
+	before := r.status.Position
+	f(&r.status)
+	if r.status.Position != before {
+		close(r.moved)
+		r.moved = make(chan struct{})
+	}
+	r.mu.Unlock()
+}
+
+// Status reports progress and lag against the event store's head.
+func (r *Runner) Status(ctx context.Context) Status {
+	r.mu.Lock()
+	s := r.status
+	r.mu.Unlock()
+	if head, err := r.src.Head(ctx); err == nil {
+		s.Head = head
+		if head > s.Position {
+			s.LagEvents = head - s.Position
+			if !s.LastEvent.IsZero() {
+				s.LagSeconds = time.Since(s.LastEvent).Seconds()
+			}
+		}
+	}
+	return s
+}
+
+// WaitFor blocks until the projection has passed position (read-your-
+// writes) or ctx ends.
+func (r *Runner) WaitFor(ctx context.Context, position uint64) error {
+	for {
+		r.mu.Lock()
+		pos, moved, errMsg := r.status.Position, r.moved, r.status.Error
+		r.mu.Unlock()
+		if pos >= position {
+			return nil
+		}
+		if errMsg != "" {
+			return fmt.Errorf("projection %s is stopped: %s", Name, errMsg)
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("read model has not reached position %d (at %d): %w", position, pos, ctx.Err())
+		}
+	}
+}
+
+// state loads the stored progress of a projection.
+func (s *Store) state(ctx context.Context, name string) (Status, error) {
+	st := Status{Name: name}
+	var updated string
+	err := s.db.QueryRowContext(ctx, `SELECT position, events, updated_at, error FROM projection_state WHERE name = ?`, name).
+		Scan(&st.Position, &st.Events, &updated, &st.Error)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("load projection state: %w", err)
+	}
+	st.UpdatedAt, _ = time.Parse(time.RFC3339Nano, updated)
+	return st, nil
+}

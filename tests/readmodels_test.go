@@ -1,0 +1,144 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/projections"
+)
+
+func getJSON(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+// TestReadYourWrites: commands over NATS → event store → projection → HTTP.
+// With the position a reply carries, the query sees the command's effect.
+func TestReadYourWrites(t *testing.T) {
+	s := start(t, config(t, t.TempDir()))
+	ctx := ctxT(t)
+	base := "http://" + s.svc.HTTPAddr()
+	id := paidOrder(t, s)
+	refund := must(t)(s.client.RequestRefund(ctx, domain.RequestRefund{Order: id, RefundID: "r-1", Amount: 500, Reason: "scratch"}))
+	done := must(t)(s.client.CompleteRefund(ctx, domain.CompleteRefund{Order: id, RefundID: "r-1"}))
+	var o projections.OrderDetails
+	url := fmt.Sprintf("%s/v1/orders/%s?min_position=%d", base, id, done.Position)
+	if code := getJSON(t, url, &o); code != http.StatusOK {
+		t.Fatalf("GET %s: status %d", url, code)
+	}
+	if o.State != "paid" || o.Payment.Status != projections.PaymentPartiallyRefunded || o.Payment.Paid != total || o.Payment.Refunded != 500 {
+		t.Fatalf("read model after a partial refund: %+v", o)
+	}
+	if len(o.Refunds) != 1 || o.Refunds[0].Status != "completed" || o.Shipping.Status != projections.ShippingNotShipped {
+		t.Fatalf("refunds %+v, shipping %+v", o.Refunds, o.Shipping)
+	}
+	if o.Revision != done.Revision || refund.Position >= done.Position {
+		t.Fatalf("revision %d, want %d", o.Revision, done.Revision)
+	}
+	var st struct{ Projections []projections.Status }
+	getJSON(t, base+"/v1/projections", &st)
+	if len(st.Projections) != 1 || st.Projections[0].Position < done.Position || !st.Projections[0].Running || st.Projections[0].Error != "" {
+		t.Fatalf("projection status %+v", st.Projections)
+	}
+}
+
+func TestQueryBadParameters(t *testing.T) {
+	s := start(t, config(t, t.TempDir()))
+	base := "http://" + s.svc.HTTPAddr()
+	tests := []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/v1/orders/not-a-uuid", http.StatusBadRequest, "invalid_command"},
+		{"/v1/orders/" + uuid.NewString(), http.StatusNotFound, "not_found"},
+		{"/v1/orders/" + uuid.NewString() + "?min_position=abc", http.StatusBadRequest, "invalid_command"},
+	}
+	for _, tt := range tests {
+		var body struct {
+			Error struct{ Code, Message string }
+		}
+		if got := getJSON(t, base+tt.path, &body); got != tt.status || body.Error.Code != tt.code || body.Error.Message == "" {
+			t.Errorf("GET %s: %d %+v, want %d %s", tt.path, got, body, tt.status, tt.code)
+		}
+	}
+}
+
+// TestProjectionRestart stops the service while the projection is still
+// applying, restarts it on the same data, and checks every order's money
+// in the read model: an event applied twice or lost would show.
+func TestProjectionRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, config(t, dir))
+	ctx := ctxT(t)
+	ids := make([]string, 15)
+	var last uint64
+	for i := range ids {
+		ids[i] = paidOrder(t, s)
+		for r := 0; r < 3; r++ {
+			rid := fmt.Sprint("r-", r)
+			must(t)(s.client.RequestRefund(ctx, domain.RequestRefund{Order: ids[i], RefundID: rid, Amount: 100, Reason: "x"}))
+			last = must(t)(s.client.CompleteRefund(ctx, domain.CompleteRefund{Order: ids[i], RefundID: rid})).Position
+		}
+	}
+	s.stop(t) // the projection may be mid-batch here
+	s2 := start(t, config(t, dir))
+	base := "http://" + s2.svc.HTTPAddr()
+	for _, id := range ids {
+		var o projections.OrderDetails
+		url := fmt.Sprintf("%s/v1/orders/%s?min_position=%d", base, id, last)
+		if code := getJSON(t, url, &o); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", url, code)
+		}
+		if o.Payment.Paid != total || o.Payment.Refunded != 300 || len(o.Refunds) != 3 {
+			t.Fatalf("order %s after restart: paid %d refunded %d refunds %d; want %d, 300, 3", id, o.Payment.Paid, o.Payment.Refunded, len(o.Refunds), total)
+		}
+	}
+}
+
+// TestUndecodableEventStopsProjection writes an event the domain cannot
+// decode: the projection stops with the reason visible in /v1/projections
+// instead of skipping it, and its checkpoint stays before the event.
+func TestUndecodableEventStopsProjection(t *testing.T) {
+	s := start(t, config(t, t.TempDir()))
+	store := connectStore(t, s.svc.ESDBURL())
+	ctx := ctxT(t)
+	bad := uuid.NewString()
+	res, err := store.Append(ctx, "order-"+bad, eventstore.NoStream(), eventstore.EventData{ID: uuid.New(), Type: domain.EvtOrderPlaced, Data: []byte(`{"total":"lots"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.svc.HTTPAddr()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var st struct{ Projections []projections.Status }
+		getJSON(t, base+"/v1/projections", &st)
+		p := st.Projections[0]
+		if p.Error != "" {
+			if p.Running || p.Position >= res.Position || !strings.Contains(p.Error, "order-"+bad) {
+				t.Fatalf("stopped projection: %+v (bad event at %d)", p, res.Position)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the projection did not stop on an undecodable event: %+v", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
