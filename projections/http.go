@@ -34,6 +34,10 @@ func NewAPI(store *Store, runner *Runner, log *slog.Logger) *API {
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/orders/{id}", a.getOrder)
+	mux.HandleFunc("GET /v1/payments", listHandler(a, a.store.ListPayments))
+	mux.HandleFunc("GET /v1/shipments", listHandler(a, a.store.ListShipments))
+	mux.HandleFunc("GET /v1/refunds", listHandler(a, a.store.ListRefunds))
+	mux.HandleFunc("GET /v1/stats", a.stats)
 	mux.HandleFunc("GET /v1/projections", a.projections)
 }
 
@@ -96,4 +100,69 @@ func writeError(w http.ResponseWriter, code domain.Code, field, msg string) {
 		body["field"] = field
 	}
 	writeJSON(w, domain.HTTPStatus(code), map[string]any{"error": body})
+}
+
+// listHandler serves one list endpoint: it parses the shared parameters,
+// answers 400 naming a bad one, and pages through the rows.
+func listHandler[T any](a *API, list func(context.Context, ListQuery) (Page[T], error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q, err := parseListQuery(r)
+		if err != nil {
+			a.queryError(w, r, err)
+			return
+		}
+		if !a.waitMinPosition(w, r) {
+			return
+		}
+		page, err := list(r.Context(), q)
+		if err != nil {
+			a.queryError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, page)
+	}
+}
+
+// queryError answers 400 naming a bad parameter, or 500 for anything else.
+func (a *API) queryError(w http.ResponseWriter, r *http.Request, err error) {
+	var iq *InvalidQueryError
+	if errors.As(err, &iq) {
+		writeError(w, domain.CodeInvalidCommand, iq.Param, iq.Reason)
+		return
+	}
+	a.log.Error("read-model query", "path", r.URL.Path, "err", err)
+	writeError(w, domain.CodeInternal, "", "the read models could not be queried")
+}
+
+func parseListQuery(r *http.Request) (ListQuery, error) {
+	v := r.URL.Query()
+	q := ListQuery{Status: v.Get("status"), PaymentStatus: v.Get("payment_status"), Cursor: v.Get("cursor")}
+	if s := v.Get("older_than"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return q, &InvalidQueryError{"older_than", fmt.Sprintf("must be a Go duration such as 24h or 90m, got %q", s)}
+		}
+		q.OlderThan = d
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			return q, &InvalidQueryError{"limit", fmt.Sprintf("must be a whole number from 1 to 500, got %q", s)}
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	if !a.waitMinPosition(w, r) {
+		return
+	}
+	st, err := a.store.Stats(r.Context())
+	if err != nil {
+		a.log.Error("stats", "err", err)
+		writeError(w, domain.CodeInternal, "", "the read models could not be queried")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }

@@ -142,3 +142,66 @@ func TestUndecodableEventStopsProjection(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestListsAndStats(t *testing.T) {
+	s := start(t, config(t, t.TempDir()))
+	ctx := ctxT(t)
+	base := "http://" + s.svc.HTTPAddr()
+	var last uint64
+	for i := 0; i < 5; i++ {
+		id := paidOrder(t, s)
+		if i < 2 {
+			last = must(t)(s.client.ShipOrder(ctx, domain.ShipOrder{Order: id, Carrier: "dhl", TrackingNumber: fmt.Sprint(i)})).Position
+		} else {
+			last = must(t)(s.client.RequestRefund(ctx, domain.RequestRefund{Order: id, RefundID: "r", Amount: 10, Reason: "x"})).Position
+		}
+	}
+	unpaid := uuid.NewString()
+	last = must(t)(s.client.PlaceOrder(ctx, placeCmd(unpaid))).Position
+	// Paid but not shipped: three orders; paged two at a time.
+	var page struct {
+		Items []struct {
+			OrderID string `json:"order_id"`
+		}
+		NextCursor string `json:"next_cursor"`
+	}
+	url := fmt.Sprintf("%s/v1/shipments?status=not_shipped&payment_status=paid&limit=2&min_position=%d", base, last)
+	if code := getJSON(t, url, &page); code != http.StatusOK || len(page.Items) != 2 || page.NextCursor == "" {
+		t.Fatalf("first page: %d %+v", code, page)
+	}
+	seen := page.Items[0].OrderID + page.Items[1].OrderID
+	cursor := page.NextCursor
+	page.Items, page.NextCursor = nil, ""
+	if code := getJSON(t, base+"/v1/shipments?status=not_shipped&payment_status=paid&limit=2&cursor="+cursor, &page); code != http.StatusOK || len(page.Items) != 1 || page.NextCursor != "" {
+		t.Fatalf("second page: %d %+v", code, page)
+	}
+	if strings.Contains(seen, page.Items[0].OrderID) {
+		t.Fatal("the second page repeats a row of the first")
+	}
+	var refunds struct{ Items []map[string]any }
+	if getJSON(t, base+"/v1/refunds?status=requested", &refunds); len(refunds.Items) != 3 {
+		t.Fatalf("requested refunds: %d, want 3", len(refunds.Items))
+	}
+	var none struct{ Items []map[string]any }
+	if getJSON(t, base+"/v1/payments?status=paid&older_than=24h", &none); len(none.Items) != 0 {
+		t.Fatalf("payments older than a day: %d, want none", len(none.Items))
+	}
+	var stats map[string]map[string]int64
+	getJSON(t, base+"/v1/stats", &stats)
+	if stats["payments"]["paid"] != 5 || stats["payments"]["unpaid"] != 1 || stats["shipments"]["shipped"] != 2 || stats["orders"]["shipped"] != 2 {
+		t.Fatalf("stats %v", stats)
+	}
+	for _, tc := range []struct{ path, param string }{
+		{"/v1/payments?status=lost", "status"},
+		{"/v1/payments?older_than=yesterday", "older_than"},
+		{"/v1/refunds?limit=0", "limit"},
+		{"/v1/shipments?limit=many", "limit"},
+		{"/v1/payments?cursor=zzz", "cursor"},
+		{"/v1/refunds?payment_status=paid", "payment_status"},
+	} {
+		var body struct{ Error struct{ Code, Field, Message string } }
+		if code := getJSON(t, base+tc.path, &body); code != http.StatusBadRequest || body.Error.Field != tc.param || body.Error.Message == "" {
+			t.Errorf("GET %s: %d %+v, want 400 naming %s", tc.path, code, body.Error, tc.param)
+		}
+	}
+}
