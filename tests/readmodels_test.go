@@ -199,7 +199,9 @@ func TestListsAndStats(t *testing.T) {
 		{"/v1/payments?cursor=zzz", "cursor"},
 		{"/v1/refunds?payment_status=paid", "payment_status"},
 	} {
-		var body struct{ Error struct{ Code, Field, Message string } }
+		var body struct {
+			Error struct{ Code, Field, Message string }
+		}
 		if code := getJSON(t, base+tc.path, &body); code != http.StatusBadRequest || body.Error.Field != tc.param || body.Error.Message == "" {
 			t.Errorf("GET %s: %d %+v, want 400 naming %s", tc.path, code, body.Error, tc.param)
 		}
