@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
@@ -42,7 +43,7 @@ func orderID(stream string) (string, bool) {
 }
 
 // apply changes the read models for one event inside tx.
-func apply(ctx context.Context, tx *sql.Tx, se StoredEvent) error {
+func apply(ctx context.Context, tx *sql.Tx, stmts *statements, se StoredEvent) error {
 	id, ok := orderID(se.Stream)
 	if !ok {
 		return nil // not an order stream: nothing to project
@@ -56,7 +57,7 @@ func apply(ctx context.Context, tx *sql.Tx, se StoredEvent) error {
 		at = se.Created
 	}
 	ts := at.UTC().Format(time.RFC3339Nano)
-	x := execer{ctx: ctx, tx: tx}
+	x := execer{ctx: ctx, tx: tx, stmts: stmts}
 	switch d := e.Data.(type) {
 	case domain.OrderPlaced:
 		lines, _ := json.Marshal(d.Lines)
@@ -106,26 +107,71 @@ func apply(ctx context.Context, tx *sql.Tx, se StoredEvent) error {
 	case domain.OrderRefunded:
 		x.state(id, domain.StateRefunded)
 	}
-	x.exec(`UPDATE orders SET revision = ?, updated_at = ? WHERE order_id = ?`, se.Revision, ts, id)
+	if x.newState != "" {
+		x.exec(`UPDATE orders SET state = ?, revision = ?, updated_at = ? WHERE order_id = ?`, x.newState, se.Revision, ts, id)
+	} else {
+		x.exec(`UPDATE orders SET revision = ?, updated_at = ? WHERE order_id = ?`, se.Revision, ts, id)
+	}
 	return x.err
 }
 
 // execer runs statements until the first error.
 type execer struct {
-	ctx context.Context
-	tx  *sql.Tx
-	err error
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts *statements
+	err   error
+	// newState is the lifecycle state the event moves the order to, if any.
+	newState string
 }
 
 func (x *execer) exec(query string, args ...any) {
 	if x.err != nil {
 		return
 	}
-	if _, err := x.tx.ExecContext(x.ctx, query, args...); err != nil {
+	stmt, err := x.stmts.get(x.ctx, query)
+	if err == nil {
+		_, err = x.tx.StmtContext(x.ctx, stmt).ExecContext(x.ctx, args...)
+	}
+	if err != nil {
 		x.err = fmt.Errorf("read model update: %w", err)
 	}
 }
 
-func (x *execer) state(id string, s domain.State) {
-	x.exec(`UPDATE orders SET state = ? WHERE order_id = ?`, string(s), id)
+// statements caches prepared statements: parsing the SQL of every update
+// for every event would cost more than running it.
+type statements struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
 }
+
+func (s *statements) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.m[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s.m == nil {
+		s.m = map[string]*sql.Stmt{}
+	}
+	s.m[query] = st
+	return st, nil
+}
+
+func (s *statements) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.m {
+		st.Close()
+	}
+	s.m = nil
+}
+
+// state records the order's new lifecycle state; it is written with the
+// revision at the end of apply, in the same statement.
+func (x *execer) state(_ string, s domain.State) { x.newState = string(s) }

@@ -151,7 +151,7 @@ func (r *Runner) applyBatch(ctx context.Context, batch []FeedItem) error {
 			pos = max(pos, it.Checkpoint)
 			continue
 		}
-		if err := apply(ctx, tx, *it.Event); err != nil {
+		if err := apply(ctx, tx, r.store.stmts, *it.Event); err != nil {
 			return err
 		}
 		pos, n, last = max(pos, it.Event.Position), n+1, it.Event.Created

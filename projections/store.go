@@ -18,7 +18,8 @@ import (
 
 // Store holds the read models in SQL.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	stmts *statements
 }
 
 // OpenSQLite opens (creating if needed) the read models in a SQLite file.
@@ -30,7 +31,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	// SQLite allows one writer; readers use WAL snapshots alongside it.
 	db.SetMaxOpenConns(8)
-	s := &Store{db: db}
+	s := &Store{db: db, stmts: &statements{db: db}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -39,7 +40,10 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // schema is the read-model schema. Amounts are integer minor units; times
 // are RFC 3339 strings in UTC, which sort correctly as text.

@@ -10,9 +10,7 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/eventstore"
 	ordonats "github.com/ordo-dev/ordo/nats"
-	"github.com/ordo-dev/ordo/projections"
 )
 
 // executor runs transport commands through the command service and shapes
@@ -51,41 +49,3 @@ func mustJS(nc *natsgo.Conn) jetstream.JetStream {
 	js, _ := jetstream.New(nc) // fails only for a nil connection
 	return js
 }
-
-// projectionSource feeds the read models from the event store's $all
-// subscription, filtered on the server to order streams.
-type projectionSource struct{ s *eventstore.Store }
-
-var _ projections.Source = projectionSource{}
-
-func (p projectionSource) SubscribeOrders(ctx context.Context, after uint64) (projections.Feed, error) {
-	sub, err := p.s.SubscribeAll(ctx, eventstore.SubscribeOptions{From: after, FromStart: after == 0,
-		Filter: eventstore.Filter{StreamPrefixes: []string{"order-"}}, CheckpointInterval: 256})
-	if err != nil {
-		return nil, err
-	}
-	return projectionFeed{sub}, nil
-}
-
-func (p projectionSource) Head(ctx context.Context) (uint64, error) { return p.s.Head(ctx) }
-
-type projectionFeed struct{ sub *eventstore.Subscription }
-
-func (f projectionFeed) Next(ctx context.Context) (projections.FeedItem, error) {
-	for {
-		m, err := f.sub.Next(ctx)
-		if err != nil {
-			return projections.FeedItem{}, err
-		}
-		switch {
-		case m.Event != nil:
-			e := m.Event
-			return projections.FeedItem{Event: &projections.StoredEvent{Stream: e.Stream, Revision: e.Revision, Position: e.Position,
-				Type: e.Type, Data: e.Data, Metadata: e.Metadata, Created: e.Created}}, nil
-		case !m.CaughtUp:
-			return projections.FeedItem{Checkpoint: m.Checkpoint}, nil
-		}
-	}
-}
-
-func (f projectionFeed) Close() error { return f.sub.Close() }

@@ -161,7 +161,7 @@ func (s *Service) startProjections(ctx context.Context, cfg Config, runCtx conte
 		return err
 	}
 	s.reads = reads
-	s.runner = projections.NewRunner(reads, projectionSource{s.store}, cfg.Logger)
+	s.runner = projections.NewRunner(reads, eventstore.ProjectionSource{Store: s.store}, cfg.Logger)
 	s.projDone = make(chan error, 1)
 	go func() { s.projDone <- s.runner.Run(runCtx) }()
 	return nil

@@ -1,0 +1,47 @@
+package eventstore
+
+import (
+	"context"
+
+	"github.com/ordo-dev/ordo/projections"
+)
+
+// ProjectionSource feeds the read models (package projections) from the
+// $all subscription, filtered on the server to order streams.
+type ProjectionSource struct{ *Store }
+
+var _ projections.Source = ProjectionSource{}
+
+// SubscribeOrders implements projections.Source.
+func (p ProjectionSource) SubscribeOrders(ctx context.Context, after uint64) (projections.Feed, error) {
+	sub, err := p.Store.SubscribeAll(ctx, SubscribeOptions{From: after, FromStart: after == 0,
+		Filter: Filter{StreamPrefixes: []string{"order-"}}, CheckpointInterval: 256})
+	if err != nil {
+		return nil, err
+	}
+	return projectionFeed{sub}, nil
+}
+
+// Head implements projections.Source.
+func (p ProjectionSource) Head(ctx context.Context) (uint64, error) { return p.Store.Head(ctx) }
+
+type projectionFeed struct{ sub *Subscription }
+
+func (f projectionFeed) Next(ctx context.Context) (projections.FeedItem, error) {
+	for {
+		m, err := f.sub.Next(ctx)
+		if err != nil {
+			return projections.FeedItem{}, err
+		}
+		switch {
+		case m.Event != nil:
+			e := m.Event
+			return projections.FeedItem{Event: &projections.StoredEvent{Stream: e.Stream, Revision: e.Revision, Position: e.Position,
+				Type: e.Type, Data: e.Data, Metadata: e.Metadata, Created: e.Created}}, nil
+		case !m.CaughtUp:
+			return projections.FeedItem{Checkpoint: m.Checkpoint}, nil
+		}
+	}
+}
+
+func (f projectionFeed) Close() error { return f.sub.Close() }
