@@ -33,6 +33,9 @@ type Config struct {
 	ESDBURL    string // external EventStoreDB instead of the embedded one
 	Logger     *slog.Logger
 	Commands   ordonats.WorkerConfig // stream sizes, shards, redelivery
+	// ReadWait bounds how long a query with min_position waits for the read
+	// models to catch up (default 5s).
+	ReadWait time.Duration
 }
 
 // Service is the running Ordo service.
@@ -178,7 +181,11 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	projections.NewAPI(s.reads, s.runner, cfg.Logger).Register(mux)
+	api := projections.NewAPI(s.reads, s.runner, cfg.Logger)
+	if cfg.ReadWait > 0 {
+		api.MaxWait = cfg.ReadWait
+	}
+	api.Register(mux)
 	s.httpLis = lis
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
