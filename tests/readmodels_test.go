@@ -12,6 +12,7 @@ import (
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
+	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections"
 )
 
@@ -205,5 +206,29 @@ func TestListsAndStats(t *testing.T) {
 		if code := getJSON(t, base+tc.path, &body); code != http.StatusBadRequest || body.Error.Field != tc.param || body.Error.Message == "" {
 			t.Errorf("GET %s: %d %+v, want 400 naming %s", tc.path, code, body.Error, tc.param)
 		}
+	}
+}
+
+// TestQueriesOverNATS: the same queries over NATS request-reply, with the
+// URL query string as the request body and the HTTP status in a header.
+func TestQueriesOverNATS(t *testing.T) {
+	s := start(t, config(t, t.TempDir()))
+	ctx := ctxT(t)
+	id := paidOrder(t, s)
+	pos := must(t)(s.client.ShipOrder(ctx, domain.ShipOrder{Order: id, Carrier: "dhl", TrackingNumber: "T"})).Position
+	m, err := s.nc.RequestWithContext(ctx, ordonats.SubjectQueryPrefix+"orders."+id, []byte(fmt.Sprintf("min_position=%d", pos)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o projections.OrderDetails
+	if err := json.Unmarshal(m.Data, &o); err != nil || m.Header.Get(ordonats.HeaderStatus) != "200" || o.Shipping.Status != projections.ShippingShipped {
+		t.Fatalf("order over NATS: status %s, %+v, %v", m.Header.Get(ordonats.HeaderStatus), o, err)
+	}
+	m, err = s.nc.RequestWithContext(ctx, ordonats.SubjectQueryPrefix+"payments", []byte("status=lost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(ordonats.HeaderStatus) != "400" || !strings.Contains(string(m.Data), `"field":"status"`) {
+		t.Fatalf("bad parameter over NATS: %s %s", m.Header.Get(ordonats.HeaderStatus), m.Data)
 	}
 }

@@ -40,19 +40,20 @@ type Config struct {
 
 // Service is the running Ordo service.
 type Service struct {
-	log      *slog.Logger
-	natsSrv  *ordonats.EmbeddedServer
-	natsURL  string
-	store    *eventstore.Store
-	nc       *natsgo.Conn
-	querySub *natsgo.Subscription
-	stop     context.CancelFunc
-	workerCh chan error
-	http     *http.Server
-	httpLis  net.Listener
-	reads    *projections.Store
-	runner   *projections.Runner
-	projDone chan error
+	log          *slog.Logger
+	natsSrv      *ordonats.EmbeddedServer
+	natsURL      string
+	store        *eventstore.Store
+	nc           *natsgo.Conn
+	querySub     *natsgo.Subscription
+	stop         context.CancelFunc
+	workerCh     chan error
+	http         *http.Server
+	httpLis      net.Listener
+	httpQuerySub *natsgo.Subscription
+	reads        *projections.Store
+	runner       *projections.Runner
+	projDone     chan error
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -186,6 +187,15 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 		api.MaxWait = cfg.ReadWait
 	}
 	api.Register(mux)
+	// The read-model queries are also answered over NATS, from the same handlers.
+	queries := http.NewServeMux()
+	api.Register(queries)
+	sub, err := ordonats.ServeHTTPQueries(s.nc, queries, cfg.Logger)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("serve queries over NATS: %w", err)
+	}
+	s.httpQuerySub = sub
 	s.httpLis = lis
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -237,6 +247,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	if s.querySub != nil {
 		_ = s.querySub.Unsubscribe()
+	}
+	if s.httpQuerySub != nil {
+		_ = s.httpQuerySub.Unsubscribe()
 	}
 	if s.stop != nil {
 		s.stop()
