@@ -15,28 +15,37 @@ import (
 
 // API serves the read models over HTTP.
 type API struct {
-	store  *Store
-	runner *Runner
-	log    *slog.Logger
+	m   *Manager
+	log *slog.Logger
 	// MaxWait bounds how long a query with min_position waits for the
 	// projection to catch up.
 	MaxWait time.Duration
 }
 
-// NewAPI returns the query API.
-func NewAPI(store *Store, runner *Runner, log *slog.Logger) *API {
+// NewAPI returns the query API over the manager's current read models.
+func NewAPI(m *Manager, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{store: store, runner: runner, log: log, MaxWait: 5 * time.Second}
+	return &API{m: m, log: log, MaxWait: 5 * time.Second}
+}
+
+func (a *API) store() *Store {
+	s, _ := a.m.Current()
+	return s
+}
+
+func (a *API) runner() *Runner {
+	_, r := a.m.Current()
+	return r
 }
 
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/orders/{id}", a.getOrder)
-	mux.HandleFunc("GET /v1/payments", listHandler(a, a.store.ListPayments))
-	mux.HandleFunc("GET /v1/shipments", listHandler(a, a.store.ListShipments))
-	mux.HandleFunc("GET /v1/refunds", listHandler(a, a.store.ListRefunds))
+	mux.HandleFunc("GET /v1/payments", listHandler(a, (*Store).ListPayments))
+	mux.HandleFunc("GET /v1/shipments", listHandler(a, (*Store).ListShipments))
+	mux.HandleFunc("GET /v1/refunds", listHandler(a, (*Store).ListRefunds))
 	mux.HandleFunc("GET /v1/stats", a.stats)
 	mux.HandleFunc("GET /v1/projections", a.projections)
 }
@@ -50,7 +59,7 @@ func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 	if !a.waitMinPosition(w, r) {
 		return
 	}
-	o, err := a.store.GetOrder(r.Context(), id)
+	o, err := a.store().GetOrder(r.Context(), id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		writeError(w, domain.CodeNotFound, "", fmt.Sprintf("order %s is not in the read models", id))
@@ -77,7 +86,7 @@ func (a *API) waitMinPosition(w http.ResponseWriter, r *http.Request) bool {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.MaxWait)
 	defer cancel()
-	if err := a.runner.WaitFor(ctx, pos); err != nil {
+	if err := a.runner().WaitFor(ctx, pos); err != nil {
 		writeError(w, domain.CodeUnavailable, "min_position", err.Error())
 		return false
 	}
@@ -85,7 +94,7 @@ func (a *API) waitMinPosition(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (a *API) projections(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"projections": []Status{a.runner.Status(r.Context())}})
+	writeJSON(w, http.StatusOK, map[string]any{"projections": []Status{a.runner().Status(r.Context())}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -104,7 +113,7 @@ func writeError(w http.ResponseWriter, code domain.Code, field, msg string) {
 
 // listHandler serves one list endpoint: it parses the shared parameters,
 // answers 400 naming a bad one, and pages through the rows.
-func listHandler[T any](a *API, list func(context.Context, ListQuery) (Page[T], error)) http.HandlerFunc {
+func listHandler[T any](a *API, list func(*Store, context.Context, ListQuery) (Page[T], error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseListQuery(r)
 		if err != nil {
@@ -114,7 +123,7 @@ func listHandler[T any](a *API, list func(context.Context, ListQuery) (Page[T], 
 		if !a.waitMinPosition(w, r) {
 			return
 		}
-		page, err := list(r.Context(), q)
+		page, err := list(a.store(), r.Context(), q)
 		if err != nil {
 			a.queryError(w, r, err)
 			return
@@ -158,7 +167,7 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 	if !a.waitMinPosition(w, r) {
 		return
 	}
-	st, err := a.store.Stats(r.Context())
+	st, err := a.store().Stats(r.Context())
 	if err != nil {
 		a.log.Error("stats", "err", err)
 		writeError(w, domain.CodeInternal, "", "the read models could not be queried")

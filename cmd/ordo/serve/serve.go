@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -51,9 +50,7 @@ type Service struct {
 	http         *http.Server
 	httpLis      net.Listener
 	httpQuerySub *natsgo.Subscription
-	reads        *projections.Store
-	runner       *projections.Runner
-	projDone     chan error
+	reads        *projections.Manager
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -94,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	if s.querySub, err = ordonats.ServeOrderQueries(s.nc, cmdSvc, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("serve order queries: %w", err)
 	}
-	if err := s.startProjections(ctx, cfg, runCtx); err != nil {
+	if err := s.startProjections(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if err := s.startHTTP(ctx, cfg); err != nil {
@@ -154,22 +151,19 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// startProjections opens the read models (a SQLite file in the data
+// startProjections opens the read models (SQLite files in the data
 // directory) and keeps them up to date in the background.
-func (s *Service) startProjections(ctx context.Context, cfg Config, runCtx context.Context) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	reads, err := projections.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "readmodels.db"))
+func (s *Service) startProjections(ctx context.Context, cfg Config) error {
+	m, err := projections.OpenManager(ctx, cfg.DataDir, eventstore.ProjectionSource{Store: s.store}, cfg.Logger)
 	if err != nil {
 		return err
 	}
-	s.reads = reads
-	s.runner = projections.NewRunner(reads, eventstore.ProjectionSource{Store: s.store}, cfg.Logger)
-	s.projDone = make(chan error, 1)
-	go func() { s.projDone <- s.runner.Run(runCtx) }()
+	s.reads = m
 	return nil
 }
+
+// ReadModels is the read-model manager, for rebuilds.
+func (s *Service) ReadModels() *projections.Manager { return s.reads }
 
 func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
@@ -182,7 +176,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	api := projections.NewAPI(s.reads, s.runner, cfg.Logger)
+	api := projections.NewAPI(s.reads, cfg.Logger)
 	if cfg.ReadWait > 0 {
 		api.MaxWait = cfg.ReadWait
 	}
@@ -258,15 +252,6 @@ func (s *Service) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("workers did not drain: %w", ctx.Err()))
-		}
-	}
-	if s.projDone != nil {
-		select {
-		case err := <-s.projDone:
-			if err != nil {
-				s.log.Warn("projection", "err", err)
-			}
-		case <-ctx.Done():
 		}
 	}
 	if s.reads != nil {

@@ -1,0 +1,153 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// currentFile names the read-model database in use, so a restart opens the
+// one the last rebuild swapped in.
+const currentFile = "readmodels.current"
+
+// Manager owns the read models in a directory: the SQLite database in use,
+// the runner keeping it current, and rebuilds into a fresh database that
+// replace it atomically once they have caught up.
+type Manager struct {
+	dir string
+	src Source
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	name    string // file name of the database in use
+	store   *Store
+	runner  *Runner
+	stop    context.CancelFunc
+	stopped chan error
+	closed  bool
+}
+
+// OpenManager opens the read models in dir and starts keeping them current.
+func OpenManager(ctx context.Context, dir string, src Source, log *slog.Logger) (*Manager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("read-model directory: %w", err)
+	}
+	name := "readmodels.db"
+	if b, err := os.ReadFile(filepath.Join(dir, currentFile)); err == nil && strings.TrimSpace(string(b)) != "" {
+		name = strings.TrimSpace(string(b))
+	}
+	m := &Manager{dir: dir, src: src, log: log}
+	store, err := OpenSQLite(ctx, filepath.Join(dir, name))
+	if err != nil {
+		return nil, err
+	}
+	m.name, m.store = name, store
+	m.runner, m.stop, m.stopped = m.start(store)
+	return m, nil
+}
+
+func (m *Manager) start(store *Store) (*Runner, context.CancelFunc, chan error) {
+	r := NewRunner(store, m.src, m.log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return r, cancel, done
+}
+
+// Current returns the store and runner in use.
+func (m *Manager) Current() (*Store, *Runner) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.store, m.runner
+}
+
+// Rebuild projects the whole history again into a fresh database while the
+// current one keeps serving, and swaps it in once it has caught up with the
+// live one. An interrupted rebuild (ctx ended) leaves the current read
+// models untouched; calling Rebuild again resumes from where it stopped.
+func (m *Manager) Rebuild(ctx context.Context) error {
+	m.mu.RLock()
+	name := m.name
+	m.mu.RUnlock()
+	next := "readmodels-rebuild.db"
+	if name == next {
+		next = "readmodels.db"
+	}
+	path := filepath.Join(m.dir, next)
+	fresh, err := OpenSQLite(ctx, path)
+	if err != nil {
+		return err
+	}
+	runner, stop, stopped := m.start(fresh)
+	abort := func(err error) error {
+		stop()
+		<-stopped
+		fresh.Close()
+		return err
+	}
+	// Catch up with the live read model, which keeps moving meanwhile.
+	for {
+		_, live := m.Current()
+		target := live.Status(ctx).Position
+		if err := runner.WaitFor(ctx, target); err != nil {
+			return abort(fmt.Errorf("rebuild: %w", err))
+		}
+		if live.Status(ctx).Position <= runner.Status(ctx).Position {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return abort(ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return abort(errors.New("rebuild: the read models were closed"))
+	}
+	if err := writeFileAtomic(filepath.Join(m.dir, currentFile), next); err != nil {
+		m.mu.Unlock()
+		return abort(err)
+	}
+	oldName, oldStore, oldStop, oldStopped := m.name, m.store, m.stop, m.stopped
+	m.name, m.store, m.runner, m.stop, m.stopped = next, fresh, runner, stop, stopped
+	m.mu.Unlock()
+	oldStop()
+	<-oldStopped
+	oldStore.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(filepath.Join(m.dir, oldName+suffix))
+	}
+	m.log.Info("read models rebuilt and swapped in", "file", next)
+	return nil
+}
+
+// Close stops the runner and closes the database.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	stop, stopped, store := m.stop, m.stopped, m.store
+	m.mu.Unlock()
+	stop()
+	<-stopped
+	return store.Close()
+}
+
+// writeFileAtomic replaces path with content: a rename is atomic, a write is not.
+func writeFileAtomic(path, content string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
