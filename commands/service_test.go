@@ -55,16 +55,21 @@ func TestTwoServicesRaceOnOneOrder(t *testing.T) {
 			t.Fatal(res.Err)
 		}
 	}
-	// b's cache is empty and a's is warm; both now refund concurrently, and
-	// every refund is sent to both services (a redelivery to another process).
+	// b's cache is empty and a's is warm. As in production, each service
+	// handles one order's commands in sequence (one lane per order per
+	// process), and the two processes race each other; every refund is also
+	// delivered to both (a redelivery to another process).
 	var wg sync.WaitGroup
 	results := make(chan commands.Result, 40)
-	for i := 0; i < 20; i++ {
-		r := request(t, fmt.Sprintf("refund-%d", i), domain.RequestRefund{Order: order, RefundID: fmt.Sprint("r", i), Amount: 10, Reason: "x"})
-		for _, svc := range []*commands.Service{a, b} {
-			wg.Add(1)
-			go func() { defer wg.Done(); results <- svc.Execute(ctx, r) }()
-		}
+	for _, svc := range []*commands.Service{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				r := request(t, fmt.Sprintf("refund-%d", i), domain.RequestRefund{Order: order, RefundID: fmt.Sprint("r", i), Amount: 10, Reason: "x"})
+				results <- svc.Execute(ctx, r)
+			}
+		}()
 	}
 	wg.Wait()
 	close(results)

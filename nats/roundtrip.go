@@ -86,7 +86,7 @@ func MeasureRoundTrip(ctx context.Context, nc *natsgo.Conn, clients int, d time.
 		if _, err := js.PublishMsg(ctx, m); err != nil {
 			return err
 		}
-		_, err = sub.NextMsgWithContext(ctx)
+		_, err := sub.NextMsgWithContext(ctx)
 		return err
 	})
 }
