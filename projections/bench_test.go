@@ -74,6 +74,9 @@ func BenchmarkProjectionCatchUp(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer es.Close()
+	// The fill stays inside the timed region so the benchmark framework
+	// sizes b.N by the whole run and never grows it past what fits; the
+	// reported rate covers the catch-up alone.
 	head := fillOrders(b, es, (b.N+4)/5)
 	store, err := projections.OpenSQLite(ctx, filepath.Join(b.TempDir(), "rm.db"))
 	if err != nil {
@@ -83,12 +86,11 @@ func BenchmarkProjectionCatchUp(b *testing.B) {
 	runner := projections.NewRunner(store, eventstore.ProjectionSource{Store: es}, nil)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b.ResetTimer()
+	start := time.Now()
 	go runner.Run(rctx)
 	if err := runner.WaitFor(ctx, head); err != nil {
 		b.Fatal(err)
 	}
-	b.StopTimer()
 	events := runner.Status(ctx).Events
-	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
 }
