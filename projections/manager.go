@@ -31,6 +31,8 @@ type Manager struct {
 	stop    context.CancelFunc
 	stopped chan error
 	closed  bool
+
+	job rebuildJob // the rebuild started through StartRebuild, if any
 }
 
 // OpenManager opens the read models in dir and starts keeping them current.
@@ -51,12 +53,14 @@ func OpenManager(ctx context.Context, dir string, src Source, log *slog.Logger) 
 		return nil, err
 	}
 	m.name, m.store = name, store
-	m.runner, m.stop, m.stopped = m.start(store)
+	m.runner, m.stop, m.stopped = m.start(store, 0)
 	return m, nil
 }
 
-func (m *Manager) start(store *Store) (*Runner, context.CancelFunc, chan error) {
+// start runs a runner over store, beginning no earlier than from.
+func (m *Manager) start(store *Store, from uint64) (*Runner, context.CancelFunc, chan error) {
 	r := NewRunner(store, m.src, m.log)
+	r.from = from
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -73,8 +77,9 @@ func (m *Manager) Current() (*Store, *Runner) {
 // Rebuild projects the whole history again into a fresh database while the
 // current one keeps serving, and swaps it in once it has caught up with the
 // live one. An interrupted rebuild (ctx ended) leaves the current read
-// models untouched; calling Rebuild again resumes from where it stopped.
-func (m *Manager) Rebuild(ctx context.Context) error {
+// models untouched; calling Rebuild again resumes from where it stopped,
+// unless opts.Restart discards the partial one.
+func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 	m.mu.RLock()
 	name := m.name
 	m.mu.RUnlock()
@@ -83,12 +88,17 @@ func (m *Manager) Rebuild(ctx context.Context) error {
 		next = "readmodels.db"
 	}
 	path := filepath.Join(m.dir, next)
+	if opts.Restart {
+		removeDatabase(path)
+	}
 	fresh, err := OpenSQLite(ctx, path)
 	if err != nil {
 		return err
 	}
-	runner, stop, stopped := m.start(fresh)
+	runner, stop, stopped := m.start(fresh, opts.From)
+	stopReports := reportProgress(ctx, runner, opts)
 	abort := func(err error) error {
+		stopReports()
 		stop()
 		<-stopped
 		fresh.Close()
@@ -110,6 +120,7 @@ func (m *Manager) Rebuild(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	stopReports()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -125,15 +136,14 @@ func (m *Manager) Rebuild(ctx context.Context) error {
 	oldStop()
 	<-oldStopped
 	oldStore.Close()
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		_ = os.Remove(filepath.Join(m.dir, oldName+suffix))
-	}
+	removeDatabase(filepath.Join(m.dir, oldName))
 	m.log.Info("read models rebuilt and swapped in", "file", next)
 	return nil
 }
 
 // Close stops the runner and closes the database.
 func (m *Manager) Close() error {
+	m.CancelRebuild()
 	m.mu.Lock()
 	m.closed = true
 	stop, stopped, store := m.stop, m.stopped, m.store

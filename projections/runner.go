@@ -43,6 +43,7 @@ type Runner struct {
 	src   Source
 	log   *slog.Logger
 	batch int
+	from  uint64 // a rebuild's starting position; events before it are not applied
 
 	mu     sync.Mutex
 	status Status
@@ -82,6 +83,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.setStatus(func(s *Status) { *s = st; s.Running = false })
 		return fmt.Errorf("projection %s stopped earlier: %s; fix the cause and clear it (rebuild) to resume", Name, st.Error)
 	}
+	st.Position = max(st.Position, r.from)
 	r.setStatus(func(s *Status) { *s = st; s.Running = true })
 	feed, err := r.src.SubscribeOrders(ctx, st.Position)
 	if err != nil {

@@ -79,7 +79,7 @@ func TestRebuildMatchesLive(t *testing.T) {
 
 	// Interrupted: the live read models are untouched.
 	short, cancel := context.WithTimeout(ctx, time.Millisecond)
-	err := m.Rebuild(short)
+	err := m.Rebuild(short, projections.RebuildOptions{})
 	cancel()
 	if err == nil {
 		t.Log("the rebuild finished within a millisecond; the interruption was not exercised")
@@ -88,7 +88,7 @@ func TestRebuildMatchesLive(t *testing.T) {
 		t.Fatal("an interrupted rebuild replaced the live read models")
 	}
 	// Resumed to the end and swapped in.
-	if err := m.Rebuild(ctx); err != nil {
+	if err := m.Rebuild(ctx, projections.RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, now := m.Current(); now == live {
