@@ -155,6 +155,9 @@ func (o *Order) fold(e Event) error {
 	at := e.Meta.OccurredAt
 	switch d := e.Data.(type) {
 	case OrderPlaced:
+		if err := checkPlaced(o.id, d); err != nil {
+			return err
+		}
 		if err := o.move(CmdPlaceOrder); err != nil {
 			return err
 		}
@@ -283,4 +286,25 @@ func (o *Order) notePayment(id string, status int) {
 	if o.payments[id] != paymentSucceeded { // a success is never overwritten
 		o.payments[id] = status
 	}
+}
+
+// checkPlaced holds a stored OrderPlaced to the invariants PlaceOrder
+// enforces, so a replay also catches an order written around the domain:
+// it belongs to this stream, has valid lines and its total is their sum.
+func checkPlaced(streamOrderID string, d OrderPlaced) error {
+	if streamOrderID != "" && d.OrderID != streamOrderID {
+		return fmt.Errorf("OrderPlaced names order %q in the stream of order %q", d.OrderID, streamOrderID)
+	}
+	place := PlaceOrder{Order: d.OrderID, CustomerID: d.CustomerID, Currency: d.Total.Currency, Lines: d.Lines}
+	if err := place.Validate(); err != nil {
+		return err
+	}
+	var sum int64
+	for _, l := range d.Lines {
+		sum, _ = mulAdd(sum, l.Quantity, l.UnitPrice)
+	}
+	if sum != d.Total.Amount {
+		return fmt.Errorf("the total %d is not the sum of the lines %d", d.Total.Amount, sum)
+	}
+	return nil
 }

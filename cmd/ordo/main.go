@@ -38,6 +38,13 @@ func subcommands() []subcommand {
 		{"bench", "load generator: bench lifecycle", runBench},
 		{"fsm", "print the order lifecycle diagram (Mermaid or Graphviz)", runFSM},
 		{"eventstore", "run the embedded EventStoreDB-compatible event store", runEventstore},
+		{"replay", "rebuild the read models from the event store and swap them in", runReplay},
+		{"history", "an order's timeline: every event and the state after it", runHistory},
+		{"state", "an order as it was at a revision or time", runState},
+		{"verify", "replay every stream through the lifecycle and invariants", runVerify},
+		{"export", "write every event to a JSON Lines file", runExport},
+		{"import", "append the events of an export file to a store", runImport},
+		{"migrate", "copy every stream from one event store to another", runMigrate},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -51,6 +52,7 @@ type Service struct {
 	httpLis      net.Listener
 	httpQuerySub *natsgo.Subscription
 	reads        *projections.Manager
+	runtimePath  string // serve.json, removed at shutdown
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -95,6 +97,9 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 		return nil, err
 	}
 	if err := s.startHTTP(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.writeRuntime(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	s.log.Info("ordo is serving", "nats", s.natsURL, "esdb", s.store.URL(), "http", s.HTTPAddr())
@@ -181,6 +186,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 		api.MaxWait = cfg.ReadWait
 	}
 	api.Register(mux)
+	s.registerAdmin(mux)
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)
@@ -236,6 +242,9 @@ func (s *Service) HTTPAddr() string {
 // flight, then stops the servers. It is safe on a partly started service.
 func (s *Service) Shutdown(ctx context.Context) error {
 	var errs []error
+	if s.runtimePath != "" {
+		_ = os.Remove(s.runtimePath)
+	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore"
+)
+
+// step is one event of an order's history with the state it led to.
+type step struct {
+	Revision      uint64          `json:"revision"`
+	Position      uint64          `json:"position"`
+	Time          time.Time       `json:"time"`
+	Type          string          `json:"type"`
+	Version       int             `json:"version,omitempty"`
+	Data          json.RawMessage `json:"data"`
+	CommandID     string          `json:"command_id,omitempty"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	CausationID   string          `json:"causation_id,omitempty"`
+	State         domain.State    `json:"state"`
+	// Problem says why the event could not be decoded or folded; the
+	// order's state is then the one before it.
+	Problem string `json:"problem,omitempty"`
+}
+
+// replayOrder folds the order's stream, calling each for every event
+// with the state after it, until stop (if set) says to stop before an
+// event. It returns the order as folded.
+func replayOrder(ctx context.Context, store *eventstore.Store, orderID string, stop func(step) bool, each func(step)) (*domain.Order, error) {
+	codec := domain.NewCodec()
+	order := domain.NewOrder(orderID)
+	errStop := errors.New("stop")
+	err := store.ReadStream(ctx, commands.StreamName(orderID), 0, func(re eventstore.RecordedEvent) error {
+		s := step{Revision: re.Revision, Position: re.Position, Time: re.Created, Type: re.Type, Data: json.RawMessage(re.Data)}
+		if !json.Valid(re.Data) {
+			s.Data = json.RawMessage(strconv.Quote(string(re.Data)))
+		}
+		ev, err := codec.Decode(re.Type, re.Data, re.Metadata)
+		if err != nil {
+			s.Problem = "undecodable: " + err.Error()
+		} else {
+			s.Version, s.CommandID, s.CorrelationID, s.CausationID = ev.Version, ev.Meta.CommandID, ev.Meta.CorrelationID, ev.Meta.CausationID
+			if !ev.Meta.OccurredAt.IsZero() {
+				s.Time = ev.Meta.OccurredAt
+			}
+		}
+		if stop != nil && stop(s) {
+			return errStop
+		}
+		if err == nil {
+			if err := order.Apply(ev); err != nil {
+				s.Problem = "illegal: " + err.Error()
+			}
+		}
+		s.State = order.State()
+		if each != nil {
+			each(s)
+		}
+		return nil
+	})
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return nil, fmt.Errorf("order %s has no events in the event store (stream %s): check the ID", orderID, commands.StreamName(orderID))
+	}
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	return order, nil
+}
+
+func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var sf storeFlags
+	fs := newFlagSet("ordo history ORDER_ID [--json] [--esdb-url URL | --data DIR]",
+		"Prints the order's timeline: every event with its revision, time, type, key fields,\n"+
+			"command and correlation IDs, and the lifecycle state after it. Events that cannot be\n"+
+			"decoded or that break the lifecycle are shown with the reason.",
+		[]string{"ordo history 0b9f2c1e-…", "ordo history 0b9f2c1e-… --json | jq '.[] | select(.type==\"PaymentSucceeded\")'",
+			"ordo history 0b9f2c1e-… --esdb-url 'esdb://db1:2113?tls=false'"}, stderr)
+	sf.register(fs)
+	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"history needs exactly one ORDER_ID"}
+	}
+	store, err := sf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	var steps []step
+	if _, err := replayOrder(ctx, store, pos[0], nil, func(s step) { steps = append(steps, s) }); err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(steps, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, string(b))
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REV\tTIME\tEVENT\tSTATE\tDETAILS\tCOMMAND\tCORRELATION")
+	for _, s := range steps {
+		details := describe(s.Data)
+		if s.Problem != "" {
+			details = "!! " + s.Problem + "  " + details
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Revision, s.Time.UTC().Format("2006-01-02 15:04:05.000"), s.Type,
+			stateOrNone(s.State), details, orDash(s.CommandID), orDash(s.CorrelationID))
+	}
+	return tw.Flush()
+}
+
+func stateOrNone(s domain.State) string {
+	if s == domain.StateNone {
+		return "(none)"
+	}
+	return string(s)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// describe renders an event payload's fields as key=value pairs, lists as
+// their length, so a timeline row stays on one line whatever the schema.
+func describe(data json.RawMessage) string {
+	var fields map[string]any
+	if json.Unmarshal(data, &fields) != nil {
+		return string(data)
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if k == "order_id" { // the stream says it
+			continue
+		}
+		switch v := fields[k].(type) {
+		case []any:
+			parts = append(parts, fmt.Sprintf("%s=[%d]", k, len(v)))
+		case map[string]any:
+			if amount, ok := v["amount"].(float64); ok && len(v) == 2 && v["currency"] != nil {
+				parts = append(parts, fmt.Sprintf("%s=%.0f %v", k, amount, v["currency"]))
+				continue
+			}
+			b, _ := json.Marshal(v)
+			parts = append(parts, fmt.Sprintf("%s=%s", k, b))
+		case string:
+			if v != "" {
+				parts = append(parts, k+"="+v)
+			}
+		case nil:
+		default:
+			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func runState(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var sf storeFlags
+	fs := newFlagSet("ordo state ORDER_ID --at REVISION|TIME [--esdb-url URL | --data DIR]",
+		"Prints the order as it was at a point of its history: after the event with stream\n"+
+			"revision REVISION, or after the last event at or before TIME (RFC 3339, e.g.\n"+
+			"2026-11-24T09:30:00Z, or a date 2026-11-24 meaning its start in UTC).\n"+
+			"Without --at, the order as it is now.",
+		[]string{"ordo state 0b9f2c1e-… --at 3", "ordo state 0b9f2c1e-… --at 2026-11-24T09:30:00Z --json"}, stderr)
+	sf.register(fs)
+	at := fs.String("at", "", "stream revision, or time in RFC 3339")
+	asJSON := fs.Bool("json", false, "print the order as JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"state needs exactly one ORDER_ID"}
+	}
+	stop, err := parseAt(*at)
+	if err != nil {
+		return err
+	}
+	store, err := sf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	var last step
+	var problems []string
+	order, err := replayOrder(ctx, store, pos[0], stop, func(s step) {
+		last = s
+		if s.Problem != "" {
+			problems = append(problems, fmt.Sprintf("revision %d (%s): %s", s.Revision, s.Type, s.Problem))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if order.Revision() < 0 && last.Type == "" {
+		return fmt.Errorf("order %s had no events at %s; its first event is later", pos[0], *at)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stderr, "warning: skipped", p)
+	}
+	view := order.View()
+	if *asJSON {
+		b, err := json.MarshalIndent(struct {
+			domain.OrderView
+			AtRevision uint64    `json:"at_revision"`
+			AtTime     time.Time `json:"at_time"`
+		}{view, last.Revision, last.Time}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, string(b))
+		return err
+	}
+	fmt.Fprintf(stdout, "order %s  state %s  at revision %d (%s, %s)\n", view.OrderID, stateOrNone(view.State), last.Revision,
+		last.Type, last.Time.UTC().Format(time.RFC3339))
+	fmt.Fprintf(stdout, "customer %s  total %s  received %s  refunded %s  refund pending %s\n", view.CustomerID, view.Total, view.Received, view.Refunded, view.Pending)
+	for _, l := range view.Lines {
+		fmt.Fprintf(stdout, "  line %s x%d @ %d\n", l.SKU, l.Quantity, l.UnitPrice)
+	}
+	if p := view.Payment; p != nil {
+		b, _ := json.Marshal(p)
+		fmt.Fprintf(stdout, "  payment %s\n", b)
+	}
+	if sh := view.Shipment; sh != nil {
+		b, _ := json.Marshal(sh)
+		fmt.Fprintf(stdout, "  shipment %s\n", b)
+	}
+	for _, r := range view.Refunds {
+		fmt.Fprintf(stdout, "  refund %s %s %s (%s)\n", r.RefundID, r.Amount, r.Status, r.Reason)
+	}
+	if view.Cancelled != "" {
+		fmt.Fprintf(stdout, "  cancelled: %s\n", view.Cancelled)
+	}
+	return nil
+}
+
+// parseAt turns --at into a test that is true for the first event past it.
+func parseAt(at string) (func(step) bool, error) {
+	if at == "" {
+		return nil, nil
+	}
+	if rev, err := strconv.ParseUint(at, 10, 64); err == nil {
+		return func(s step) bool { return s.Revision > rev }, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, at); err == nil {
+			// The same time history shows: the event's own, or the store's.
+			return func(s step) bool { return s.Time.After(t) }, nil
+		}
+	}
+	return nil, usageError{fmt.Sprintf("--at %q is neither a stream revision (0, 1, …) nor a time (RFC 3339, e.g. 2026-11-24T09:30:00Z)", at)}
+}
