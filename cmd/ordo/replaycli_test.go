@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,56 +32,85 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // populate writes n orders through the command service into the embedded
-// store of data directory dir, along every path of the lifecycle, and
-// returns their IDs.
-func populate(t *testing.T, dir string, n int) []string {
-	t.Helper()
-	ctx := testCtx(t)
+// store of data directory dir, along every path of the lifecycle, with 16
+// concurrent clients, and returns their IDs.
+func populate(tb testing.TB, dir string, n int) []string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	store, err := eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{DataDir: filepath.Join(dir, "eventstore")})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer store.Close()
 	svc := commands.New(eventstore.CommandStore{Store: store}, commands.Options{})
-	exec := func(cmd domain.Command) {
+	exec := func(cmd domain.Command) bool {
 		body, _ := json.Marshal(cmd)
 		id := uuid.NewString()
 		res := svc.Execute(ctx, commands.Request{CommandID: id, CorrelationID: id, CommandType: cmd.CommandType(), OrderID: cmd.OrderID(), Body: body})
 		if res.Err != nil {
-			t.Fatalf("%s on %s: %v", cmd.CommandType(), cmd.OrderID(), res.Err)
+			tb.Errorf("%s on %s: %v", cmd.CommandType(), cmd.OrderID(), res.Err)
 		}
+		return res.Err == nil
 	}
 	ids := make([]string, n)
 	for i := range ids {
-		id := uuid.NewString()
-		ids[i] = id
-		exec(domain.PlaceOrder{Order: id, CustomerID: fmt.Sprintf("c-%d", i%7), Currency: "EUR",
-			Lines: []domain.Line{{SKU: "sku-1", Quantity: 2, UnitPrice: 1250}, {SKU: "sku-2", Quantity: 1, UnitPrice: int64(i)}}})
-		total := int64(2500 + i)
-		switch i % 6 {
-		case 0: // stays placed
-		case 1:
-			exec(domain.MarkStockRejected{Order: id, Reason: "out_of_stock"})
-		default:
-			exec(domain.MarkStockReserved{Order: id})
-			if i%6 == 2 {
-				exec(domain.CancelOrder{Order: id, Reason: "customer changed their mind"})
-				continue
+		ids[i] = uuid.NewString()
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				lifecycle(exec, ids[i], i)
 			}
-			exec(domain.ConfirmPayment{Order: id, PaymentID: "pay-" + id, Amount: total, Provider: "acme"})
-			if i%6 == 3 {
-				exec(domain.CancelOrder{Order: id, Reason: "fraud check"}) // refund opened automatically
-				continue
-			}
-			exec(domain.ShipOrder{Order: id, Carrier: "dhl", TrackingNumber: "T" + id[:8]})
-			if i%6 == 5 {
-				exec(domain.ConfirmDelivery{Order: id})
-				exec(domain.RequestRefund{Order: id, RefundID: "r1", Amount: 100, Reason: "scratched"})
-				exec(domain.CompleteRefund{Order: id, RefundID: "r1"})
-			}
-		}
+		}()
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if tb.Failed() {
+		tb.FailNow()
 	}
 	return ids
+}
+
+// lifecycle takes order id along path i%6 of the lifecycle.
+func lifecycle(exec func(domain.Command) bool, id string, i int) {
+	total := int64(2500 + i)
+	ok := exec(domain.PlaceOrder{Order: id, CustomerID: fmt.Sprintf("c-%d", i%7), Currency: "EUR",
+		Lines: []domain.Line{{SKU: "sku-1", Quantity: 2, UnitPrice: 1250}, {SKU: "sku-2", Quantity: 1, UnitPrice: int64(i)}}})
+	switch {
+	case !ok, i%6 == 0: // stays placed
+		return
+	case i%6 == 1:
+		exec(domain.MarkStockRejected{Order: id, Reason: "out_of_stock"})
+		return
+	}
+	if !exec(domain.MarkStockReserved{Order: id}) {
+		return
+	}
+	if i%6 == 2 {
+		exec(domain.CancelOrder{Order: id, Reason: "customer changed their mind"})
+		return
+	}
+	if !exec(domain.ConfirmPayment{Order: id, PaymentID: "pay-" + id, Amount: total, Provider: "acme"}) {
+		return
+	}
+	if i%6 == 3 {
+		exec(domain.CancelOrder{Order: id, Reason: "fraud check"}) // refund opened automatically
+		return
+	}
+	if !exec(domain.ShipOrder{Order: id, Carrier: "dhl", TrackingNumber: "T" + id[:8]}) || i%6 == 4 {
+		return
+	}
+	_ = exec(domain.ConfirmDelivery{Order: id}) &&
+		exec(domain.RequestRefund{Order: id, RefundID: "r1", Amount: 100, Reason: "scratched"}) &&
+		exec(domain.CompleteRefund{Order: id, RefundID: "r1"})
 }
 
 // cli runs ordo with args and returns stdout, stderr and the error.
