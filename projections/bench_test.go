@@ -2,7 +2,6 @@ package projections_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -64,10 +63,15 @@ func fillOrders(tb testing.TB, s *eventstore.Store, n int) uint64 {
 	return head
 }
 
-// BenchmarkProjectionCatchUp measures events/s applied into SQLite by the
-// runner from the event store's subscription, from position 0 to the head.
-// One op is one event.
+// BenchmarkProjectionCatchUp measures events/s applied by the runner from
+// the event store's subscription, from position 0 to the head, into SQLite
+// and (with ORDO_TEST_POSTGRES_DSN set) PostgreSQL. One op is one event.
 func BenchmarkProjectionCatchUp(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchCatchUp(b, target{dir: b.TempDir()}) })
+	b.Run("postgres", func(b *testing.B) { benchCatchUp(b, target{dsn: freshPostgres(b), dir: b.TempDir()}) })
+}
+
+func benchCatchUp(b *testing.B, tg target) {
 	ctx := context.Background()
 	es, err := eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{DataDir: b.TempDir()})
 	if err != nil {
@@ -78,11 +82,7 @@ func BenchmarkProjectionCatchUp(b *testing.B) {
 	// sizes b.N by the whole run and never grows it past what fits; the
 	// reported rate covers the catch-up alone.
 	head := fillOrders(b, es, (b.N+4)/5)
-	store, err := projections.OpenSQLite(ctx, filepath.Join(b.TempDir(), "rm.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	store := tg.openStore(b)
 	runner := projections.NewRunner(store, eventstore.ProjectionSource{Store: es}, nil)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 )
@@ -16,16 +14,17 @@ import (
 // one the last rebuild swapped in.
 const currentFile = "readmodels.current"
 
-// Manager owns the read models in a directory: the SQLite database in use,
-// the runner keeping it current, and rebuilds into a fresh database that
-// replace it atomically once they have caught up.
+// Manager owns the read models — SQLite files in a directory, or schemas
+// of a PostgreSQL database: the generation in use, the runner keeping it
+// current, and rebuilds into a fresh generation that replace it atomically
+// once they have caught up.
 type Manager struct {
-	dir string
-	src Source
-	log *slog.Logger
+	gens generations
+	src  Source
+	log  *slog.Logger
 
 	mu      sync.RWMutex
-	name    string // file name of the database in use
+	name    string // the generation in use
 	store   *Store
 	runner  *Runner
 	stop    context.CancelFunc
@@ -35,21 +34,32 @@ type Manager struct {
 	job rebuildJob // the rebuild started through StartRebuild, if any
 }
 
-// OpenManager opens the read models in dir and starts keeping them current.
+// OpenManager opens the read models in SQLite files in dir and starts
+// keeping them current.
 func OpenManager(ctx context.Context, dir string, src Source, log *slog.Logger) (*Manager, error) {
+	return OpenManagerDSN(ctx, "", dir, src, log)
+}
+
+// OpenManagerDSN opens the read models named by dsn — a PostgreSQL
+// database for postgres://…, or SQLite files in dir when dsn is "" — and
+// starts keeping them current.
+func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.Logger) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("read-model directory: %w", err)
-	}
-	name := "readmodels.db"
-	if b, err := os.ReadFile(filepath.Join(dir, currentFile)); err == nil && strings.TrimSpace(string(b)) != "" {
-		name = strings.TrimSpace(string(b))
-	}
-	m := &Manager{dir: dir, src: src, log: log}
-	store, err := OpenSQLite(ctx, filepath.Join(dir, name))
+	gens, err := openGenerations(ctx, dsn, dir)
 	if err != nil {
+		return nil, err
+	}
+	name, err := gens.current(ctx)
+	if err != nil {
+		gens.close()
+		return nil, err
+	}
+	m := &Manager{gens: gens, src: src, log: log}
+	store, err := gens.open(ctx, name)
+	if err != nil {
+		gens.close()
 		return nil, err
 	}
 	m.name, m.store = name, store
@@ -74,7 +84,7 @@ func (m *Manager) Current() (*Store, *Runner) {
 	return m.store, m.runner
 }
 
-// Rebuild projects the whole history again into a fresh database while the
+// Rebuild projects the whole history again into a fresh generation while the
 // current one keeps serving, and swaps it in once it has caught up with the
 // live one. An interrupted rebuild (ctx ended) leaves the current read
 // models untouched; calling Rebuild again resumes from where it stopped,
@@ -83,15 +93,13 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 	m.mu.RLock()
 	name := m.name
 	m.mu.RUnlock()
-	next := "readmodels-rebuild.db"
-	if name == next {
-		next = "readmodels.db"
-	}
-	path := filepath.Join(m.dir, next)
+	next := m.gens.other(name)
 	if opts.Restart {
-		removeDatabase(path)
+		if err := m.gens.drop(ctx, next); err != nil {
+			return err
+		}
 	}
-	fresh, err := OpenSQLite(ctx, path)
+	fresh, err := m.gens.open(ctx, next)
 	if err != nil {
 		return err
 	}
@@ -126,7 +134,7 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 		m.mu.Unlock()
 		return abort(errors.New("rebuild: the read models were closed"))
 	}
-	if err := writeFileAtomic(filepath.Join(m.dir, currentFile), next); err != nil {
+	if err := m.gens.swap(ctx, next); err != nil {
 		m.mu.Unlock()
 		return abort(err)
 	}
@@ -136,12 +144,14 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 	oldStop()
 	<-oldStopped
 	oldStore.Close()
-	removeDatabase(filepath.Join(m.dir, oldName))
-	m.log.Info("read models rebuilt and swapped in", "file", next)
+	if err := m.gens.drop(context.WithoutCancel(ctx), oldName); err != nil {
+		m.log.Warn("the replaced read models could not be deleted", "generation", oldName, "err", err)
+	}
+	m.log.Info("read models rebuilt and swapped in", "generation", next)
 	return nil
 }
 
-// Close stops the runner and closes the database.
+// Close stops the runner and closes the read models.
 func (m *Manager) Close() error {
 	m.CancelRebuild()
 	m.mu.Lock()
@@ -150,7 +160,7 @@ func (m *Manager) Close() error {
 	m.mu.Unlock()
 	stop()
 	<-stopped
-	return store.Close()
+	return errors.Join(store.Close(), m.gens.close())
 }
 
 // writeFileAtomic replaces path with content: a rename is atomic, a write is not.

@@ -12,14 +12,38 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
 
-// Store holds the read models in SQL.
+// Store holds the read models in SQL: a SQLite file or a PostgreSQL
+// schema. The queries are the same on both; dialect holds what differs.
 type Store struct {
-	db    *sql.DB
-	stmts *statements
+	db      *sql.DB
+	stmts   *statements
+	dialect dialect
+}
+
+// dialect is what differs between the databases the read models run on.
+// The queries are written once, with ? placeholders, which the PostgreSQL
+// connections rewrite (see rebind).
+type dialect struct {
+	// ddl adapts a statement of schema to the database.
+	ddl func(string) string
+}
+
+var sqliteDialect = dialect{ddl: func(s string) string { return s }}
+
+// OpenStore opens the read models named by dsn: a PostgreSQL database for
+// postgres://… or postgresql://… (tables in the DSN's search_path, by
+// default public), otherwise a SQLite file, given as a path or as
+// sqlite:path.
+func OpenStore(ctx context.Context, dsn string) (*Store, error) {
+	if IsPostgresDSN(dsn) {
+		return openPostgres(ctx, dsn, "")
+	}
+	return OpenSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
 }
 
 // OpenSQLite opens (creating if needed) the read models in a SQLite file.
@@ -31,7 +55,12 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	// SQLite allows one writer; readers use WAL snapshots alongside it.
 	db.SetMaxOpenConns(8)
-	s := &Store{db: db, stmts: &statements{db: db}}
+	return newStore(ctx, db, sqliteDialect)
+}
+
+// newStore creates the schema in db if needed; db is closed on failure.
+func newStore(ctx context.Context, db *sql.DB, d dialect) (*Store, error) {
+	s := &Store{db: db, stmts: &statements{db: db}, dialect: d}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -45,13 +74,14 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// schema is the read-model schema. Amounts are integer minor units; times
+// schema is the read-model schema, in types both SQLite and PostgreSQL
+// know. Amounts are integer minor units (BIGINT: 64 bits on both); times
 // are RFC 3339 strings in UTC, which sort correctly as text.
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS projection_state (
 		name TEXT PRIMARY KEY,
-		position INTEGER NOT NULL DEFAULT 0,
-		events INTEGER NOT NULL DEFAULT 0,
+		position BIGINT NOT NULL DEFAULT 0,
+		events BIGINT NOT NULL DEFAULT 0,
 		updated_at TEXT NOT NULL DEFAULT '',
 		error TEXT NOT NULL DEFAULT ''
 	)`,
@@ -59,19 +89,19 @@ var schema = []string{
 		order_id TEXT PRIMARY KEY,
 		customer_id TEXT NOT NULL,
 		currency TEXT NOT NULL,
-		total INTEGER NOT NULL,
+		total BIGINT NOT NULL,
 		lines TEXT NOT NULL,
 		state TEXT NOT NULL,
-		revision INTEGER NOT NULL,
+		revision BIGINT NOT NULL,
 		placed_at TEXT NOT NULL,
 		updated_at TEXT NOT NULL
 	)`,
 	`CREATE TABLE IF NOT EXISTS payments (
 		order_id TEXT PRIMARY KEY,
 		currency TEXT NOT NULL,
-		amount_due INTEGER NOT NULL,
-		paid INTEGER NOT NULL DEFAULT 0,
-		refunded INTEGER NOT NULL DEFAULT 0,
+		amount_due BIGINT NOT NULL,
+		paid BIGINT NOT NULL DEFAULT 0,
+		refunded BIGINT NOT NULL DEFAULT 0,
 		status TEXT NOT NULL,
 		provider TEXT NOT NULL DEFAULT '',
 		payment_id TEXT NOT NULL DEFAULT '',
@@ -92,9 +122,9 @@ var schema = []string{
 		order_id TEXT NOT NULL,
 		refund_id TEXT NOT NULL,
 		currency TEXT NOT NULL,
-		amount INTEGER NOT NULL,
+		amount BIGINT NOT NULL,
 		reason TEXT NOT NULL,
-		automatic INTEGER NOT NULL,
+		automatic BOOLEAN NOT NULL,
 		status TEXT NOT NULL,
 		requested_at TEXT NOT NULL,
 		settled_at TEXT NOT NULL DEFAULT '',
@@ -106,7 +136,7 @@ var schema = []string{
 
 func (s *Store) migrate(ctx context.Context) error {
 	for _, stmt := range schema {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+		if _, err := s.db.ExecContext(ctx, s.dialect.ddl(stmt)); err != nil {
 			return fmt.Errorf("create read-model schema: %w", err)
 		}
 	}
