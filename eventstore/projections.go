@@ -38,7 +38,9 @@ func (f projectionFeed) Next(ctx context.Context) (projections.FeedItem, error) 
 			e := m.Event
 			return projections.FeedItem{Event: &projections.StoredEvent{Stream: e.Stream, Revision: e.Revision, Position: e.Position,
 				Type: e.Type, Data: e.Data, Metadata: e.Metadata, Created: e.Created}}, nil
-		case !m.CaughtUp:
+		case m.CaughtUp:
+			return projections.FeedItem{CaughtUp: true}, nil
+		default:
 			return projections.FeedItem{Checkpoint: m.Checkpoint}, nil
 		}
 	}

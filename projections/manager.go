@@ -112,7 +112,11 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 		fresh.Close()
 		return err
 	}
-	// Catch up with the live read model, which keeps moving meanwhile.
+	// Catch up with the event store, then with the live read model, which
+	// keeps moving meanwhile (and may itself still be catching up).
+	if err := runner.WaitCaughtUp(ctx); err != nil {
+		return abort(fmt.Errorf("rebuild: %w", err))
+	}
 	for {
 		_, live := m.Current()
 		target := live.Status(ctx).Position

@@ -27,10 +27,13 @@ type Feed interface {
 	Close() error
 }
 
-// FeedItem is an event, or a checkpoint position safe to resume after.
+// FeedItem is an event, a checkpoint position safe to resume after, or
+// the news that the feed has delivered everything the store held when it
+// said so (it goes live).
 type FeedItem struct {
 	Event      *StoredEvent
 	Checkpoint uint64
+	CaughtUp   bool
 }
 
 // Name of the order read-model projection (payments, shipments, refunds,
@@ -62,6 +65,11 @@ type Status struct {
 	Head       uint64    `json:"head"`
 	LagEvents  uint64    `json:"lag_positions"`
 	LagSeconds float64   `json:"lag_seconds"`
+	// CaughtUp: the projection has applied everything the event store held
+	// when its subscription went live (positions alone cannot tell: the
+	// last events of $all may not be order events, and no checkpoint need
+	// follow them).
+	CaughtUp bool `json:"caught_up"`
 }
 
 // NewRunner returns a runner applying up to batch events per transaction.
@@ -148,9 +156,10 @@ func (r *Runner) applyBatch(ctx context.Context, batch []FeedItem) error {
 	var pos uint64
 	var n int64
 	var last time.Time
+	caughtUp := false
 	for _, it := range batch {
 		if it.Event == nil {
-			pos = max(pos, it.Checkpoint)
+			pos, caughtUp = max(pos, it.Checkpoint), caughtUp || it.CaughtUp
 			continue
 		}
 		if err := apply(ctx, tx, r.store.stmts, *it.Event); err != nil {
@@ -159,6 +168,9 @@ func (r *Runner) applyBatch(ctx context.Context, batch []FeedItem) error {
 		pos, n, last = max(pos, it.Event.Position), n+1, it.Event.Created
 	}
 	if pos == 0 {
+		if caughtUp {
+			r.setStatus(func(s *Status) { s.CaughtUp = true })
+		}
 		return nil
 	}
 	now := time.Now().UTC()
@@ -172,6 +184,7 @@ func (r *Runner) applyBatch(ctx context.Context, batch []FeedItem) error {
 	}
 	r.setStatus(func(s *Status) {
 		s.Position, s.Events, s.UpdatedAt = max(s.Position, pos), s.Events+n, now
+		s.CaughtUp = s.CaughtUp || caughtUp
 		if !last.IsZero() {
 			s.LastEvent = last
 		}
@@ -195,9 +208,9 @@ func (r *Runner) stop(ctx context.Context, err error) error {
 
 func (r *Runner) setStatus(f func(*Status)) {
 	r.mu.Lock()
-	before := r.status.Position
+	before, wasCaughtUp := r.status.Position, r.status.CaughtUp
 	f(&r.status)
-	if r.status.Position != before {
+	if r.status.Position != before || r.status.CaughtUp != wasCaughtUp {
 		close(r.moved)
 		r.moved = make(chan struct{})
 	}
@@ -238,6 +251,27 @@ func (r *Runner) WaitFor(ctx context.Context, position uint64) error {
 		case <-moved:
 		case <-ctx.Done():
 			return fmt.Errorf("read model has not reached position %d (at %d): %w", position, pos, ctx.Err())
+		}
+	}
+}
+
+// WaitCaughtUp blocks until the projection has caught up with the event
+// store (see Status.CaughtUp), stopped with an error, or ctx ends.
+func (r *Runner) WaitCaughtUp(ctx context.Context) error {
+	for {
+		r.mu.Lock()
+		done, moved, errMsg := r.status.CaughtUp, r.moved, r.status.Error
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		if errMsg != "" {
+			return fmt.Errorf("projection %s is stopped: %s", Name, errMsg)
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("read model has not caught up: %w", ctx.Err())
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -402,7 +403,10 @@ func rebuildPosition(t *testing.T, file string) uint64 {
 	}
 	defer db.Close()
 	var pos uint64
-	_ = db.QueryRow(`SELECT position FROM projection_state WHERE name = ?`, projections.Name).Scan(&pos)
+	err = db.QueryRow(`SELECT position FROM projection_state WHERE name = ?`, projections.Name).Scan(&pos)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("read the rebuild's position in %s: %v", file, err)
+	}
 	return pos
 }
 
@@ -466,7 +470,12 @@ func TestReplayInterruptedResumes(t *testing.T) {
 		t.Fatalf("interrupted replay: %v, want it to say it was interrupted", err)
 	}
 	if !interrupted {
-		t.Fatalf("the replay was not interrupted part-way (err %v): it finished before a progress report", err)
+		ents, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("the replay was not interrupted part-way (err %v; %s at position %d; current %q; files %v)", err, partial, rebuildPosition(t, partial), current, names)
 	}
 	if now, _ := os.ReadFile(filepath.Join(dir, "readmodels.current")); !bytes.Equal(now, current) {
 		t.Fatal("an interrupted replay swapped the read models")
