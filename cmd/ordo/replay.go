@@ -33,6 +33,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	all := fs.Bool("all", false, "rebuild every projection")
 	from := fs.Uint64("from", 0, "start the fresh read models after this $all position (default: the whole history)")
 	restart := fs.Bool("restart", false, "discard a partial earlier rebuild instead of resuming it")
+	dsn := fs.String("readmodel-dsn", "", "PostgreSQL read models (postgres://…), as given to ordo serve (default: SQLite files in --data)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	return replayLocal(ctx, &sf, opts, stdout, stderr)
+	return replayLocal(ctx, &sf, *dsn, opts, stdout, stderr)
 }
 
 // errServiceGone: serve.json named a service that does not answer (it
@@ -69,7 +70,7 @@ var replayReport = struct {
 }{interval: 200 * time.Millisecond}
 
 // replayLocal rebuilds in this process, over the data directory.
-func replayLocal(ctx context.Context, sf *storeFlags, opts projections.RebuildOptions, stdout, stderr io.Writer) error {
+func replayLocal(ctx context.Context, sf *storeFlags, dsn string, opts projections.RebuildOptions, stdout, stderr io.Writer) error {
 	store, err := sf.open(ctx)
 	if err != nil {
 		return err
@@ -79,7 +80,7 @@ func replayLocal(ctx context.Context, sf *storeFlags, opts projections.RebuildOp
 	if err != nil {
 		return err
 	}
-	m, err := projections.OpenManager(ctx, sf.data, eventstore.ProjectionSource{Store: store}, slog.New(slog.DiscardHandler))
+	m, err := projections.OpenManagerDSN(ctx, dsn, sf.data, eventstore.ProjectionSource{Store: store}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.ESDBListen, "esdb-listen", "127.0.0.1:2113", "listen address of the embedded event store")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS URL (default: run NATS embedded)")
 	fs.StringVar(&cfg.ESDBURL, "esdb-url", "", "external EventStoreDB URL, esdb://… (default: run the event store embedded)")
+	fs.StringVar(&cfg.ReadModelDSN, "readmodel-dsn", "", "PostgreSQL for the read models, postgres://… (default: SQLite files in --data)")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ordo serve [flags]")

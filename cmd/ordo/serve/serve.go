@@ -31,8 +31,11 @@ type Config struct {
 	ESDBListen string // embedded event store; default 127.0.0.1:2113
 	NATSURL    string // external NATS instead of the embedded one
 	ESDBURL    string // external EventStoreDB instead of the embedded one
-	Logger     *slog.Logger
-	Commands   ordonats.WorkerConfig // stream sizes, shards, redelivery
+	// ReadModelDSN puts the read models in PostgreSQL (postgres://…)
+	// instead of SQLite files in DataDir.
+	ReadModelDSN string
+	Logger       *slog.Logger
+	Commands     ordonats.WorkerConfig // stream sizes, shards, redelivery
 	// ReadWait bounds how long a query with min_position waits for the read
 	// models to catch up (default 5s).
 	ReadWait time.Duration
@@ -159,7 +162,7 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 // startProjections opens the read models (SQLite files in the data
 // directory) and keeps them up to date in the background.
 func (s *Service) startProjections(ctx context.Context, cfg Config) error {
-	m, err := projections.OpenManager(ctx, cfg.DataDir, eventstore.ProjectionSource{Store: s.store}, cfg.Logger)
+	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, eventstore.ProjectionSource{Store: s.store}, cfg.Logger)
 	if err != nil {
 		return err
 	}
