@@ -16,6 +16,7 @@ const (
 	CodeIllegalTransition Code = "illegal_transition"  // the lifecycle does not allow the command now
 	CodeAmountMismatch    Code = "amount_mismatch"     // a payment's amount or currency differs from the order total
 	CodeRefundExceedsPaid Code = "refund_exceeds_paid" // refunds would exceed the money received
+	CodeOutOfStock        Code = "out_of_stock"        // a SKU has less available stock than a reservation asks for
 	CodeNotFound          Code = "not_found"           // the order (or refund) does not exist
 	CodeConflict          Code = "conflict"            // concurrent writers kept winning; retry
 	CodePayloadTooLarge   Code = "payload_too_large"   // the command is larger than allowed
@@ -35,6 +36,7 @@ var codeInfo = map[Code]struct {
 	CodeIllegalTransition: {409, 409},
 	CodeAmountMismatch:    {422, 422},
 	CodeRefundExceedsPaid: {422, 422},
+	CodeOutOfStock:        {409, 409},
 	CodeNotFound:          {404, 404},
 	CodeConflict:          {409, 409},
 	CodePayloadTooLarge:   {413, 413},
@@ -45,7 +47,7 @@ var codeInfo = map[Code]struct {
 // Codes lists every error code, for documentation and tests.
 func Codes() []Code {
 	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
-		CodeRefundExceedsPaid, CodeNotFound, CodeConflict, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
+		CodeRefundExceedsPaid, CodeOutOfStock, CodeNotFound, CodeConflict, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
 }
 
 // HTTPStatus is the HTTP status for a code; unknown codes map to 500.
@@ -94,6 +96,7 @@ var (
 	ErrIllegalTransition = &Error{Code: CodeIllegalTransition}
 	ErrAmountMismatch    = &Error{Code: CodeAmountMismatch}
 	ErrRefundExceedsPaid = &Error{Code: CodeRefundExceedsPaid}
+	ErrOutOfStock        = &Error{Code: CodeOutOfStock}
 	ErrNotFound          = &Error{Code: CodeNotFound}
 	ErrConflict          = &Error{Code: CodeConflict}
 	ErrPayloadTooLarge   = &Error{Code: CodePayloadTooLarge}

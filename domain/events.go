@@ -203,6 +203,11 @@ func NewCodec() *Codec {
 		EvtRefundCompleted: {version: 1, decode: decoder[RefundCompleted]()},
 		EvtRefundRejected:  {version: 1, decode: decoder[RefundRejected]()},
 		EvtOrderRefunded:   {version: 1, decode: decoder[OrderRefunded]()},
+
+		EvtInventoryAdded:     {version: 1, decode: decoder[InventoryAdded]()},
+		EvtInventoryReserved:  {version: 1, decode: decoder[InventoryReserved]()},
+		EvtInventoryReleased:  {version: 1, decode: decoder[InventoryReleased]()},
+		EvtInventoryCommitted: {version: 1, decode: decoder[InventoryCommitted]()},
 	}}
 }
 

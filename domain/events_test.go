@@ -17,6 +17,8 @@ func TestEventRoundTrip(t *testing.T) {
 		RefundRequested{RefundID: "r", Amount: eur(1), Reason: "x", Automatic: true},
 		RefundCompleted{RefundID: "r", Amount: eur(1)}, RefundRejected{RefundID: "r", Reason: "x"},
 		OrderRefunded{Amount: eur(1)},
+		InventoryAdded{SKU: "s", Quantity: 5}, InventoryReserved{SKU: "s", OrderID: testOrder, Quantity: 2},
+		InventoryReleased{SKU: "s", OrderID: testOrder, Quantity: 2}, InventoryCommitted{SKU: "s", OrderID: testOrder, Quantity: 2},
 	}
 	if len(all) != len(NewCodec().EventTypes()) {
 		t.Fatalf("test covers %d event types, codec knows %d", len(all), len(NewCodec().EventTypes()))
