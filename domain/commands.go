@@ -361,6 +361,7 @@ var commandDecoders = map[string]func([]byte) (Command, error){
 	CmdRequestRefund:     decodeCommand[RequestRefund],
 	CmdCompleteRefund:    decodeCommand[CompleteRefund],
 	CmdRejectRefund:      decodeCommand[RejectRefund],
+	CmdExpirePayment:     decodeCommand[ExpirePayment],
 }
 
 // CommandTypes lists the command wire names, sorted.

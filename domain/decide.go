@@ -59,6 +59,8 @@ func (o *Order) Decide(cmd Command, meta CommandMeta, now time.Time) ([]Event, e
 		d.add(PaymentFailed{PaymentID: c.PaymentID, Reason: c.Reason, Provider: c.Provider})
 	case CancelOrder:
 		o.decideCancel(c, d)
+	case ExpirePayment:
+		d.add(OrderCancelled{Reason: "payment timeout: no payment by " + c.Deadline.UTC().Format(time.RFC3339)})
 	case ShipOrder:
 		d.add(OrderShipped{Carrier: c.Carrier, TrackingNumber: c.TrackingNumber})
 	case ConfirmDelivery:

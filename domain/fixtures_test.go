@@ -110,6 +110,8 @@ func sampleCommand(typ string) Command {
 		return CompleteRefund{Order: testOrder, RefundID: "r-0"}
 	case CmdRejectRefund:
 		return RejectRefund{Order: testOrder, RefundID: "r-0", Reason: "not eligible"}
+	case CmdExpirePayment:
+		return ExpirePayment{Order: testOrder, Deadline: t0}
 	}
 	panic("no sample for " + typ)
 }

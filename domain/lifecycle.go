@@ -55,6 +55,7 @@ const (
 	CmdRequestRefund     = "RequestRefund"
 	CmdCompleteRefund    = "CompleteRefund"
 	CmdRejectRefund      = "RejectRefund"
+	CmdExpirePayment     = "ExpirePayment"
 )
 
 // autoRefunded is the FSM event of the automatic move to refunded.
@@ -80,6 +81,8 @@ var lifecycle = []Transition{
 	{From: []State{StateAwaitingPayment}, Command: CmdFailPayment, Events: []string{EvtPaymentFailed}, Same: true,
 		Note: "another payment may follow"},
 	{From: []State{StatePlaced, StateAwaitingPayment}, Command: CmdCancelOrder, Events: []string{EvtOrderCancelled}, To: StateCancelled},
+	{From: []State{StateAwaitingPayment}, Command: CmdExpirePayment, Events: []string{EvtOrderCancelled}, To: StateCancelled,
+		Note: "the payment timeout fired; in any other state it changes nothing"},
 	{From: []State{StatePaid}, Command: CmdCancelOrder, Events: []string{EvtOrderCancelled, EvtRefundRequested}, To: StateCancelled,
 		Note: "a refund of the money received is opened"},
 	{From: []State{StatePaid}, Command: CmdShipOrder, Events: []string{EvtOrderShipped}, To: StateShipped},
