@@ -44,3 +44,40 @@ func (o CommandStore) ReadStream(ctx context.Context, stream string, from int64,
 	}
 	return err
 }
+
+// SagaSource feeds the order saga from the $all subscription, filtered on
+// the server to order streams.
+type SagaSource struct{ *Store }
+
+var _ commands.SagaSource = SagaSource{}
+
+// SubscribeOrderEvents implements commands.SagaSource.
+func (s SagaSource) SubscribeOrderEvents(ctx context.Context, after uint64) (commands.SagaFeed, error) {
+	sub, err := s.Store.SubscribeAll(ctx, SubscribeOptions{From: after, FromStart: after == 0,
+		Filter: Filter{StreamPrefixes: []string{commands.StreamName("")}}, CheckpointInterval: 256})
+	if err != nil {
+		return nil, err
+	}
+	return sagaFeed{sub}, nil
+}
+
+type sagaFeed struct{ sub *Subscription }
+
+func (f sagaFeed) Next(ctx context.Context) (commands.SagaItem, error) {
+	for {
+		m, err := f.sub.Next(ctx)
+		if err != nil {
+			return commands.SagaItem{}, err
+		}
+		switch {
+		case m.Event != nil:
+			e := m.Event
+			return commands.SagaItem{Stream: e.Stream, Position: e.Position, Event: &commands.StoredEvent{Revision: int64(e.Revision),
+				Position: e.Position, Type: e.Type, Data: e.Data, Metadata: e.Metadata}}, nil
+		case !m.CaughtUp:
+			return commands.SagaItem{Position: m.Checkpoint}, nil
+		}
+	}
+}
+
+func (f sagaFeed) Close() error { return f.sub.Close() }

@@ -27,10 +27,14 @@ type system struct {
 	client *ordonats.Client
 }
 
+// config is the service configuration of the tests. Stock is manual: the
+// tests of the order lifecycle send the stock results themselves; the stock
+// and saga tests turn the saga's reservations on (sagaConfig).
 func config(tb testing.TB, dir string) serve.Config {
 	return serve.Config{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0",
 		NATSURL: os.Getenv("ORDO_NATS_URL"), ESDBURL: os.Getenv("ORDO_ESDB_URL"),
+		ManualStock: true,
 	}
 }
 

@@ -150,7 +150,7 @@ func drive(ctx context.Context, c *ordonats.Client, id string, done *atomic.Int6
 // workerChild runs the service's workers against the parent's servers until
 // it is killed.
 func workerChild() {
-	cfg := serve.Config{DataDir: os.Getenv("CHILD_DIR"), HTTPAddr: "127.0.0.1:0",
+	cfg := serve.Config{DataDir: os.Getenv("CHILD_DIR"), HTTPAddr: "127.0.0.1:0", ManualStock: true,
 		NATSURL: os.Getenv("CHILD_NATS"), ESDBURL: os.Getenv("CHILD_ESDB")}
 	cfg.Commands.AckWait = 2 * time.Second // redeliver quickly after the kill
 	if _, err := serve.Start(context.Background(), cfg); err != nil {

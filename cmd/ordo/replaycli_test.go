@@ -502,7 +502,7 @@ func TestReplayThroughRunningService(t *testing.T) {
 	dir := t.TempDir()
 	ids := populate(t, dir, 30)
 	ctx := testCtx(t)
-	svc, err := serve.Start(ctx, serve.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0"})
+	svc, err := serve.Start(ctx, serve.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0", ManualStock: true})
 	if err != nil {
 		t.Fatal(err)
 	}

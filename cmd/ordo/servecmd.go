@@ -24,6 +24,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS URL (default: run NATS embedded)")
 	fs.StringVar(&cfg.ESDBURL, "esdb-url", "", "external EventStoreDB URL, esdb://… (default: run the event store embedded)")
 	fs.StringVar(&cfg.ReadModelDSN, "readmodel-dsn", "", "PostgreSQL for the read models, postgres://… (default: SQLite files in --data)")
+	fs.DurationVar(&cfg.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long an order may await payment before it is cancelled and its stock released")
+	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ordo serve [flags]")

@@ -36,6 +36,12 @@ type Config struct {
 	ReadModelDSN string
 	Logger       *slog.Logger
 	Commands     ordonats.WorkerConfig // stream sizes, shards, redelivery
+	// PaymentTimeout is how long an order may await payment before the
+	// saga's timer cancels it and releases its stock (default 15 minutes).
+	PaymentTimeout time.Duration
+	// ManualStock: another system manages stock and sends MarkStockReserved
+	// or MarkStockRejected itself; the saga does not reserve.
+	ManualStock bool
 	// ReadWait bounds how long a query with min_position waits for the read
 	// models to catch up (default 5s).
 	ReadWait time.Duration
@@ -56,6 +62,9 @@ type Service struct {
 	httpQuerySub *natsgo.Subscription
 	reads        *projections.Manager
 	runtimePath  string // serve.json, removed at shutdown
+	stock        *commands.StockService
+	stockSub     *natsgo.Subscription
+	stopSaga     func() error
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -95,6 +104,9 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	}
 	if s.querySub, err = ordonats.ServeOrderQueries(s.nc, cmdSvc, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("serve order queries: %w", err)
+	}
+	if err := s.startStockAndSaga(ctx, cfg, cmdSvc); err != nil {
+		return nil, err
 	}
 	if err := s.startProjections(ctx, cfg); err != nil {
 		return nil, err
@@ -256,6 +268,15 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	if s.httpQuerySub != nil {
 		_ = s.httpQuerySub.Unsubscribe()
+	}
+	if s.stockSub != nil {
+		_ = s.stockSub.Drain()
+	}
+	if s.stopSaga != nil {
+		errs = append(errs, s.stopSaga())
+	}
+	if s.stock != nil {
+		s.stock.Close()
 	}
 	if s.stop != nil {
 		s.stop()

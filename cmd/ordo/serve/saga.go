@@ -1,0 +1,77 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/eventstore"
+	ordonats "github.com/ordo-dev/ordo/nats"
+)
+
+// startStockAndSaga starts the stock API (one writer per SKU) and the order
+// saga that reserves stock, runs payment timers and settles stock.
+func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *commands.Service) error {
+	s.stock = commands.NewStockService(eventstore.CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
+	sub, err := ordonats.ServeStock(s.nc, s.stock, cfg.Logger)
+	if err != nil {
+		return fmt.Errorf("serve the stock API: %w", err)
+	}
+	s.stockSub = sub
+	saga := commands.NewSaga(orders, s.stock, ordonats.PaymentTimers{JS: mustJS(s.nc)}, eventstore.SagaSource{Store: s.store},
+		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
+		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- saga.Run(sctx) }()
+	s.stopSaga = func() error {
+		stop()
+		return <-done
+	}
+	return nil
+}
+
+// fileCheckpoint keeps the saga's $all position in a small file, replaced
+// atomically and synced, in the data directory.
+type fileCheckpoint struct{ path string }
+
+func (f fileCheckpoint) Load(context.Context) (uint64, error) {
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	pos, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s holds %q, not a position: delete it to reprocess from the start (every saga step is idempotent)", f.path, b)
+	}
+	return pos, nil
+}
+
+func (f fileCheckpoint) Save(_ context.Context, pos uint64) error {
+	tmp := f.path + ".tmp"
+	fh, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(fh, pos); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, f.path)
+}
