@@ -381,6 +381,9 @@ func CommandTypes() []string {
 func DecodeCommand(commandType string, body []byte) (Command, error) {
 	dec, ok := commandDecoders[commandType]
 	if !ok {
+		dec, ok = transportDecoders[commandType] // PaymentCallback, see callback.go
+	}
+	if !ok {
 		return nil, &Error{Code: CodeUnknownCommand, Message: fmt.Sprintf(
 			"unknown command type %q; known types: %s", truncate(commandType), strings.Join(CommandTypes(), ", "))}
 	}

@@ -202,6 +202,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	}
 	api.Register(mux)
 	s.registerAdmin(mux)
+	s.registerCallbacks(mux)
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)

@@ -1,0 +1,69 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/google/uuid"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+// Payment callbacks travel as commands of type PaymentCallback on the usual
+// subject, ordo.cmd.order.<order-id>.PaymentCallback, with the provider's
+// JSON as the body; the workers decode them into ConfirmPayment or
+// FailPayment (domain.DecodeCommand). HTTP callbacks (POST
+// /v1/payments/callback) are sent through PaymentCallback below, so there
+// is one path: durable in the command stream first, applied by the
+// workers, answered once the events are durable. A separate request-reply
+// responder for callbacks would need its own dedupe, dead letters and
+// redelivery, which the command stream already has.
+
+// PaymentCallback sends a payment provider's callback and waits for its
+// outcome. The command ID is the callback's idempotency key
+// (domain.PaymentCallback.CommandID), so the same report of a payment sent
+// again, concurrently or later, appends nothing and gets the first outcome
+// back with Duplicate set.
+//
+// One exception: a first attempt that was refused without recording
+// anything (the order did not exist yet, or could not take the payment yet,
+// or kept conflicting) is not a final answer for a provider that retries;
+// when a resend finds such an outcome, it is executed again under a fresh
+// command ID. This is safe because the order, not the command ID, keeps a
+// payment from counting twice: it records each payment ID once.
+//
+// Options may set the correlation and causation IDs; the command ID is
+// always the derived one.
+func (c *Client) PaymentCallback(ctx context.Context, cb domain.PaymentCallback, opts ...SendOption) (Outcome, error) {
+	if err := cb.Validate(); err != nil {
+		return Outcome{OrderID: cb.Order}, err
+	}
+	body, err := json.Marshal(cb)
+	if err != nil {
+		return Outcome{}, err
+	}
+	cmd := Command{Type: domain.CmdPaymentCallback, OrderID: cb.Order, Body: body}
+	for _, o := range opts {
+		o(&cmd)
+	}
+	cmd.ID = cb.CommandID()
+	out, err := c.Send(ctx, cmd)
+	if out.Duplicate && refusedForNow(out) {
+		cmd.ID = cb.CommandID() + "-" + uuid.NewString()[:8]
+		out, err = c.Send(ctx, cmd)
+	}
+	return out, err
+}
+
+// refusedForNow reports whether an outcome refused a callback without
+// recording it, for a reason that may pass.
+func refusedForNow(out Outcome) bool {
+	if out.Error == nil || len(out.Events) > 0 {
+		return false
+	}
+	switch domain.Code(out.Error.Code) {
+	case domain.CodeNotFound, domain.CodeIllegalTransition, domain.CodeConflict:
+		return true
+	}
+	return false
+}
