@@ -1,0 +1,395 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	ordonats "github.com/ordo-dev/ordo/nats"
+)
+
+// sagaConfig is the service as `ordo serve` runs it: the saga reserves
+// stock for every order.
+func sagaConfig(tb testing.TB, dir string, paymentTimeout time.Duration) serve.Config {
+	cfg := config(tb, dir)
+	cfg.ManualStock, cfg.PaymentTimeout = false, paymentTimeout
+	return cfg
+}
+
+func oneLine(id, sku string, qty int64) domain.PlaceOrder {
+	return domain.PlaceOrder{Order: id, CustomerID: "c-1", Currency: "EUR", Lines: []domain.Line{{SKU: sku, Quantity: qty, UnitPrice: 100}}}
+}
+
+// settle waits until every order has left the placed state (the saga has
+// decided its stock) and returns the views.
+func settle(tb testing.TB, ctx context.Context, c *ordonats.Client, ids []string) map[string]domain.OrderView {
+	tb.Helper()
+	out := make(map[string]domain.OrderView, len(ids))
+	var mu sync.Mutex
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for {
+				v, err := c.GetOrder(ctx, id)
+				if err == nil && v.State != domain.StatePlaced {
+					mu.Lock()
+					out[id] = v
+					mu.Unlock()
+					return
+				}
+				if ctx.Err() != nil {
+					tb.Errorf("order %s never left placed (last: %+v, %v)", id, v.State, err)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if tb.Failed() {
+		tb.FailNow()
+	}
+	return out
+}
+
+// TestFlashSale places 10,000 orders for one SKU holding 1,000 units, all
+// at once: exactly 1,000 end awaiting payment, the rest are cancelled with
+// out_of_stock, the stock ends at zero available, and no reading of the
+// stock while the sale ran ever showed it negative.
+func TestFlashSale(t *testing.T) {
+	orders, units := 10_000, int64(1_000)
+	if testing.Short() {
+		orders, units = 2_000, 200
+	}
+	s := start(t, sagaConfig(t, t.TempDir(), time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if _, err := s.client.AddStock(ctx, "flash", units, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Watch the stock while the sale runs.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var negative atomic.Int64
+	var reads atomic.Int64
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for watchCtx.Err() == nil {
+			if v, err := s.client.GetStock(watchCtx, "flash"); err == nil {
+				reads.Add(1)
+				if v.Available < 0 || v.Reserved > v.OnHand {
+					negative.Add(1)
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	ids := make([]string, orders)
+	sem := make(chan struct{}, 512)
+	var wg sync.WaitGroup
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for attempt := 0; ; attempt++ {
+				_, err := s.client.PlaceOrder(ctx, oneLine(ids[i], "flash", 1), ordonats.WithCommandID(ids[i]))
+				if err == nil || attempt == 5 {
+					if err != nil {
+						t.Errorf("place %s: %v", ids[i], err)
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	views := settle(t, ctx, s.client, ids)
+	stopWatch()
+	<-watched
+	var awaiting, soldOut int
+	for id, v := range views {
+		switch {
+		case v.State == domain.StateAwaitingPayment:
+			awaiting++
+		case v.State == domain.StateCancelled && strings.Contains(v.Cancelled, string(domain.CodeOutOfStock)):
+			soldOut++
+		default:
+			t.Errorf("order %s ended %s (%q)", id, v.State, v.Cancelled)
+		}
+	}
+	stock, err := s.client.GetStock(ctx, "flash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d orders: %d awaiting payment, %d sold out; stock %+v; %d stock readings during the sale", orders, awaiting, soldOut, stock, reads.Load())
+	if awaiting != int(units) || soldOut != orders-int(units) {
+		t.Fatalf("%d awaiting payment and %d sold out, want %d and %d", awaiting, soldOut, units, orders-int(units))
+	}
+	if stock.Available != 0 || stock.Reserved != units || stock.OnHand != units {
+		t.Fatalf("stock %+v, want %d on hand, all reserved, 0 available", stock, units)
+	}
+	if negative.Load() > 0 || reads.Load() == 0 {
+		t.Fatalf("%d of %d stock readings during the sale showed oversell", negative.Load(), reads.Load())
+	}
+}
+
+// TestPaymentTimeout: an unpaid order is cancelled when its time is up and
+// its stock released; a paid one is left alone.
+func TestPaymentTimeout(t *testing.T) {
+	s := start(t, sagaConfig(t, t.TempDir(), 2*time.Second))
+	ctx := ctxT(t)
+	if _, err := s.client.AddStock(ctx, "slow", 10, ""); err != nil {
+		t.Fatal(err)
+	}
+	unpaid, paid := uuid.NewString(), uuid.NewString()
+	for _, id := range []string{unpaid, paid} {
+		must(t)(s.client.PlaceOrder(ctx, oneLine(id, "slow", 3)))
+	}
+	settle(t, ctx, s.client, []string{unpaid, paid})
+	must(t)(s.client.ConfirmPayment(ctx, domain.ConfirmPayment{Order: paid, PaymentID: "p-1", Amount: 300}))
+	if v, _ := s.client.GetStock(ctx, "slow"); v.Reserved != 6 {
+		t.Fatalf("stock %+v, want 6 reserved", v)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := s.client.GetOrder(ctx, unpaid)
+		if err == nil && v.State == domain.StateCancelled {
+			if !strings.Contains(v.Cancelled, "payment timeout") {
+				t.Fatalf("cancelled for %q, want the payment timeout", v.Cancelled)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unpaid order is still %s 20s after a 2s timeout", v.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitFor(t, 10*time.Second, "the cancelled order's stock to be released", func() bool {
+		v, _ := s.client.GetStock(ctx, "slow")
+		return v.Reserved == 3 && v.Available == 7
+	})
+	time.Sleep(3 * time.Second) // past the paid order's deadline too
+	if v, err := s.client.GetOrder(ctx, paid); err != nil || v.State != domain.StatePaid {
+		t.Fatalf("the paid order is %s (%v) after its deadline, want paid", v.State, err)
+	}
+}
+
+// TestPaymentRacesTimeout pays orders around their deadline: each ends
+// either paid, or cancelled with the payment recorded and refunded in full
+// — never a lost payment, never both.
+func TestPaymentRacesTimeout(t *testing.T) {
+	const timeout = 1500 * time.Millisecond
+	s := start(t, sagaConfig(t, t.TempDir(), timeout))
+	ctx := ctxT(t)
+	if _, err := s.client.AddStock(ctx, "race", 100, ""); err != nil {
+		t.Fatal(err)
+	}
+	const n = 24
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		must(t)(s.client.PlaceOrder(ctx, oneLine(ids[i], "race", 1)))
+	}
+	views := settle(t, ctx, s.client, ids)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		reserved := views[id].UpdatedAt
+		// Spread the payments from well before to well after the deadline.
+		at := reserved.Add(timeout - 600*time.Millisecond + time.Duration(i)*50*time.Millisecond)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(at))
+			_, err := s.client.ConfirmPayment(ctx, domain.ConfirmPayment{Order: id, PaymentID: "p-" + id[:8], Amount: 100})
+			if err != nil && !errors.Is(err, domain.ErrIllegalTransition) {
+				t.Errorf("pay %s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(timeout) // let any remaining timer fire
+	var paid, refunded int
+	for _, id := range ids {
+		v, err := s.client.GetOrder(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch v.State {
+		case domain.StatePaid:
+			paid++
+			if v.Received.Amount != 100 || len(v.Refunds) != 0 {
+				t.Errorf("paid order %s: %+v", id, v)
+			}
+		case domain.StateCancelled:
+			refunded++
+			if v.Received.Amount != 100 || len(v.Refunds) != 1 || v.Refunds[0].Amount.Amount != 100 {
+				t.Errorf("order %s was cancelled by its timeout but its payment is not recorded and refunded: received %v, refunds %+v", id, v.Received, v.Refunds)
+			}
+		default:
+			t.Errorf("order %s ended %s", id, v.State)
+		}
+	}
+	t.Logf("%d paid in time, %d cancelled by the timeout with the late payment refunded", paid, refunded)
+	if paid == 0 || refunded == 0 {
+		t.Logf("the race went only one way this run (the spread covers both sides of the deadline)")
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const sagaChildEnv = "ORDO_TEST_SAGA_CHILD"
+
+// TestSagaProcessKilled runs the service (workers and saga) in a child
+// process, kills it with SIGKILL while a sale of two SKUs runs, starts
+// another on the same data directory, and checks every order ends in
+// exactly one consistent state: awaiting payment with every line reserved,
+// or cancelled as sold out with nothing reserved; the stock's reservations
+// are exactly those of the orders awaiting payment.
+func TestSagaProcessKilled(t *testing.T) {
+	if os.Getenv(sagaChildEnv) != "" {
+		sagaChild()
+		return
+	}
+	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
+		t.Skip("runs its own servers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	ns, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{StoreDir: dir + "/nats", Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown(context.Background())
+	es, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: dir + "/esdb", Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	childDir := t.TempDir() // shared by both children: the saga resumes from its checkpoint there
+	child := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSagaProcessKilled$")
+		cmd.Env = append(os.Environ(), sagaChildEnv+"=1", "CHILD_NATS="+ns.ClientURL(), "CHILD_ESDB="+es.URL(), "CHILD_DIR="+childDir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	first := child()
+	nc, err := natsgo.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, err := ordonats.NewClient(nc, ordonats.ClientOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the child service", func() bool {
+		_, err := client.AddStock(ctx, "a", 150, "stock-a")
+		return err == nil
+	})
+	if _, err := client.AddStock(ctx, "b", 100, "stock-b"); err != nil {
+		t.Fatal(err)
+	}
+	const orders = 400
+	ids := make([]string, orders)
+	var placed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := domain.PlaceOrder{Order: ids[i], CustomerID: "c", Currency: "EUR",
+				Lines: []domain.Line{{SKU: "a", Quantity: 1, UnitPrice: 100}, {SKU: "b", Quantity: 1, UnitPrice: 50}}}
+			for attempt := 0; attempt < 20; attempt++ {
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := client.PlaceOrder(actx, cmd, ordonats.WithCommandID(ids[i]))
+				cancel()
+				if err == nil || errors.Is(err, domain.ErrIllegalTransition) {
+					placed.Add(1)
+					return
+				}
+			}
+			t.Errorf("order %s could not be placed", ids[i])
+		}()
+	}
+	killAt := int64(orders * (20 + rand.IntN(40)) / 100)
+	for placed.Load() < killAt {
+		time.Sleep(time.Millisecond)
+	}
+	_ = first.Process.Signal(syscall.SIGKILL)
+	_ = first.Wait()
+	t.Logf("killed the service after %d of %d orders were placed", placed.Load(), orders)
+	second := child()
+	defer func() { _ = second.Process.Signal(syscall.SIGKILL); _ = second.Wait() }()
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	views := settle(t, ctx, client, ids)
+	var awaiting int64
+	for id, v := range views {
+		switch {
+		case v.State == domain.StateAwaitingPayment:
+			awaiting++
+		case v.State == domain.StateCancelled && strings.Contains(v.Cancelled, string(domain.CodeOutOfStock)):
+		default:
+			t.Errorf("order %s ended %s (%q)", id, v.State, v.Cancelled)
+		}
+	}
+	// Reservations settle asynchronously after a rejection (the release
+	// follows StockRejected): wait for the stock to agree.
+	waitFor(t, 30*time.Second, "the stock to match the orders awaiting payment", func() bool {
+		a, errA := client.GetStock(ctx, "a")
+		b, errB := client.GetStock(ctx, "b")
+		return errA == nil && errB == nil && a.Reserved == awaiting && b.Reserved == awaiting && a.Available >= 0 && b.Available >= 0
+	})
+	if awaiting != 100 {
+		t.Fatalf("%d orders awaiting payment, want 100 (SKU b holds 100 units, every order takes one of each)", awaiting)
+	}
+}
+
+// sagaChild runs the whole service against the parent's servers until it
+// is killed.
+func sagaChild() {
+	cfg := serve.Config{DataDir: os.Getenv("CHILD_DIR"), HTTPAddr: "127.0.0.1:0", PaymentTimeout: time.Hour,
+		NATSURL: os.Getenv("CHILD_NATS"), ESDBURL: os.Getenv("CHILD_ESDB")}
+	cfg.Commands.AckWait = 2 * time.Second // redeliver quickly after the kill
+	if _, err := serve.Start(context.Background(), cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(1)
+	}
+	select {}
+}
