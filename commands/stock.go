@@ -86,9 +86,14 @@ func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResul
 	if req.CommandID == "" {
 		return StockResult{Err: &domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "is required"}}
 	}
-	p := &pending{ctx: ctx, req: req, done: make(chan StockResult, 1)}
+	return s.submit(ctx, &pending{ctx: ctx, req: req, done: make(chan StockResult, 1)}, req.Command.StockSKU())
+}
+
+// submit hands p to the SKU's lane and waits for its result.
+func (s *StockService) submit(ctx context.Context, p *pending, sku string) StockResult {
+	req := p.req
 	for {
-		l, err := s.lane(req.Command.StockSKU())
+		l, err := s.lane(sku)
 		if err != nil {
 			return StockResult{CommandID: req.CommandID, Err: err}
 		}
@@ -108,13 +113,15 @@ func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResul
 	}
 }
 
-// Get returns a SKU's current stock, read from the event store.
+// Get returns a SKU's current stock. It goes through the SKU's lane, so
+// it sees every decision acknowledged before it, and costs no read of the
+// stream once the lane holds the stock in memory.
 func (s *StockService) Get(ctx context.Context, sku string) (domain.StockView, error) {
-	st, _, err := loadStock(ctx, s.store, domain.NewStock(sku), nil)
-	if err != nil {
+	if err := (domain.AddStock{SKU: sku, Quantity: 1}).Validate(); err != nil {
 		return domain.StockView{}, err
 	}
-	return st.View(), nil
+	r := s.submit(ctx, &pending{ctx: ctx, req: StockRequest{}, done: make(chan StockResult, 1)}, sku)
+	return r.Stock, r.Err
 }
 
 // Close stops every lane after the batch it is working on.
@@ -269,6 +276,9 @@ func (l *lane) try(ctx context.Context, batch []*pending) ([]StockResult, error)
 	var events []NewEvent
 	for i, p := range batch {
 		results[i].CommandID = p.req.CommandID
+		if p.req.Command == nil {
+			continue // a read: it gets the stock as of this batch
+		}
 		if _, ok := p.req.Command.(domain.AddStock); ok && l.added[p.req.CommandID] {
 			continue // already applied under this command ID
 		}
