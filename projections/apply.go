@@ -1,12 +1,9 @@
 package projections
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
@@ -42,136 +39,131 @@ func orderID(stream string) (string, bool) {
 	return id, ok && id != ""
 }
 
-// apply changes the read models for one event inside tx.
-func apply(ctx context.Context, tx *sql.Tx, stmts *statements, se StoredEvent) error {
+// change is an event decoded for the read models: what apply needs of it.
+// The runner decodes on the goroutine that reads the feed, so decoding
+// overlaps with writing the previous batch.
+type change struct {
+	orderID  string // "" when the event is not of an order stream
+	revision uint64
+	ts       string // when it happened, RFC 3339 in UTC
+	data     domain.EventData
+	err      error // the event could not be decoded: the projection stops
+}
+
+// decodeChange decodes one stored event.
+func decodeChange(se *StoredEvent) change {
 	id, ok := orderID(se.Stream)
 	if !ok {
-		return nil // not an order stream: nothing to project
+		return change{} // not an order stream: nothing to project
 	}
 	e, err := domain.DecodeEvent(se.Type, se.Data, se.Metadata)
 	if err != nil {
-		return fmt.Errorf("%s@%d: %w", se.Stream, se.Revision, err)
+		return change{orderID: id, err: fmt.Errorf("%s@%d: %w", se.Stream, se.Revision, err)}
 	}
 	at := e.Meta.OccurredAt
 	if at.IsZero() {
 		at = se.Created
 	}
-	ts := at.UTC().Format(time.RFC3339Nano)
-	x := execer{ctx: ctx, tx: tx, stmts: stmts}
-	switch d := e.Data.(type) {
-	case domain.OrderPlaced:
+	return change{orderID: id, revision: se.Revision, ts: at.UTC().Format(time.RFC3339Nano), data: e.Data}
+}
+
+// placesOrder reports whether c is an order's first event, which creates
+// its rows instead of changing stored ones.
+func (c change) placesOrder() bool {
+	_, ok := c.data.(domain.OrderPlaced)
+	return ok
+}
+
+// settlesRefund names the refund c settles, if it settles one.
+func (c change) settlesRefund() (string, bool) {
+	switch d := c.data.(type) {
+	case domain.RefundCompleted:
+		return d.RefundID, true
+	case domain.RefundRejected:
+		return d.RefundID, true
+	}
+	return "", false
+}
+
+// apply changes the batch's in-memory rows for one event. The rows are
+// written once per batch (see batch.flush), however many events touch them.
+func (b *batch) apply(c change) error {
+	o := b.orders[c.orderID]
+	if d, ok := c.data.(domain.OrderPlaced); ok {
+		if o != nil && o.exists {
+			return fmt.Errorf("order-%s@%d: order placed twice", c.orderID, c.revision)
+		}
 		lines, _ := json.Marshal(d.Lines)
-		x.exec(`INSERT INTO orders (order_id, customer_id, currency, total, lines, state, revision, placed_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, d.CustomerID, d.Total.Currency, d.Total.Amount, string(lines), domain.StatePlaced, se.Revision, ts, ts)
-		x.exec(`INSERT INTO payments (order_id, currency, amount_due, status, updated_at) VALUES (?, ?, ?, ?, ?)`,
-			id, d.Total.Currency, d.Total.Amount, PaymentUnpaid, ts)
-		x.exec(`INSERT INTO shipments (order_id, status, updated_at) VALUES (?, ?, ?)`, id, ShippingNotShipped, ts)
-		return x.err
+		o = &orderView{id: c.orderID, exists: true, isNew: true,
+			order:    orderRow{customerID: d.CustomerID, currency: d.Total.Currency, total: d.Total.Amount, lines: string(lines), state: string(domain.StatePlaced), placedAt: c.ts},
+			payment:  paymentRow{currency: d.Total.Currency, amountDue: d.Total.Amount, status: PaymentUnpaid, updatedAt: c.ts},
+			shipment: shipmentRow{status: ShippingNotShipped, updatedAt: c.ts}}
+		b.orders[c.orderID] = o
+		b.touched = append(b.touched, o)
+	}
+	if o == nil || !o.exists {
+		// Events of an order the read models never saw placed (a rebuild
+		// that starts after it): only its refunds are recorded.
+		o = &orderView{id: c.orderID}
+	}
+	b.applyRefund(c)
+	p, s := &o.payment, &o.shipment
+	switch d := c.data.(type) {
 	case domain.StockReserved:
-		x.state(id, domain.StateAwaitingPayment)
+		o.order.state = string(domain.StateAwaitingPayment)
 	case domain.StockRejected, domain.OrderCancelled:
-		x.state(id, domain.StateCancelled)
+		o.order.state = string(domain.StateCancelled)
 	case domain.PaymentSucceeded:
-		x.exec(`UPDATE payments SET paid = paid + ?, updated_at = ? WHERE order_id = ?`, d.Amount.Amount, ts, id)
+		p.paid, p.updatedAt, o.paymentDirty = p.paid+d.Amount.Amount, c.ts, true
 		if !d.Late && !d.Extra {
-			x.exec(`UPDATE payments SET status = ?, provider = ?, payment_id = ? WHERE order_id = ?`, PaymentPaid, d.Provider, d.PaymentID, id)
-			x.state(id, domain.StatePaid)
+			p.status, p.provider, p.paymentID = PaymentPaid, d.Provider, d.PaymentID
+			o.order.state = string(domain.StatePaid)
 		}
 	case domain.PaymentAmountMismatched:
-		x.exec(`UPDATE payments SET paid = paid + ?, updated_at = ? WHERE order_id = ?`, d.Amount.Amount, ts, id)
+		p.paid, p.updatedAt, o.paymentDirty = p.paid+d.Amount.Amount, c.ts, true
 	case domain.PaymentFailed:
-		x.exec(`UPDATE payments SET status = ?, updated_at = ? WHERE order_id = ? AND status IN (?, ?)`,
-			PaymentFailed, ts, id, PaymentUnpaid, PaymentFailed)
+		if p.status == PaymentUnpaid || p.status == PaymentFailed {
+			p.status, p.updatedAt, o.paymentDirty = PaymentFailed, c.ts, true
+		}
 	case domain.OrderShipped:
-		x.exec(`UPDATE shipments SET status = ?, carrier = ?, tracking_number = ?, shipped_at = ?, updated_at = ? WHERE order_id = ?`,
-			ShippingShipped, d.Carrier, d.TrackingNumber, ts, ts, id)
-		x.state(id, domain.StateShipped)
+		s.status, s.carrier, s.trackingNumber, s.shippedAt, s.updatedAt = ShippingShipped, d.Carrier, d.TrackingNumber, c.ts, c.ts
+		o.shipmentDirty = true
+		o.order.state = string(domain.StateShipped)
 	case domain.OrderDelivered:
-		x.exec(`UPDATE shipments SET status = ?, delivered_at = ?, updated_at = ? WHERE order_id = ?`, ShippingDelivered, ts, ts, id)
-		x.state(id, domain.StateDelivered)
+		s.status, s.deliveredAt, s.updatedAt, o.shipmentDirty = ShippingDelivered, c.ts, c.ts, true
+		o.order.state = string(domain.StateDelivered)
 	case domain.OrderCompleted:
-		x.state(id, domain.StateCompleted)
-	case domain.RefundRequested:
-		x.exec(`INSERT INTO refunds (order_id, refund_id, currency, amount, reason, automatic, status, requested_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, d.RefundID, d.Amount.Currency, d.Amount.Amount, d.Reason, d.Automatic,
-			string(domain.RefundStatusRequested), ts, ts)
+		o.order.state = string(domain.StateCompleted)
 	case domain.RefundCompleted:
-		x.exec(`UPDATE refunds SET status = ?, settled_at = ?, updated_at = ? WHERE order_id = ? AND refund_id = ?`,
-			string(domain.RefundStatusCompleted), ts, ts, id, d.RefundID)
-		x.exec(`UPDATE payments SET refunded = refunded + ?, updated_at = ? WHERE order_id = ?`, d.Amount.Amount, ts, id)
-		x.exec(`UPDATE payments SET status = CASE WHEN refunded >= paid THEN ? ELSE ? END WHERE order_id = ?`,
-			PaymentRefunded, PaymentPartiallyRefunded, id)
-	case domain.RefundRejected:
-		x.exec(`UPDATE refunds SET status = ?, settled_at = ?, updated_at = ? WHERE order_id = ? AND refund_id = ?`,
-			string(domain.RefundStatusRejected), ts, ts, id, d.RefundID)
+		p.refunded, p.updatedAt, o.paymentDirty = p.refunded+d.Amount.Amount, c.ts, true
+		p.status = PaymentPartiallyRefunded
+		if p.refunded >= p.paid {
+			p.status = PaymentRefunded
+		}
 	case domain.OrderRefunded:
-		x.state(id, domain.StateRefunded)
+		o.order.state = string(domain.StateRefunded)
 	}
-	if x.newState != "" {
-		x.exec(`UPDATE orders SET state = ?, revision = ?, updated_at = ? WHERE order_id = ?`, x.newState, se.Revision, ts, id)
-	} else {
-		x.exec(`UPDATE orders SET revision = ?, updated_at = ? WHERE order_id = ?`, se.Revision, ts, id)
-	}
-	return x.err
+	o.order.revision, o.order.updatedAt = c.revision, c.ts
+	return nil
 }
 
-// execer runs statements until the first error.
-type execer struct {
-	ctx   context.Context
-	tx    *sql.Tx
-	stmts *statements
-	err   error
-	// newState is the lifecycle state the event moves the order to, if any.
-	newState string
-}
-
-func (x *execer) exec(query string, args ...any) {
-	if x.err != nil {
-		return
+// applyRefund changes the refund rows for the refund events.
+func (b *batch) applyRefund(c change) {
+	settle := func(id, status string) {
+		if r := b.refunds[refundKey{c.orderID, id}]; r != nil && r.exists {
+			r.status, r.settledAt, r.updatedAt, r.dirty = status, c.ts, c.ts, true
+		}
 	}
-	stmt, err := x.stmts.get(x.ctx, query)
-	if err == nil {
-		_, err = x.tx.StmtContext(x.ctx, stmt).ExecContext(x.ctx, args...)
-	}
-	if err != nil {
-		x.err = fmt.Errorf("read model update: %w", err)
+	switch d := c.data.(type) {
+	case domain.RefundRequested:
+		r := &refundRow{orderID: c.orderID, refundID: d.RefundID, exists: true, isNew: true, dirty: true,
+			currency: d.Amount.Currency, amount: d.Amount.Amount, reason: d.Reason, automatic: d.Automatic,
+			status: string(domain.RefundStatusRequested), requestedAt: c.ts, updatedAt: c.ts}
+		b.refunds[refundKey{c.orderID, d.RefundID}] = r
+		b.touchedRefunds = append(b.touchedRefunds, r)
+	case domain.RefundCompleted:
+		settle(d.RefundID, string(domain.RefundStatusCompleted))
+	case domain.RefundRejected:
+		settle(d.RefundID, string(domain.RefundStatusRejected))
 	}
 }
-
-// statements caches prepared statements: parsing the SQL of every update
-// for every event would cost more than running it.
-type statements struct {
-	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
-}
-
-func (s *statements) get(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st, ok := s.m[query]; ok {
-		return st, nil
-	}
-	st, err := s.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if s.m == nil {
-		s.m = map[string]*sql.Stmt{}
-	}
-	s.m[query] = st
-	return st, nil
-}
-
-func (s *statements) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, st := range s.m {
-		st.Close()
-	}
-	s.m = nil
-}
-
-// state records the order's new lifecycle state; it is written with the
-// revision at the end of apply, in the same statement.
-func (x *execer) state(_ string, s domain.State) { x.newState = string(s) }

@@ -94,3 +94,150 @@ func benchCatchUp(b *testing.B, tg target) {
 	events := runner.Status(ctx).Events
 	b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
 }
+
+// BenchmarkProjectionFeed drains the runner's feed alone — the event
+// store's filtered $all subscription over gRPC, as ProjectionSource hands
+// it out — from position 0 to the head without applying anything: the
+// ceiling any projection catch-up can reach. One op is one event.
+func BenchmarkProjectionFeed(b *testing.B) {
+	ctx := context.Background()
+	es, err := eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer es.Close()
+	head := fillOrders(b, es, (b.N+4)/5) // timed, as in benchCatchUp
+	start := time.Now()
+	feed, err := eventstore.ProjectionSource{Store: es}.SubscribeOrders(ctx, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer feed.Close()
+	var events int
+	for pos := uint64(0); pos < head; {
+		it, err := feed.Next(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if it.Event != nil {
+			events++
+			pos = it.Event.Position
+		}
+		pos = max(pos, it.Checkpoint)
+	}
+	b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkProjectionApply measures the runner applying events from a feed
+// held in memory — no event store, no gRPC — into SQLite and (with
+// ORDO_TEST_POSTGRES_DSN set) PostgreSQL: the read-model side of catch-up
+// alone. "together": each order's five events arrive back to back, as
+// BenchmarkProjectionCatchUp's fill appends them; "interleaved": 4,096
+// orders are in flight at once, so the events of a batch mostly belong to
+// orders placed in earlier batches, as in live traffic. One op is one event.
+func BenchmarkProjectionApply(b *testing.B) {
+	for _, inFlight := range []struct {
+		name string
+		n    int
+	}{{"together", 1}, {"interleaved", 4096}} {
+		b.Run("sqlite/"+inFlight.name, func(b *testing.B) { benchApply(b, target{dir: b.TempDir()}, inFlight.n) })
+		b.Run("postgres/"+inFlight.name, func(b *testing.B) {
+			benchApply(b, target{dsn: freshPostgres(b), dir: b.TempDir()}, inFlight.n)
+		})
+	}
+}
+
+func benchApply(b *testing.B, tg target, inFlight int) {
+	ctx := context.Background()
+	src := lifecycleFeed(b, (b.N+4)/5, inFlight)
+	store := tg.openStore(b)
+	runner := projections.NewRunner(store, src, nil)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.ResetTimer()
+	start := time.Now()
+	go runner.Run(rctx)
+	if err := runner.WaitFor(ctx, src.head); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	events := runner.Status(ctx).Events
+	b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
+}
+
+// memSource is a Source over events held in memory.
+type memSource struct {
+	events []projections.StoredEvent
+	head   uint64
+}
+
+// lifecycleFeed builds the five-event lifecycles of n orders, inFlight of
+// them progressing at once (one event each in turn).
+func lifecycleFeed(tb testing.TB, n, inFlight int) *memSource {
+	tb.Helper()
+	src := &memSource{}
+	type order struct {
+		id   string
+		evs  []domain.EventData
+		next int
+	}
+	var active []*order
+	started := 0
+	for started < n || len(active) > 0 {
+		for len(active) < inFlight && started < n {
+			id := uuid.NewString()
+			active = append(active, &order{id: id, evs: []domain.EventData{
+				domain.OrderPlaced{OrderID: id, CustomerID: "c", Total: domain.Money{Amount: 1000, Currency: "EUR"}, Lines: []domain.Line{{SKU: "s", Quantity: 1, UnitPrice: 1000}}},
+				domain.StockReserved{},
+				domain.PaymentSucceeded{PaymentID: "p", Amount: domain.Money{Amount: 1000, Currency: "EUR"}},
+				domain.OrderShipped{Carrier: "c", TrackingNumber: "t"},
+				domain.OrderDelivered{},
+			}})
+			started++
+		}
+		kept := active[:0]
+		for _, o := range active {
+			d := o.evs[o.next]
+			typ, data, md, err := domain.EncodeEvent(domain.Event{Type: d.EventType(), Data: d,
+				Meta: domain.EventMeta{CommandID: uuid.NewString(), OccurredAt: time.Now()}})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			src.head++
+			src.events = append(src.events, projections.StoredEvent{Stream: "order-" + o.id, Revision: uint64(o.next),
+				Position: src.head, Type: typ, Data: data, Metadata: md, Created: time.Now()})
+			if o.next++; o.next < len(o.evs) {
+				kept = append(kept, o)
+			}
+		}
+		active = kept
+	}
+	return src
+}
+
+func (s *memSource) SubscribeOrders(_ context.Context, after uint64) (projections.Feed, error) {
+	return &memFeed{events: s.events[after:]}, nil
+}
+
+func (s *memSource) Head(context.Context) (uint64, error) { return s.head, nil }
+
+type memFeed struct {
+	events []projections.StoredEvent
+	done   bool
+}
+
+func (f *memFeed) Next(ctx context.Context) (projections.FeedItem, error) {
+	if len(f.events) == 0 {
+		if !f.done {
+			f.done = true
+			return projections.FeedItem{CaughtUp: true}, nil
+		}
+		<-ctx.Done()
+		return projections.FeedItem{}, ctx.Err()
+	}
+	e := &f.events[0]
+	f.events = f.events[1:]
+	return projections.FeedItem{Event: e}, nil
+}
+
+func (f *memFeed) Close() error { return nil }

@@ -77,7 +77,7 @@ func NewRunner(store *Store, src Source, log *slog.Logger) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{store: store, src: src, log: log, batch: 512, status: Status{Name: Name}, moved: make(chan struct{})}
+	return &Runner{store: store, src: src, log: log, batch: 4096, status: Status{Name: Name}, moved: make(chan struct{})}
 }
 
 // Run applies events until ctx ends (returning nil) or an event cannot be
@@ -98,7 +98,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return r.stop(ctx, fmt.Errorf("subscribe: %w", err))
 	}
 	defer feed.Close()
-	items := make(chan FeedItem, 4*r.batch)
+	items := make(chan item, 4*r.batch)
 	pumpErr := make(chan error, 1)
 	go func() {
 		defer close(items)
@@ -108,8 +108,12 @@ func (r *Runner) Run(ctx context.Context) error {
 				pumpErr <- err
 				return
 			}
+			next := item{FeedItem: it}
+			if it.Event != nil {
+				next.change = decodeChange(it.Event)
+			}
 			select {
-			case items <- it:
+			case items <- next:
 			case <-ctx.Done():
 				return
 			}
@@ -124,7 +128,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			return r.stop(ctx, <-pumpErr)
 		}
-		batch := append(make([]FeedItem, 0, r.batch), first)
+		batch := append(make([]item, 0, r.batch), first)
 	fill:
 		for len(batch) < r.batch {
 			select {
@@ -146,25 +150,25 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
+// item is what the feed delivered, with its event decoded.
+type item struct {
+	FeedItem
+	change change
+}
+
 // applyBatch applies events and advances the checkpoint in one transaction.
-func (r *Runner) applyBatch(ctx context.Context, batch []FeedItem) error {
-	tx, err := r.store.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+func (r *Runner) applyBatch(ctx context.Context, items []item) error {
 	var pos uint64
 	var n int64
 	var last time.Time
 	caughtUp := false
-	for _, it := range batch {
+	changes := make([]change, 0, len(items))
+	for _, it := range items {
 		if it.Event == nil {
 			pos, caughtUp = max(pos, it.Checkpoint), caughtUp || it.CaughtUp
 			continue
 		}
-		if err := apply(ctx, tx, r.store.stmts, *it.Event); err != nil {
-			return err
-		}
+		changes = append(changes, it.change)
 		pos, n, last = max(pos, it.Event.Position), n+1, it.Event.Created
 	}
 	if pos == 0 {
@@ -172,6 +176,14 @@ func (r *Runner) applyBatch(ctx context.Context, batch []FeedItem) error {
 			r.setStatus(func(s *Status) { s.CaughtUp = true })
 		}
 		return nil
+	}
+	tx, err := r.store.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := newBatch(ctx, tx, r.store.stmts).applyAll(changes); err != nil {
+		return err
 	}
 	now := time.Now().UTC()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO projection_state (name, position, events, updated_at) VALUES (?, ?, ?, ?)

@@ -1,0 +1,390 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+// A batch holds the rows a batch of events changes, keyed by order, so
+// that every row is read at most once and written once per batch — with
+// multi-row statements — instead of once per event. The events of one
+// order usually arrive close together (a command appends several), so a
+// batch typically turns five or more events into one row per table.
+type batch struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts *statements
+
+	orders         map[string]*orderView
+	touched        []*orderView // in first-touch order, for deterministic writes
+	refunds        map[refundKey]*refundRow
+	touchedRefunds []*refundRow
+}
+
+// orderView is an order's rows in the orders, payments and shipments
+// tables.
+type orderView struct {
+	id     string
+	exists bool // the order was placed (in the database or in this batch)
+	isNew  bool // placed in this batch: its rows are inserted, not updated
+
+	order    orderRow
+	payment  paymentRow
+	shipment shipmentRow
+	// Which of the payment and shipment rows the batch changed; the order
+	// row changes with every event (revision, updated_at).
+	paymentDirty, shipmentDirty bool
+}
+
+type orderRow struct {
+	customerID, currency string
+	total                int64
+	lines, state         string
+	revision             uint64
+	placedAt, updatedAt  string
+}
+
+type paymentRow struct {
+	currency                  string
+	amountDue, paid, refunded int64
+	status, provider          string
+	paymentID, updatedAt      string
+}
+
+type shipmentRow struct {
+	status, carrier, trackingNumber   string
+	shippedAt, deliveredAt, updatedAt string
+}
+
+type refundKey struct{ orderID, refundID string }
+
+type refundRow struct {
+	orderID, refundID string
+	exists, isNew     bool
+	dirty             bool
+
+	currency                                  string
+	amount                                    int64
+	reason                                    string
+	automatic                                 bool
+	status, requestedAt, settledAt, updatedAt string
+}
+
+// table describes a read-model table for the batch's multi-row writes.
+type table struct {
+	name string
+	cols []string
+	key  string // the conflict target of an upsert
+}
+
+var (
+	ordersTable    = table{"orders", []string{"order_id", "customer_id", "currency", "total", "lines", "state", "revision", "placed_at", "updated_at"}, "order_id"}
+	paymentsTable  = table{"payments", []string{"order_id", "currency", "amount_due", "paid", "refunded", "status", "provider", "payment_id", "updated_at"}, "order_id"}
+	shipmentsTable = table{"shipments", []string{"order_id", "status", "carrier", "tracking_number", "shipped_at", "delivered_at", "updated_at"}, "order_id"}
+	refundsTable   = table{"refunds", []string{"order_id", "refund_id", "currency", "amount", "reason", "automatic", "status", "requested_at", "settled_at", "updated_at"}, "order_id, refund_id"}
+)
+
+func (o *orderView) orderArgs() []any {
+	r := &o.order
+	return []any{o.id, r.customerID, r.currency, r.total, r.lines, r.state, r.revision, r.placedAt, r.updatedAt}
+}
+
+func (o *orderView) paymentArgs() []any {
+	p := &o.payment
+	return []any{o.id, p.currency, p.amountDue, p.paid, p.refunded, p.status, p.provider, p.paymentID, p.updatedAt}
+}
+
+func (o *orderView) shipmentArgs() []any {
+	s := &o.shipment
+	return []any{o.id, s.status, s.carrier, s.trackingNumber, s.shippedAt, s.deliveredAt, s.updatedAt}
+}
+
+func (r *refundRow) args() []any {
+	return []any{r.orderID, r.refundID, r.currency, r.amount, r.reason, r.automatic, r.status, r.requestedAt, r.settledAt, r.updatedAt}
+}
+
+func newBatch(ctx context.Context, tx *sql.Tx, stmts *statements) *batch {
+	return &batch{ctx: ctx, tx: tx, stmts: stmts, orders: map[string]*orderView{}, refunds: map[refundKey]*refundRow{}}
+}
+
+// applyAll applies changes in order: it loads the stored rows they touch,
+// changes them in memory and writes each changed row once.
+func (b *batch) applyAll(changes []change) error {
+	if err := b.load(changes); err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if c.err != nil {
+			return c.err
+		}
+		if c.orderID == "" {
+			continue
+		}
+		if err := b.apply(c); err != nil {
+			return err
+		}
+	}
+	return b.flush()
+}
+
+// load reads the stored rows of the orders and refunds the changes touch
+// and that the batch does not create itself, a few multi-row queries for
+// the whole batch.
+func (b *batch) load(changes []change) error {
+	seen := map[string]bool{}
+	requested := map[refundKey]bool{}
+	refundsOf := map[string]bool{}
+	var orderIDs, refundOrderIDs []string
+	for _, c := range changes {
+		if c.orderID == "" || c.err != nil {
+			continue
+		}
+		if !seen[c.orderID] {
+			seen[c.orderID] = true
+			if !c.placesOrder() {
+				orderIDs = append(orderIDs, c.orderID)
+			}
+		}
+		if d, ok := c.data.(domain.RefundRequested); ok {
+			requested[refundKey{c.orderID, d.RefundID}] = true
+		}
+		if id, ok := c.settlesRefund(); ok && !requested[refundKey{c.orderID, id}] && !refundsOf[c.orderID] {
+			refundsOf[c.orderID] = true
+			refundOrderIDs = append(refundOrderIDs, c.orderID)
+		}
+	}
+	if err := b.loadOrders(orderIDs); err != nil {
+		return err
+	}
+	return b.loadRefunds(refundOrderIDs)
+}
+
+const loadOrdersSQL = `SELECT o.order_id, o.customer_id, o.currency, o.total, o.lines, o.state, o.revision, o.placed_at, o.updated_at,
+	p.currency, p.amount_due, p.paid, p.refunded, p.status, p.provider, p.payment_id, p.updated_at,
+	s.status, s.carrier, s.tracking_number, s.shipped_at, s.delivered_at, s.updated_at
+	FROM orders o JOIN payments p ON p.order_id = o.order_id JOIN shipments s ON s.order_id = o.order_id
+	WHERE o.order_id IN `
+
+// loadOrders reads the stored rows of orders ids; an order without rows
+// is remembered as not placed.
+func (b *batch) loadOrders(ids []string) error {
+	for _, id := range ids {
+		b.orders[id] = &orderView{id: id}
+	}
+	return eachChunk(len(ids), func(lo, hi int) error {
+		return b.query(loadOrdersSQL+marks(hi-lo), stringArgs(ids[lo:hi]), func(rows *sql.Rows) error {
+			o := &orderView{exists: true}
+			r, p, s := &o.order, &o.payment, &o.shipment
+			if err := rows.Scan(&o.id, &r.customerID, &r.currency, &r.total, &r.lines, &r.state, &r.revision, &r.placedAt, &r.updatedAt,
+				&p.currency, &p.amountDue, &p.paid, &p.refunded, &p.status, &p.provider, &p.paymentID, &p.updatedAt,
+				&s.status, &s.carrier, &s.trackingNumber, &s.shippedAt, &s.deliveredAt, &s.updatedAt); err != nil {
+				return err
+			}
+			b.orders[o.id] = o
+			b.touched = append(b.touched, o)
+			return nil
+		})
+	})
+}
+
+const loadRefundsSQL = `SELECT order_id, refund_id, currency, amount, reason, automatic, status, requested_at, settled_at, updated_at
+	FROM refunds WHERE order_id IN `
+
+// loadRefunds reads the stored refunds of orders ids.
+func (b *batch) loadRefunds(ids []string) error {
+	return eachChunk(len(ids), func(lo, hi int) error {
+		return b.query(loadRefundsSQL+marks(hi-lo), stringArgs(ids[lo:hi]), func(rows *sql.Rows) error {
+			r := &refundRow{exists: true}
+			if err := rows.Scan(&r.orderID, &r.refundID, &r.currency, &r.amount, &r.reason, &r.automatic, &r.status,
+				&r.requestedAt, &r.settledAt, &r.updatedAt); err != nil {
+				return err
+			}
+			k := refundKey{r.orderID, r.refundID}
+			if b.refunds[k] == nil {
+				b.refunds[k] = r
+				b.touchedRefunds = append(b.touchedRefunds, r)
+			}
+			return nil
+		})
+	})
+}
+
+// flush writes every row the batch changed: multi-row inserts for the
+// rows it created, multi-row upserts for the stored rows it changed.
+func (b *batch) flush() error {
+	var ins, upd [4][][]any // orders, payments, shipments, refunds
+	for _, o := range b.touched {
+		switch {
+		case !o.exists:
+		case o.isNew:
+			ins[0], ins[1], ins[2] = append(ins[0], o.orderArgs()), append(ins[1], o.paymentArgs()), append(ins[2], o.shipmentArgs())
+		default:
+			upd[0] = append(upd[0], o.orderArgs())
+			if o.paymentDirty {
+				upd[1] = append(upd[1], o.paymentArgs())
+			}
+			if o.shipmentDirty {
+				upd[2] = append(upd[2], o.shipmentArgs())
+			}
+		}
+	}
+	for _, r := range b.touchedRefunds {
+		switch {
+		case r.isNew:
+			ins[3] = append(ins[3], r.args())
+		case r.dirty:
+			upd[3] = append(upd[3], r.args())
+		}
+	}
+	for i, t := range []table{ordersTable, paymentsTable, shipmentsTable, refundsTable} {
+		if err := b.write(t, ins[i], false); err != nil {
+			return err
+		}
+		if err := b.write(t, upd[i], true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write inserts rows into t; with upsert, rows that exist are replaced.
+func (b *batch) write(t table, rows [][]any, upsert bool) error {
+	return eachChunk(len(rows), func(lo, hi int) error {
+		args := make([]any, 0, (hi-lo)*len(t.cols))
+		for _, r := range rows[lo:hi] {
+			args = append(args, r...)
+		}
+		if err := b.exec(t.insertSQL(hi-lo, upsert), args); err != nil {
+			return fmt.Errorf("write %s: %w", t.name, err)
+		}
+		return nil
+	})
+}
+
+// insertSQL is a multi-row INSERT of n rows, or an upsert, in the syntax
+// SQLite and PostgreSQL share.
+func (t table) insertSQL(n int, upsert bool) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + t.name + " (" + strings.Join(t.cols, ", ") + ") VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ") + ")"
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(row)
+	}
+	if upsert {
+		sb.WriteString(" ON CONFLICT (" + t.key + ") DO UPDATE SET ")
+		first := true
+		for _, c := range t.cols {
+			if strings.Contains(", "+t.key+", ", ", "+c+", ") {
+				continue
+			}
+			if !first {
+				sb.WriteString(", ")
+			}
+			first = false
+			sb.WriteString(c + " = excluded." + c)
+		}
+	}
+	return sb.String()
+}
+
+// maxChunk bounds the rows of one statement. Chunks are powers of two, so
+// a handful of statement shapes serve every batch and stay prepared.
+const maxChunk = 256
+
+// eachChunk calls f for consecutive ranges [lo, hi) covering n items,
+// each a power of two long and at most maxChunk.
+func eachChunk(n int, f func(lo, hi int) error) error {
+	for lo := 0; lo < n; {
+		size := maxChunk
+		for size > n-lo {
+			size /= 2
+		}
+		if err := f(lo, lo+size); err != nil {
+			return err
+		}
+		lo += size
+	}
+	return nil
+}
+
+// marks is "(?, ?, …)" for an IN list of n values.
+func marks(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+func stringArgs(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func (b *batch) exec(query string, args []any) error {
+	stmt, err := b.stmts.get(b.ctx, query)
+	if err != nil {
+		return err
+	}
+	_, err = b.tx.StmtContext(b.ctx, stmt).ExecContext(b.ctx, args...)
+	return err
+}
+
+func (b *batch) query(query string, args []any, scan func(*sql.Rows) error) error {
+	stmt, err := b.stmts.get(b.ctx, query)
+	if err != nil {
+		return err
+	}
+	rows, err := b.tx.StmtContext(b.ctx, stmt).QueryContext(b.ctx, args...)
+	if err != nil {
+		return fmt.Errorf("read model load: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// statements caches prepared statements: parsing the SQL of every write
+// for every batch would cost more than running it.
+type statements struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func (s *statements) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.m[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s.m == nil {
+		s.m = map[string]*sql.Stmt{}
+	}
+	s.m[query] = st
+	return st, nil
+}
+
+func (s *statements) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.m {
+		st.Close()
+	}
+	s.m = nil
+}
