@@ -232,6 +232,12 @@ func TestVerifyCatchesIllegalHistory(t *testing.T) {
 	p.Total = eur(1)
 	bad.Data = p
 	raw(commands.StreamName(wrongTotal), bad)
+	// A SKU oversold: 1 unit, two reservations.
+	stockEvents := []domain.EventData{domain.InventoryAdded{SKU: "rare", Quantity: 1},
+		domain.InventoryReserved{SKU: "rare", OrderID: shipped, Quantity: 1}, domain.InventoryReserved{SKU: "rare", OrderID: refund, Quantity: 1}}
+	for _, d := range stockEvents {
+		raw(domain.StockStream("rare"), domain.Event{Type: d.EventType(), Version: 1, Data: d})
+	}
 	garbage := uuid.NewString()
 	if _, err := store.Append(ctx, commands.StreamName(garbage), eventstore.NoStream(),
 		eventstore.EventData{ID: uuid.New(), Type: domain.EvtOrderPlaced, Data: []byte(`{"total":"lots"}`)}); err != nil {
@@ -252,6 +258,7 @@ func TestVerifyCatchesIllegalHistory(t *testing.T) {
 		commands.StreamName(refund):     3,
 		commands.StreamName(wrongTotal): 0,
 		commands.StreamName(garbage):    0,
+		domain.StockStream("rare"):      2,
 	}
 	got := map[string]uint64{}
 	for _, v := range rep.Violations {
@@ -263,12 +270,12 @@ func TestVerifyCatchesIllegalHistory(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("violations at %v, want %v\n%s", got, want, out)
 	}
-	if rep.Streams != 34 || rep.Events == 0 {
-		t.Errorf("verified %d streams and %d events, want 34 streams", rep.Streams, rep.Events)
+	if rep.Streams != 34 || rep.SKUs != 1 || rep.Events == 0 {
+		t.Errorf("verified %d order streams, %d stock streams and %d events, want 34 and 1", rep.Streams, rep.SKUs, rep.Events)
 	}
 	// The table form names them too, and --prefix narrows the pass.
 	out, _, _ = cli(ctx, "verify", "--data", dir, "--quiet")
-	if !strings.Contains(out, commands.StreamName(shipped)) || !strings.Contains(out, "4 violations") {
+	if !strings.Contains(out, commands.StreamName(shipped)) || !strings.Contains(out, "5 violations") || !strings.Contains(out, "oversell") {
 		t.Errorf("verify table:\n%s", out)
 	}
 	out, _, err = cli(ctx, "verify", "--data", dir, "--quiet", "--prefix", commands.StreamName(shipped))

@@ -26,7 +26,8 @@ type violation struct {
 // verifyReport is what ordo verify found.
 type verifyReport struct {
 	Events     int64       `json:"events"`
-	Streams    int         `json:"streams"`
+	Streams    int         `json:"streams"` // order streams
+	SKUs       int         `json:"sku_streams"`
 	Skipped    int64       `json:"skipped_events"` // in streams of a kind verify has no model for
 	Violations []violation `json:"violations"`
 	Seconds    float64     `json:"seconds"`
@@ -38,6 +39,7 @@ type verifyReport struct {
 type verifier struct {
 	codec   *domain.Codec
 	orders  map[string]*orderCheck
+	stocks  map[string]*stockCheck
 	report  verifyReport
 	onEvent func(pos uint64, events int64)
 }
@@ -47,8 +49,35 @@ type orderCheck struct {
 	next  uint64 // the revision the next event must have
 }
 
+type stockCheck struct {
+	stock *domain.Stock
+	next  uint64
+}
+
 func newVerifier() *verifier {
-	return &verifier{codec: domain.NewCodec(), orders: make(map[string]*orderCheck)}
+	return &verifier{codec: domain.NewCodec(), orders: make(map[string]*orderCheck), stocks: make(map[string]*stockCheck)}
+}
+
+// addStock folds a SKU's event into its stock, which refuses oversell and
+// a reservation settled twice.
+func (v *verifier) addStock(e eventstore.RecordedEvent, sku string) {
+	c := v.stocks[e.Stream]
+	if c == nil {
+		c = &stockCheck{stock: domain.NewStock(sku)}
+		v.stocks[e.Stream] = c
+	}
+	if e.Revision != c.next {
+		v.flag(e, fmt.Sprintf("revision %d follows %d: events are missing from the stream", e.Revision, int64(c.next)-1))
+	}
+	c.next = e.Revision + 1
+	ev, err := v.codec.Decode(e.Type, e.Data, e.Metadata)
+	if err != nil {
+		v.flag(e, "cannot be decoded: "+err.Error())
+		return
+	}
+	if err := c.stock.Apply(ev.Data); err != nil {
+		v.flag(e, err.Error())
+	}
 }
 
 func (v *verifier) add(e eventstore.RecordedEvent) {
@@ -58,6 +87,10 @@ func (v *verifier) add(e eventstore.RecordedEvent) {
 	}
 	id, ok := strings.CutPrefix(e.Stream, commands.StreamName(""))
 	if !ok {
+		if sku, isStock := domain.SKUOfStream(e.Stream); isStock {
+			v.addStock(e, sku)
+			return
+		}
 		v.report.Skipped++
 		return
 	}
@@ -87,12 +120,13 @@ func (v *verifier) flag(e eventstore.RecordedEvent, reason string) {
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
 	fs := newFlagSet("ordo verify [--prefix order-] [--json] [--esdb-url URL | --data DIR]",
-		"Replays every stream through the order lifecycle (FSM) and the domain invariants and\n"+
-			"reports each violation with stream, revision and reason. Exits with status 1 if any\n"+
-			"is found. Progress goes to stderr; the report to stdout.",
+		"Replays every stream through the domain: order streams through the lifecycle (FSM) and\n"+
+			"the money invariants, stock streams (sku-…) through the stock invariants (never\n"+
+			"oversold, a reservation settled once). Reports each violation with stream, revision\n"+
+			"and reason; exits with status 1 if any. Progress goes to stderr; the report to stdout.",
 		[]string{"ordo verify", "ordo verify --prefix order-0b9f --json", "ordo verify --esdb-url 'esdb://db1:2113?tls=false'"}, stderr)
 	sf.register(fs)
-	prefix := fs.String("prefix", commands.StreamName(""), "verify only streams whose name starts with this")
+	prefix := fs.String("prefix", "", "verify only streams whose name starts with this, e.g. order- or sku- (default: every stream)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -137,7 +171,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	rep := v.report
-	rep.Streams = len(v.orders)
+	rep.Streams, rep.SKUs = len(v.orders), len(v.stocks)
 	rep.Seconds = time.Since(start).Seconds()
 	rep.PerSecond = float64(rep.Events) / max(rep.Seconds, 1e-9)
 	if !*quiet {
@@ -161,10 +195,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			tw.Flush()
 		}
-		fmt.Fprintf(stdout, "verified %d events in %d order streams in %.1fs (%.0f events/s): %d violations",
-			rep.Events, rep.Streams, rep.Seconds, rep.PerSecond, len(rep.Violations))
+		fmt.Fprintf(stdout, "verified %d events in %d order streams and %d stock streams in %.1fs (%.0f events/s): %d violations",
+			rep.Events, rep.Streams, rep.SKUs, rep.Seconds, rep.PerSecond, len(rep.Violations))
 		if rep.Skipped > 0 {
-			fmt.Fprintf(stdout, "; %d events in streams that are not orders were not checked", rep.Skipped)
+			fmt.Fprintf(stdout, "; %d events in streams that are neither orders nor stock were not checked", rep.Skipped)
 		}
 		fmt.Fprintln(stdout)
 	}
