@@ -103,6 +103,7 @@ func TestFlashSale(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
+	began := time.Now()
 	ids := make([]string, orders)
 	sem := make(chan struct{}, 512)
 	var wg sync.WaitGroup
@@ -124,7 +125,9 @@ func TestFlashSale(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	placedIn := time.Since(began)
 	views := settle(t, ctx, s.client, ids)
+	t.Logf("placed %d orders in %v; all settled after %v", orders, placedIn.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	stopWatch()
 	<-watched
 	var awaiting, soldOut int
