@@ -255,7 +255,9 @@ func (s *Saga) step(ctx context.Context, orderID string, ev domain.Event) error 
 			s.cancelTimer(ctx, orderID)
 		}
 	case domain.OrderCancelled, domain.StockRejected:
-		s.cancelTimer(ctx, orderID)
+		if _, rejected := d.(domain.StockRejected); !rejected {
+			s.cancelTimer(ctx, orderID) // a rejected order never had a timer
+		}
 		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.ReleaseStock{SKU: sku, OrderID: orderID} })
 	case domain.OrderShipped:
 		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.CommitStock{SKU: sku, OrderID: orderID} })
