@@ -31,6 +31,7 @@ type callbackReply struct {
 	Revision  int64               `json:"revision"`
 	Position  uint64              `json:"position"`
 	Error     *ordonats.ErrorBody `json:"error"`
+	Ignored   string              `json:"ignored"`
 }
 
 // postCallback sends a payment callback the way a provider does.
@@ -276,6 +277,26 @@ func TestLatePaymentCallbackIsRefunded(t *testing.T) {
 	view, err := s.client.GetOrder(ctx, id)
 	if err != nil || view.State != domain.StateCancelled {
 		t.Fatalf("order %+v, %v; want cancelled", view, err)
+	}
+}
+
+// TestFailedCallbackOnCancelledOrder: a failure reported for an order that
+// no longer awaits payment records nothing and is acknowledged with 200, so
+// the provider stops resending it; the order is unchanged.
+func TestFailedCallbackOnCancelledOrder(t *testing.T) {
+	s := start(t, config(t, t.TempDir()))
+	ctx := ctxT(t)
+	id := awaitingOrder(t, s)
+	must(t)(s.client.CancelOrder(ctx, domain.CancelOrder{Order: id, Reason: "customer asked"}))
+	before := eventTypesOf(t, s, id)
+	for range 2 {
+		status, r := postCallback(t, s, callbackJSON(id, "pi_failed_late", "failed", total))
+		if status != http.StatusOK || r.Error != nil || r.Ignored == "" || len(r.Events) != 0 {
+			t.Fatalf("failed callback on a cancelled order: %d %+v, want 200, ignored, no events", status, r)
+		}
+	}
+	if after := eventTypesOf(t, s, id); len(after) != len(before) {
+		t.Fatalf("history went from %v to %v", before, after)
 	}
 }
 

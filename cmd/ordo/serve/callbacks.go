@@ -55,6 +55,9 @@ type callbackReply struct {
 	Revision  int64               `json:"revision"`
 	Position  uint64              `json:"position"`
 	Error     *ordonats.ErrorBody `json:"error,omitempty"`
+	// Ignored explains a callback accepted with nothing to record: a
+	// failure reported for an order that is not awaiting payment.
+	Ignored string `json:"ignored,omitempty"`
 }
 
 func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -92,6 +95,14 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply.Error = &eb
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
+		}
+		// A failed payment moves no money: reported for an order that is
+		// not awaiting payment (cancelled, paid by another payment, …) there
+		// is nothing to record. Answering 409 would make the provider resend
+		// it for days, so it is acknowledged.
+		if cb.Status == domain.PaymentStatusFailed && eb.Code == string(domain.CodeIllegalTransition) {
+			status, reply.Error = http.StatusOK, nil
+			reply.Ignored = "the order is not awaiting payment; a failed payment changes nothing: " + eb.Message
 		}
 	}
 	writeCallbackJSON(w, status, reply)
