@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -37,11 +40,10 @@ type verifyReport struct {
 // verifier folds every order stream through the domain, which refuses any
 // event the lifecycle FSM or the money invariants do not allow.
 type verifier struct {
-	codec   *domain.Codec
-	orders  map[string]*orderCheck
-	stocks  map[string]*stockCheck
-	report  verifyReport
-	onEvent func(pos uint64, events int64)
+	codec  *domain.Codec
+	orders map[string]*orderCheck
+	stocks map[string]*stockCheck
+	report verifyReport
 }
 
 type orderCheck struct {
@@ -82,9 +84,6 @@ func (v *verifier) addStock(e eventstore.RecordedEvent, sku string) {
 
 func (v *verifier) add(e eventstore.RecordedEvent) {
 	v.report.Events++
-	if v.onEvent != nil {
-		v.onEvent(e.Position, v.report.Events)
-	}
 	id, ok := strings.CutPrefix(e.Stream, commands.StreamName(""))
 	if !ok {
 		if sku, isStock := domain.SKUOfStream(e.Stream); isStock {
@@ -144,36 +143,22 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	v := newVerifier()
 	prog := newProgress(stderr, "verify", 0, head)
 	lastPos := uint64(0)
-	if !*quiet {
-		v.onEvent = func(pos uint64, n int64) {
-			lastPos = pos
-			if n%1024 == 0 {
-				prog.update(pos, n)
-			}
+	progress := func(pos uint64, n int64) {
+		lastPos = pos
+		if !*quiet {
+			prog.update(pos, n)
 		}
 	}
-	start := time.Now()
 	var filter eventstore.Filter
 	if *prefix != "" {
 		filter.StreamPrefixes = []string{*prefix}
 	}
-	err = store.ReadAll(ctx, 0, filter, func(e eventstore.RecordedEvent) error {
-		if e.Position > head {
-			return errPastHead
-		}
-		v.add(e)
-		return nil
-	})
-	if err != nil && !errors.Is(err, errPastHead) {
+	rep, err := verifyStore(ctx, store, filter, head, progress)
+	if err != nil {
 		return err
 	}
-	rep := v.report
-	rep.Streams, rep.SKUs = len(v.orders), len(v.stocks)
-	rep.Seconds = time.Since(start).Seconds()
-	rep.PerSecond = float64(rep.Events) / max(rep.Seconds, 1e-9)
 	if !*quiet {
 		prog.finish(max(lastPos, head), rep.Events)
 	}
@@ -206,6 +191,86 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return cliError{fmt.Errorf("%d violations", len(rep.Violations))}
 	}
 	return nil
+}
+
+// verifyStore folds every event of $all up to head that filter selects.
+// Reading (the gRPC stream) and folding (JSON decoding, mostly) run
+// concurrently: streams are spread over one verifier per CPU, each owning
+// its streams' state, so a stream's events stay in order.
+func verifyStore(ctx context.Context, store *eventstore.Store, filter eventstore.Filter, head uint64, progress func(pos uint64, events int64)) (verifyReport, error) {
+	start := time.Now()
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	const batchSize = 512
+	verifiers := make([]*verifier, workers)
+	queues := make([]chan []eventstore.RecordedEvent, workers)
+	var wg sync.WaitGroup
+	for i := range verifiers {
+		verifiers[i] = newVerifier()
+		queues[i] = make(chan []eventstore.RecordedEvent, 8)
+		wg.Add(1)
+		go func(v *verifier, q chan []eventstore.RecordedEvent) {
+			defer wg.Done()
+			for batch := range q {
+				for _, e := range batch {
+					v.add(e)
+				}
+			}
+		}(verifiers[i], queues[i])
+	}
+	pending := make([][]eventstore.RecordedEvent, workers)
+	var read int64
+	err := store.ReadAll(ctx, 0, filter, func(e eventstore.RecordedEvent) error {
+		if e.Position > head {
+			return errPastHead
+		}
+		w := int(streamHash(e.Stream) % uint32(workers))
+		pending[w] = append(pending[w], e)
+		if len(pending[w]) == batchSize {
+			queues[w] <- pending[w]
+			pending[w] = make([]eventstore.RecordedEvent, 0, batchSize)
+		}
+		read++
+		if progress != nil && read%1024 == 0 {
+			progress(e.Position, read)
+		}
+		return nil
+	})
+	for i, q := range queues {
+		if len(pending[i]) > 0 {
+			q <- pending[i]
+		}
+		close(q)
+	}
+	wg.Wait()
+	if err != nil && !errors.Is(err, errPastHead) {
+		return verifyReport{}, err
+	}
+	var rep verifyReport
+	for _, v := range verifiers {
+		rep.Events += v.report.Events
+		rep.Skipped += v.report.Skipped
+		rep.Violations = append(rep.Violations, v.report.Violations...)
+		rep.Streams += len(v.orders)
+		rep.SKUs += len(v.stocks)
+	}
+	sort.Slice(rep.Violations, func(i, j int) bool {
+		a, b := rep.Violations[i], rep.Violations[j]
+		return a.Stream < b.Stream || a.Stream == b.Stream && a.Revision < b.Revision
+	})
+	rep.Seconds = time.Since(start).Seconds()
+	rep.PerSecond = float64(rep.Events) / max(rep.Seconds, 1e-9)
+	if progress != nil {
+		progress(head, read)
+	}
+	return rep, nil
+}
+
+func streamHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
 }
 
 // errPastHead ends a pass at the head it measured at the start, so a
