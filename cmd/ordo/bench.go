@@ -20,12 +20,16 @@ import (
 
 // runBench is the load generator.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "hot-sku" {
+		return runBenchHotSKU(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "lifecycle" {
 		fmt.Fprintln(stderr, "Usage: ordo bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--json]")
+		fmt.Fprintln(stderr, "       ordo bench hot-sku [--clients N] [--duration D] [--nats-url URL] [--json]")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return errHelp
 		}
-		return usageError{"bench needs a workload: lifecycle"}
+		return usageError{"bench needs a workload: lifecycle or hot-sku"}
 	}
 	fs := flag.NewFlagSet("ordo bench lifecycle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
