@@ -96,7 +96,7 @@ func (b *batch) apply(c change) error {
 		lines, _ := json.Marshal(d.Lines)
 		o = &orderView{id: c.orderID, exists: true, isNew: true,
 			order:    orderRow{customerID: d.CustomerID, currency: d.Total.Currency, total: d.Total.Amount, lines: string(lines), state: string(domain.StatePlaced), placedAt: c.ts},
-			payment:  paymentRow{currency: d.Total.Currency, amountDue: d.Total.Amount, status: PaymentUnpaid, updatedAt: c.ts},
+			payment:  paymentRow{amountDue: d.Total.Amount, status: PaymentUnpaid, updatedAt: c.ts},
 			shipment: shipmentRow{status: ShippingNotShipped, updatedAt: c.ts}}
 		b.orders[c.orderID] = o
 		b.touched = append(b.touched, o)
@@ -114,28 +114,27 @@ func (b *batch) apply(c change) error {
 	case domain.StockRejected, domain.OrderCancelled:
 		o.order.state = string(domain.StateCancelled)
 	case domain.PaymentSucceeded:
-		p.paid, p.updatedAt, o.paymentDirty = p.paid+d.Amount.Amount, c.ts, true
+		p.paid, p.updatedAt = p.paid+d.Amount.Amount, c.ts
 		if !d.Late && !d.Extra {
 			p.status, p.provider, p.paymentID = PaymentPaid, d.Provider, d.PaymentID
 			o.order.state = string(domain.StatePaid)
 		}
 	case domain.PaymentAmountMismatched:
-		p.paid, p.updatedAt, o.paymentDirty = p.paid+d.Amount.Amount, c.ts, true
+		p.paid, p.updatedAt = p.paid+d.Amount.Amount, c.ts
 	case domain.PaymentFailed:
 		if p.status == PaymentUnpaid || p.status == PaymentFailed {
-			p.status, p.updatedAt, o.paymentDirty = PaymentFailed, c.ts, true
+			p.status, p.updatedAt = PaymentFailed, c.ts
 		}
 	case domain.OrderShipped:
 		s.status, s.carrier, s.trackingNumber, s.shippedAt, s.updatedAt = ShippingShipped, d.Carrier, d.TrackingNumber, c.ts, c.ts
-		o.shipmentDirty = true
 		o.order.state = string(domain.StateShipped)
 	case domain.OrderDelivered:
-		s.status, s.deliveredAt, s.updatedAt, o.shipmentDirty = ShippingDelivered, c.ts, c.ts, true
+		s.status, s.deliveredAt, s.updatedAt = ShippingDelivered, c.ts, c.ts
 		o.order.state = string(domain.StateDelivered)
 	case domain.OrderCompleted:
 		o.order.state = string(domain.StateCompleted)
 	case domain.RefundCompleted:
-		p.refunded, p.updatedAt, o.paymentDirty = p.refunded+d.Amount.Amount, c.ts, true
+		p.refunded, p.updatedAt = p.refunded+d.Amount.Amount, c.ts
 		p.status = PaymentPartiallyRefunded
 		if p.refunded >= p.paid {
 			p.status = PaymentRefunded

@@ -13,8 +13,9 @@ import (
 // A batch holds the rows a batch of events changes, keyed by order, so
 // that every row is read at most once and written once per batch — with
 // multi-row statements — instead of once per event. The events of one
-// order usually arrive close together (a command appends several), so a
-// batch typically turns five or more events into one row per table.
+// order often arrive close together (a command appends several, a
+// catch-up or rebuild reads them all), and then a batch turns them into
+// one write of the order's row.
 type batch struct {
 	ctx   context.Context
 	tx    *sql.Tx
@@ -26,19 +27,16 @@ type batch struct {
 	touchedRefunds []*refundRow
 }
 
-// orderView is an order's rows in the orders, payments and shipments
-// tables.
+// orderView is an order's row in order_views: its summary, payment and
+// shipping status.
 type orderView struct {
 	id     string
 	exists bool // the order was placed (in the database or in this batch)
-	isNew  bool // placed in this batch: its rows are inserted, not updated
+	isNew  bool // placed in this batch: its row is inserted, not updated
 
 	order    orderRow
 	payment  paymentRow
 	shipment shipmentRow
-	// Which of the payment and shipment rows the batch changed; the order
-	// row changes with every event (revision, updated_at).
-	paymentDirty, shipmentDirty bool
 }
 
 type orderRow struct {
@@ -50,10 +48,10 @@ type orderRow struct {
 }
 
 type paymentRow struct {
-	currency                  string
+	status                    string
 	amountDue, paid, refunded int64
-	status, provider          string
-	paymentID, updatedAt      string
+	provider, paymentID       string
+	updatedAt                 string
 }
 
 type shipmentRow struct {
@@ -83,25 +81,18 @@ type table struct {
 }
 
 var (
-	ordersTable    = table{"orders", []string{"order_id", "customer_id", "currency", "total", "lines", "state", "revision", "placed_at", "updated_at"}, "order_id"}
-	paymentsTable  = table{"payments", []string{"order_id", "currency", "amount_due", "paid", "refunded", "status", "provider", "payment_id", "updated_at"}, "order_id"}
-	shipmentsTable = table{"shipments", []string{"order_id", "status", "carrier", "tracking_number", "shipped_at", "delivered_at", "updated_at"}, "order_id"}
-	refundsTable   = table{"refunds", []string{"order_id", "refund_id", "currency", "amount", "reason", "automatic", "status", "requested_at", "settled_at", "updated_at"}, "order_id, refund_id"}
+	orderViewsTable = table{"order_views", []string{"order_id", "customer_id", "currency", "total", "lines", "state", "revision", "placed_at", "updated_at",
+		"payment_status", "amount_due", "paid", "refunded", "provider", "payment_id", "payment_updated_at",
+		"shipping_status", "carrier", "tracking_number", "shipped_at", "delivered_at", "shipping_updated_at"}, "order_id"}
+	refundsTable = table{"refunds", []string{"order_id", "refund_id", "currency", "amount", "reason", "automatic", "status", "requested_at", "settled_at", "updated_at"}, "order_id, refund_id"}
 )
 
-func (o *orderView) orderArgs() []any {
-	r := &o.order
-	return []any{o.id, r.customerID, r.currency, r.total, r.lines, r.state, r.revision, r.placedAt, r.updatedAt}
-}
-
-func (o *orderView) paymentArgs() []any {
-	p := &o.payment
-	return []any{o.id, p.currency, p.amountDue, p.paid, p.refunded, p.status, p.provider, p.paymentID, p.updatedAt}
-}
-
-func (o *orderView) shipmentArgs() []any {
-	s := &o.shipment
-	return []any{o.id, s.status, s.carrier, s.trackingNumber, s.shippedAt, s.deliveredAt, s.updatedAt}
+// args are the row's values in the order of orderViewsTable.cols.
+func (o *orderView) args() []any {
+	r, p, s := &o.order, &o.payment, &o.shipment
+	return []any{o.id, r.customerID, r.currency, r.total, r.lines, r.state, r.revision, r.placedAt, r.updatedAt,
+		p.status, p.amountDue, p.paid, p.refunded, p.provider, p.paymentID, p.updatedAt,
+		s.status, s.carrier, s.trackingNumber, s.shippedAt, s.deliveredAt, s.updatedAt}
 }
 
 func (r *refundRow) args() []any {
@@ -164,11 +155,10 @@ func (b *batch) load(changes []change) error {
 	return b.loadRefunds(refundOrderIDs)
 }
 
-const loadOrdersSQL = `SELECT o.order_id, o.customer_id, o.currency, o.total, o.lines, o.state, o.revision, o.placed_at, o.updated_at,
-	p.currency, p.amount_due, p.paid, p.refunded, p.status, p.provider, p.payment_id, p.updated_at,
-	s.status, s.carrier, s.tracking_number, s.shipped_at, s.delivered_at, s.updated_at
-	FROM orders o JOIN payments p ON p.order_id = o.order_id JOIN shipments s ON s.order_id = o.order_id
-	WHERE o.order_id IN `
+const loadOrdersSQL = `SELECT order_id, customer_id, currency, total, lines, state, revision, placed_at, updated_at,
+	payment_status, amount_due, paid, refunded, provider, payment_id, payment_updated_at,
+	shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at
+	FROM order_views WHERE order_id IN `
 
 // loadOrders reads the stored rows of orders ids; an order without rows
 // is remembered as not placed.
@@ -181,7 +171,7 @@ func (b *batch) loadOrders(ids []string) error {
 			o := &orderView{exists: true}
 			r, p, s := &o.order, &o.payment, &o.shipment
 			if err := rows.Scan(&o.id, &r.customerID, &r.currency, &r.total, &r.lines, &r.state, &r.revision, &r.placedAt, &r.updatedAt,
-				&p.currency, &p.amountDue, &p.paid, &p.refunded, &p.status, &p.provider, &p.paymentID, &p.updatedAt,
+				&p.status, &p.amountDue, &p.paid, &p.refunded, &p.provider, &p.paymentID, &p.updatedAt,
 				&s.status, &s.carrier, &s.trackingNumber, &s.shippedAt, &s.deliveredAt, &s.updatedAt); err != nil {
 				return err
 			}
@@ -217,39 +207,42 @@ func (b *batch) loadRefunds(ids []string) error {
 // flush writes every row the batch changed: multi-row inserts for the
 // rows it created, multi-row upserts for the stored rows it changed.
 func (b *batch) flush() error {
-	var ins, upd [4][][]any // orders, payments, shipments, refunds
-	for _, o := range b.touched {
-		switch {
-		case !o.exists:
-		case o.isNew:
-			ins[0], ins[1], ins[2] = append(ins[0], o.orderArgs()), append(ins[1], o.paymentArgs()), append(ins[2], o.shipmentArgs())
-		default:
-			upd[0] = append(upd[0], o.orderArgs())
-			if o.paymentDirty {
-				upd[1] = append(upd[1], o.paymentArgs())
-			}
-			if o.shipmentDirty {
-				upd[2] = append(upd[2], o.shipmentArgs())
-			}
-		}
-	}
-	for _, r := range b.touchedRefunds {
-		switch {
-		case r.isNew:
-			ins[3] = append(ins[3], r.args())
-		case r.dirty:
-			upd[3] = append(upd[3], r.args())
-		}
-	}
-	for i, t := range []table{ordersTable, paymentsTable, shipmentsTable, refundsTable} {
-		if err := b.write(t, ins[i], false); err != nil {
-			return err
-		}
-		if err := b.write(t, upd[i], true); err != nil {
+	orders, orderUpdates := split(b.touched)
+	refunds, refundUpdates := split(b.touchedRefunds)
+	for _, w := range []struct {
+		t      table
+		rows   [][]any
+		upsert bool
+	}{{orderViewsTable, orders, false}, {orderViewsTable, orderUpdates, true}, {refundsTable, refunds, false}, {refundsTable, refundUpdates, true}} {
+		if err := b.write(w.t, w.rows, w.upsert); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// batchRow is a row a batch may write.
+type batchRow interface {
+	// written says whether the batch inserts the row (created it) or
+	// upserts it (changed a stored row).
+	written() (insert, update bool)
+	args() []any
+}
+
+func (o *orderView) written() (bool, bool) { return o.isNew, o.exists && !o.isNew }
+func (r *refundRow) written() (bool, bool) { return r.isNew, r.dirty && !r.isNew }
+
+// split returns the values of the rows to insert and of those to upsert.
+func split[R batchRow](rows []R) (inserts, updates [][]any) {
+	for _, r := range rows {
+		switch ins, upd := r.written(); {
+		case ins:
+			inserts = append(inserts, r.args())
+		case upd:
+			updates = append(updates, r.args())
+		}
+	}
+	return inserts, updates
 }
 
 // write inserts rows into t; with upsert, rows that exist are replaced.

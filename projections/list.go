@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"slices"
@@ -97,18 +98,21 @@ func decodeCursor(c string, n int) ([]string, error) {
 }
 
 // where builds the shared filters: status, age and cursor position.
-func (q ListQuery) where(alias string, keys []string, cur []string) (string, []any) {
+func (q ListQuery) where(l listing, cur []string) (string, []any) {
 	var conds []string
 	var args []any
 	if q.Status != "" {
-		conds, args = append(conds, alias+".status = ?"), append(args, q.Status)
+		conds, args = append(conds, l.status+" = ?"), append(args, q.Status)
+	}
+	if q.PaymentStatus != "" {
+		conds, args = append(conds, "payment_status = ?"), append(args, q.PaymentStatus)
 	}
 	if q.OlderThan > 0 {
-		conds, args = append(conds, alias+".updated_at < ?"), append(args, time.Now().Add(-q.OlderThan).UTC().Format(time.RFC3339Nano))
+		conds, args = append(conds, l.updated+" < ?"), append(args, time.Now().Add(-q.OlderThan).UTC().Format(time.RFC3339Nano))
 	}
 	if cur != nil {
 		// Row-value comparison: strictly after the last row of the previous page.
-		cols := append([]string{alias + ".updated_at"}, keys...)
+		cols := append([]string{l.updated}, l.keys...)
 		marks := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
 		conds = append(conds, "("+strings.Join(cols, ", ")+") > ("+marks+")")
 		for _, c := range cur {
@@ -121,130 +125,113 @@ func (q ListQuery) where(alias string, keys []string, cur []string) (string, []a
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// ListPayments lists payment rows, oldest change first.
-func (s *Store) ListPayments(ctx context.Context, q ListQuery) (Page[PaymentItem], error) {
-	var page Page[PaymentItem]
-	if err := q.check(PaymentStatuses); err != nil {
+// listing describes one list of rows: where they live, how they sort and
+// page (by the time of their last change, then their keys), and how a row
+// is read.
+type listing struct {
+	name     string   // for errors
+	from     string   // the table
+	cols     string   // the selected columns, ending with updated and the keys
+	status   string   // the column status= filters on
+	statuses []string // the values it accepts
+	updated  string   // the column of the last change, older_than's and the order's
+	keys     []string // the tie-breakers after updated, in the cursor too
+	// paymentStatus: the list takes payment_status= (shipments).
+	paymentStatus bool
+}
+
+// scanRow reads one row of a listing; cursor is the row's sort key,
+// updated first, as the cursor of the page that ends with it.
+type scanRow[T any] func(rows *sql.Rows) (item T, cursor []string, err error)
+
+// list pages through the rows of l that match q, oldest change first.
+func list[T any](ctx context.Context, s *Store, l listing, q ListQuery, scan scanRow[T]) (Page[T], error) {
+	page := Page[T]{Items: []T{}}
+	if err := q.check(l.statuses); err != nil {
 		return page, err
 	}
-	cur, err := decodeCursor(q.Cursor, 2)
+	if q.PaymentStatus != "" && !l.paymentStatus {
+		return page, &InvalidQueryError{"payment_status", "applies to /v1/shipments only"}
+	}
+	cur, err := decodeCursor(q.Cursor, 1+len(l.keys))
 	if err != nil {
 		return page, err
 	}
-	where, args := q.where("p", []string{"p.order_id"}, cur)
-	rows, err := s.db.QueryContext(ctx, `SELECT p.order_id, p.status, p.currency, p.amount_due, p.paid, p.refunded, p.provider, p.payment_id, p.updated_at
-		FROM payments p`+where+` ORDER BY p.updated_at, p.order_id LIMIT ?`, append(args, q.Limit+1)...)
+	where, args := q.where(l, cur)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+l.cols+` FROM `+l.from+where+
+		` ORDER BY `+strings.Join(append([]string{l.updated}, l.keys...), ", ")+` LIMIT ?`, append(args, q.Limit+1)...)
 	if err != nil {
-		return page, fmt.Errorf("list payments: %w", err)
+		return page, fmt.Errorf("list %s: %w", l.name, err)
 	}
 	defer rows.Close()
-	page.Items = []PaymentItem{}
-	var updated []string
+	var last []string
 	for rows.Next() {
-		var it PaymentItem
-		var u string
-		if err := rows.Scan(&it.OrderID, &it.Status, &it.Currency, &it.AmountDue, &it.Paid, &it.Refunded, &it.Provider, &it.PaymentID, &u); err != nil {
-			return page, err
+		if len(page.Items) == q.Limit {
+			page.NextCursor = encodeCursor(last...)
+			break
 		}
-		it.UpdatedAt = parseTime(u)
-		page.Items, updated = append(page.Items, it), append(updated, u)
-	}
-	if len(page.Items) > q.Limit {
-		page.Items = page.Items[:q.Limit]
-		page.NextCursor = encodeCursor(updated[q.Limit-1], page.Items[q.Limit-1].OrderID)
+		it, cursor, err := scan(rows)
+		if err != nil {
+			return page, fmt.Errorf("list %s: %w", l.name, err)
+		}
+		page.Items, last = append(page.Items, it), cursor
 	}
 	return page, rows.Err()
 }
 
-// ListShipments lists shipment rows, oldest change first.
+var paymentsListing = listing{name: "payments", from: "order_views",
+	cols:   "payment_status, currency, amount_due, paid, refunded, provider, payment_id, payment_updated_at, order_id",
+	status: "payment_status", statuses: PaymentStatuses, updated: "payment_updated_at", keys: []string{"order_id"}}
+
+// ListPayments lists payment rows, oldest change first.
+func (s *Store) ListPayments(ctx context.Context, q ListQuery) (Page[PaymentItem], error) {
+	return list(ctx, s, paymentsListing, q, func(rows *sql.Rows) (PaymentItem, []string, error) {
+		var it PaymentItem
+		var u string
+		err := rows.Scan(&it.Status, &it.Currency, &it.AmountDue, &it.Paid, &it.Refunded, &it.Provider, &it.PaymentID, &u, &it.OrderID)
+		it.UpdatedAt = parseTime(u)
+		return it, []string{u, it.OrderID}, err
+	})
+}
+
+var shipmentsListing = listing{name: "shipments", from: "order_views",
+	cols:   "payment_status, shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at, order_id",
+	status: "shipping_status", statuses: ShippingStatuses, updated: "shipping_updated_at", keys: []string{"order_id"}, paymentStatus: true}
+
+// ListShipments lists shipment rows, oldest change first; q.PaymentStatus
+// narrows them, e.g. to paid but not shipped.
 func (s *Store) ListShipments(ctx context.Context, q ListQuery) (Page[ShipmentItem], error) {
-	var page Page[ShipmentItem]
-	if err := q.check(ShippingStatuses); err != nil {
-		return page, err
-	}
-	cur, err := decodeCursor(q.Cursor, 2)
-	if err != nil {
-		return page, err
-	}
-	where, args := q.where("sh", []string{"sh.order_id"}, cur)
-	if q.PaymentStatus != "" {
-		if where == "" {
-			where = " WHERE p.status = ?"
-		} else {
-			where += " AND p.status = ?"
-		}
-		args = append(args, q.PaymentStatus)
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT sh.order_id, p.status, sh.status, sh.carrier, sh.tracking_number, sh.shipped_at, sh.delivered_at, sh.updated_at
-		FROM shipments sh JOIN payments p ON p.order_id = sh.order_id`+where+` ORDER BY sh.updated_at, sh.order_id LIMIT ?`, append(args, q.Limit+1)...)
-	if err != nil {
-		return page, fmt.Errorf("list shipments: %w", err)
-	}
-	defer rows.Close()
-	page.Items = []ShipmentItem{}
-	var updated []string
-	for rows.Next() {
+	return list(ctx, s, shipmentsListing, q, func(rows *sql.Rows) (ShipmentItem, []string, error) {
 		var it ShipmentItem
 		var shipped, delivered, u string
-		if err := rows.Scan(&it.OrderID, &it.PaymentStatus, &it.Status, &it.Carrier, &it.TrackingNumber, &shipped, &delivered, &u); err != nil {
-			return page, err
-		}
+		err := rows.Scan(&it.PaymentStatus, &it.Status, &it.Carrier, &it.TrackingNumber, &shipped, &delivered, &u, &it.OrderID)
 		it.ShippedAt, it.DeliveredAt, it.UpdatedAt = optTime(shipped), optTime(delivered), parseTime(u)
-		page.Items, updated = append(page.Items, it), append(updated, u)
-	}
-	if len(page.Items) > q.Limit {
-		page.Items = page.Items[:q.Limit]
-		page.NextCursor = encodeCursor(updated[q.Limit-1], page.Items[q.Limit-1].OrderID)
-	}
-	return page, rows.Err()
+		return it, []string{u, it.OrderID}, err
+	})
 }
+
+var refundsListing = listing{name: "refunds", from: "refunds",
+	cols:   "amount, currency, reason, automatic, status, requested_at, settled_at, updated_at, order_id, refund_id",
+	status: "status", statuses: RefundStatuses, updated: "updated_at", keys: []string{"order_id", "refund_id"}}
 
 // ListRefunds lists refunds, oldest change first.
 func (s *Store) ListRefunds(ctx context.Context, q ListQuery) (Page[RefundItem], error) {
-	var page Page[RefundItem]
-	if err := q.check(RefundStatuses); err != nil {
-		return page, err
-	}
-	if q.PaymentStatus != "" {
-		return page, &InvalidQueryError{"payment_status", "applies to /v1/shipments only"}
-	}
-	cur, err := decodeCursor(q.Cursor, 3)
-	if err != nil {
-		return page, err
-	}
-	where, args := q.where("r", []string{"r.order_id", "r.refund_id"}, cur)
-	rows, err := s.db.QueryContext(ctx, `SELECT r.order_id, r.refund_id, r.amount, r.currency, r.reason, r.automatic, r.status, r.requested_at, r.settled_at, r.updated_at
-		FROM refunds r`+where+` ORDER BY r.updated_at, r.order_id, r.refund_id LIMIT ?`, append(args, q.Limit+1)...)
-	if err != nil {
-		return page, fmt.Errorf("list refunds: %w", err)
-	}
-	defer rows.Close()
-	page.Items = []RefundItem{}
-	var updated []string
-	for rows.Next() {
+	return list(ctx, s, refundsListing, q, func(rows *sql.Rows) (RefundItem, []string, error) {
 		var it RefundItem
 		var req, settled, u string
-		if err := rows.Scan(&it.OrderID, &it.RefundID, &it.Amount, &it.Currency, &it.Reason, &it.Automatic, &it.Status, &req, &settled, &u); err != nil {
-			return page, err
-		}
+		err := rows.Scan(&it.Amount, &it.Currency, &it.Reason, &it.Automatic, &it.Status, &req, &settled, &u, &it.OrderID, &it.RefundID)
 		it.RequestedAt, it.SettledAt, it.UpdatedAt = parseTime(req), optTime(settled), parseTime(u)
-		page.Items, updated = append(page.Items, it), append(updated, u)
-	}
-	if len(page.Items) > q.Limit {
-		page.Items = page.Items[:q.Limit]
-		last := page.Items[q.Limit-1]
-		page.NextCursor = encodeCursor(updated[q.Limit-1], last.OrderID, last.RefundID)
-	}
-	return page, rows.Err()
+		return it, []string{u, it.OrderID, it.RefundID}, err
+	})
 }
 
 // Stats counts rows per status in every read model.
 func (s *Store) Stats(ctx context.Context) (map[string]map[string]int64, error) {
 	out := map[string]map[string]int64{}
 	for _, q := range []struct{ name, sql string }{
-		{"orders", `SELECT state, COUNT(*) FROM orders GROUP BY state`},
-		{"payments", `SELECT status, COUNT(*) FROM payments GROUP BY status`},
-		{"shipments", `SELECT status, COUNT(*) FROM shipments GROUP BY status`},
+		{"orders", `SELECT state, COUNT(*) FROM order_views GROUP BY state`},
+		{"payments", `SELECT payment_status, COUNT(*) FROM order_views GROUP BY payment_status`},
+		{"shipments", `SELECT shipping_status, COUNT(*) FROM order_views GROUP BY shipping_status`},
 		{"refunds", `SELECT status, COUNT(*) FROM refunds GROUP BY status`},
 	} {
 		rows, err := s.db.QueryContext(ctx, q.sql)

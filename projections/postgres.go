@@ -21,8 +21,11 @@ func IsPostgresDSN(dsn string) bool {
 // postgresDialect keeps every text column in byte order (collation "C"),
 // as SQLite does: the RFC 3339 times and IDs the lists sort and page by
 // then compare the same on both databases, whatever the server's locale.
+// Its tables are heaps with a primary-key index; SQLite's WITHOUT ROWID
+// (rows stored in the primary key's B-tree) has no counterpart.
 var postgresDialect = dialect{
-	ddl: strings.NewReplacer(" TEXT ", ` TEXT COLLATE "C" `).Replace,
+	ddl:         strings.NewReplacer(" TEXT ", ` TEXT COLLATE "C" `, ") WITHOUT ROWID", ")").Replace,
+	tableExists: `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`,
 }
 
 // openPostgres opens (creating if needed) the read models in schema of the

@@ -80,9 +80,14 @@ func optTime(s string) *time.Time {
 // GetOrder returns the read-model view of one order.
 func (s *Store) GetOrder(ctx context.Context, id string) (OrderDetails, error) {
 	var o OrderDetails
-	var lines, placed, updated string
-	err := s.db.QueryRowContext(ctx, `SELECT order_id, customer_id, state, revision, total, currency, lines, placed_at, updated_at
-		FROM orders WHERE order_id = ?`, id).Scan(&o.OrderID, &o.CustomerID, &o.State, &o.Revision, &o.Total.Amount, &o.Total.Currency, &lines, &placed, &updated)
+	var lines, placed, updated, paymentUpdated, shipped, delivered, shippingUpdated string
+	p, sh := &o.Payment, &o.Shipping
+	err := s.db.QueryRowContext(ctx, `SELECT order_id, customer_id, state, revision, total, currency, lines, placed_at, updated_at,
+		payment_status, amount_due, paid, refunded, provider, payment_id, payment_updated_at,
+		shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at
+		FROM order_views WHERE order_id = ?`, id).Scan(&o.OrderID, &o.CustomerID, &o.State, &o.Revision, &o.Total.Amount, &o.Total.Currency, &lines, &placed, &updated,
+		&p.Status, &p.AmountDue, &p.Paid, &p.Refunded, &p.Provider, &p.PaymentID, &paymentUpdated,
+		&sh.Status, &sh.Carrier, &sh.TrackingNumber, &shipped, &delivered, &shippingUpdated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, ErrNotFound
 	}
@@ -91,18 +96,8 @@ func (s *Store) GetOrder(ctx context.Context, id string) (OrderDetails, error) {
 	}
 	_ = json.Unmarshal([]byte(lines), &o.Lines)
 	o.PlacedAt, o.UpdatedAt = parseTime(placed), parseTime(updated)
-	var pu string
-	if err := s.db.QueryRowContext(ctx, `SELECT status, currency, amount_due, paid, refunded, provider, payment_id, updated_at FROM payments WHERE order_id = ?`, id).
-		Scan(&o.Payment.Status, &o.Payment.Currency, &o.Payment.AmountDue, &o.Payment.Paid, &o.Payment.Refunded, &o.Payment.Provider, &o.Payment.PaymentID, &pu); err != nil {
-		return o, fmt.Errorf("read payment of %s: %w", id, err)
-	}
-	o.Payment.UpdatedAt = parseTime(pu)
-	var shipped, delivered, su string
-	if err := s.db.QueryRowContext(ctx, `SELECT status, carrier, tracking_number, shipped_at, delivered_at, updated_at FROM shipments WHERE order_id = ?`, id).
-		Scan(&o.Shipping.Status, &o.Shipping.Carrier, &o.Shipping.TrackingNumber, &shipped, &delivered, &su); err != nil {
-		return o, fmt.Errorf("read shipment of %s: %w", id, err)
-	}
-	o.Shipping.ShippedAt, o.Shipping.DeliveredAt, o.Shipping.UpdatedAt = optTime(shipped), optTime(delivered), parseTime(su)
+	p.Currency, p.UpdatedAt = o.Total.Currency, parseTime(paymentUpdated)
+	sh.ShippedAt, sh.DeliveredAt, sh.UpdatedAt = optTime(shipped), optTime(delivered), parseTime(shippingUpdated)
 	rows, err := s.db.QueryContext(ctx, `SELECT refund_id, amount, currency, reason, automatic, status, requested_at, settled_at
 		FROM refunds WHERE order_id = ? ORDER BY requested_at, refund_id`, id)
 	if err != nil {

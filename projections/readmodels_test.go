@@ -2,8 +2,10 @@ package projections_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -394,4 +396,46 @@ func TestManagerRebuild(t *testing.T) {
 // rebuild runs a full rebuild with the default options.
 func rebuild(ctx context.Context, m *projections.Manager) error {
 	return m.Rebuild(ctx, projections.RebuildOptions{})
+}
+
+// TestOldSchemaProjectedAgain: read models in the schema before
+// order_views are dropped when opened, and the projection applies the
+// whole history again into the new tables.
+func TestOldSchemaProjectedAgain(t *testing.T) {
+	forEachStore(t, func(t *testing.T, tg target) {
+		ctx := waitCtx(t)
+		es := openEventStore(t)
+		ids, head := appendCases(t, es)
+		driver, dsn := "pgx", tg.dsn
+		if dsn == "" {
+			driver, dsn = "sqlite", filepath.Join(tg.dir, "rm.db")
+		}
+		db, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range []string{
+			`CREATE TABLE projection_state (name TEXT PRIMARY KEY, position BIGINT NOT NULL DEFAULT 0, events BIGINT NOT NULL DEFAULT 0,
+				updated_at TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '')`,
+			`INSERT INTO projection_state (name, position, events) VALUES ('orders', 999999, 7)`,
+			`CREATE TABLE orders (order_id TEXT PRIMARY KEY)`,
+			`CREATE TABLE payments (order_id TEXT PRIMARY KEY)`,
+			`CREATE TABLE shipments (order_id TEXT PRIMARY KEY)`,
+			`CREATE TABLE refunds (order_id TEXT NOT NULL, refund_id TEXT NOT NULL)`,
+		} {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		store := tg.openStore(t)
+		r, _ := runRunner(t, store, es)
+		if err := r.WaitFor(ctx, head); err != nil {
+			t.Fatal(err)
+		}
+		checkCases(t, store, ids)
+		if st := r.Status(ctx); st.Events != caseEvents() {
+			t.Errorf("events applied after the schema change: %d, want %d", st.Events, caseEvents())
+		}
+	})
 }
