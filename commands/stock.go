@@ -38,6 +38,9 @@ type StockOptions struct {
 	Clock    func() time.Time
 	MaxBatch int           // commands decided per append; default 1024
 	IdleStop time.Duration // a lane with nothing to do this long exits and frees its memory; default 1 minute
+	// Linger bounds how long a busy lane waits to fill a batch (see
+	// lane.linger); default 1ms, negative disables.
+	Linger time.Duration
 }
 
 // StockRequest is one stock command.
@@ -71,6 +74,9 @@ func NewStockService(store EventStore, opts StockOptions) *StockService {
 	}
 	if opts.IdleStop <= 0 {
 		opts.IdleStop = time.Minute
+	}
+	if opts.Linger == 0 {
+		opts.Linger = time.Millisecond
 	}
 	return &StockService{store: store, log: opts.Logger, opts: opts, lanes: map[string]*lane{}}
 }
@@ -189,6 +195,7 @@ func (l *lane) run() {
 	idle := time.NewTimer(l.svc.opts.IdleStop)
 	defer idle.Stop()
 	batch := make([]*pending, 0, l.svc.opts.MaxBatch)
+	last := 0 // size of the previous batch
 	for {
 		select {
 		case <-l.stop:
@@ -212,8 +219,33 @@ func (l *lane) run() {
 				break fill
 			}
 		}
+		l.linger(&batch, last)
+		last = len(batch)
 		l.process(batch)
 		idle.Reset(l.svc.opts.IdleStop)
+	}
+}
+
+// linger waits briefly for the callers of the previous batch to come back.
+// Under load, they send their next command right after their reply, a
+// moment after this lane started its next round; without waiting, most of
+// them miss it and wait a whole append for the one after, so batches stay
+// half full. Waiting (at most Linger) until the batch is as large as the
+// last one fills them. A lane whose last batch was a single command never
+// waits, so a lone caller sees no added latency.
+func (l *lane) linger(batch *[]*pending, last int) {
+	if last <= 1 || len(*batch) >= last || l.svc.opts.Linger <= 0 {
+		return
+	}
+	t := time.NewTimer(l.svc.opts.Linger)
+	defer t.Stop()
+	for len(*batch) < min(last, cap(*batch)) {
+		select {
+		case p := <-l.in:
+			*batch = append(*batch, p)
+		case <-t.C:
+			return
+		}
 	}
 }
 
