@@ -503,6 +503,26 @@ func TestReplayInterruptedResumes(t *testing.T) {
 	if clean := dumpRows(t, ctx, dir, ids); clean != resumed || clean != live {
 		t.Fatalf("resumed and clean rebuilds differ:\nresumed: %.400s\nclean:   %.400s", resumed, clean)
 	}
+
+	// --from starts the fresh read models after a position: from the head,
+	// none of the orders is in them.
+	var head uint64
+	fmt.Sscan(strings.TrimSpace(strings.SplitAfter(strings.SplitAfter(out, "up to position ")[1], " ")[0]), &head)
+	if head == 0 {
+		t.Fatalf("no position in %q", out)
+	}
+	if out, _, err := cli(ctx, "replay", "--all", "--restart", "--from", fmt.Sprint(head), "--data", dir); err != nil {
+		t.Fatalf("replay --from: %v\n%s", err, out)
+	}
+	cur, _ := os.ReadFile(filepath.Join(dir, "readmodels.current"))
+	rm, err := projections.OpenSQLite(ctx, filepath.Join(dir, strings.TrimSpace(string(cur))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	if _, err := rm.GetOrder(ctx, ids[0]); err == nil {
+		t.Fatalf("replay --from %d: order %s is in the read models", head, ids[0])
+	}
 }
 
 func TestReplayThroughRunningService(t *testing.T) {
