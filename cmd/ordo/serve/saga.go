@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
@@ -18,6 +19,15 @@ import (
 // startStockAndSaga starts the stock API (one writer per SKU) and the order
 // saga that reserves stock, runs payment timers and settles stock.
 func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *commands.Service) error {
+	// A payment timer is a message in the command stream until it fires;
+	// the stream must keep it that long.
+	if maxAge := cfg.Commands.MaxAge; cfg.PaymentTimeout > 0 && maxAge > 0 && cfg.PaymentTimeout >= maxAge {
+		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge %v, or its timers expire before they fire",
+			cfg.PaymentTimeout, maxAge)
+	}
+	if cfg.Commands.MaxAge <= 0 && cfg.PaymentTimeout >= 24*time.Hour {
+		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge (24h by default), or its timers expire before they fire", cfg.PaymentTimeout)
+	}
 	s.stock = commands.NewStockService(eventstore.CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
 	sub, err := ordonats.ServeStock(s.nc, s.stock, cfg.Logger)
 	if err != nil {
