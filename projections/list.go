@@ -158,7 +158,7 @@ func list[T any](ctx context.Context, s *Store, l listing, q ListQuery, scan sca
 		return page, err
 	}
 	where, args := q.where(l, cur)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+l.cols+` FROM `+l.from+where+
+	rows, err := s.query(ctx, `SELECT `+l.cols+` FROM `+l.from+where+
 		` ORDER BY `+strings.Join(append([]string{l.updated}, l.keys...), ", ")+` LIMIT ?`, append(args, q.Limit+1)...)
 	if err != nil {
 		return page, fmt.Errorf("list %s: %w", l.name, err)

@@ -82,7 +82,7 @@ func (s *Store) GetOrder(ctx context.Context, id string) (OrderDetails, error) {
 	var o OrderDetails
 	var lines, placed, updated, paymentUpdated, shipped, delivered, shippingUpdated string
 	p, sh := &o.Payment, &o.Shipping
-	err := s.db.QueryRowContext(ctx, `SELECT order_id, customer_id, state, revision, total, currency, lines, placed_at, updated_at,
+	err := s.queryRow(ctx, `SELECT order_id, customer_id, state, revision, total, currency, lines, placed_at, updated_at,
 		payment_status, amount_due, paid, refunded, provider, payment_id, payment_updated_at,
 		shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at
 		FROM order_views WHERE order_id = ?`, id).Scan(&o.OrderID, &o.CustomerID, &o.State, &o.Revision, &o.Total.Amount, &o.Total.Currency, &lines, &placed, &updated,
@@ -98,7 +98,7 @@ func (s *Store) GetOrder(ctx context.Context, id string) (OrderDetails, error) {
 	o.PlacedAt, o.UpdatedAt = parseTime(placed), parseTime(updated)
 	p.Currency, p.UpdatedAt = o.Total.Currency, parseTime(paymentUpdated)
 	sh.ShippedAt, sh.DeliveredAt, sh.UpdatedAt = optTime(shipped), optTime(delivered), parseTime(shippingUpdated)
-	rows, err := s.db.QueryContext(ctx, `SELECT refund_id, amount, currency, reason, automatic, status, requested_at, settled_at
+	rows, err := s.query(ctx, `SELECT refund_id, amount, currency, reason, automatic, status, requested_at, settled_at
 		FROM refunds WHERE order_id = ? ORDER BY requested_at, refund_id`, id)
 	if err != nil {
 		return o, fmt.Errorf("read refunds of %s: %w", id, err)
@@ -115,4 +115,23 @@ func (s *Store) GetOrder(ctx context.Context, id string) (OrderDetails, error) {
 		o.Refunds = append(o.Refunds, r)
 	}
 	return o, rows.Err()
+}
+
+// query runs a read-only query through a prepared statement: the queries
+// are few and run often, and preparing one costs more than running it.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	stmt, err := s.stmts.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return stmt.QueryContext(ctx, args...)
+}
+
+// queryRow is query for one row.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	stmt, err := s.stmts.get(ctx, query)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, query, args...) // reports the same error
+	}
+	return stmt.QueryRowContext(ctx, args...)
 }
