@@ -195,7 +195,7 @@ func (l *lane) run() {
 	idle := time.NewTimer(l.svc.opts.IdleStop)
 	defer idle.Stop()
 	batch := make([]*pending, 0, l.svc.opts.MaxBatch)
-	last := 0 // size of the previous batch
+	target := 0 // how many commands a batch is expected to gather (see linger)
 	for {
 		select {
 		case <-l.stop:
@@ -219,8 +219,11 @@ func (l *lane) run() {
 				break fill
 			}
 		}
-		l.linger(&batch, last)
-		last = len(batch)
+		l.linger(&batch, target)
+		// The target is a slowly decaying maximum of recent batch sizes:
+		// it climbs to the number of callers at once, and forgets callers
+		// that left within a few dozen batches.
+		target = max(len(batch), target-(target+15)/16)
 		l.process(batch)
 		idle.Reset(l.svc.opts.IdleStop)
 	}
@@ -230,16 +233,16 @@ func (l *lane) run() {
 // Under load, they send their next command right after their reply, a
 // moment after this lane started its next round; without waiting, most of
 // them miss it and wait a whole append for the one after, so batches stay
-// half full. Waiting (at most Linger) until the batch is as large as the
-// last one fills them. A lane whose last batch was a single command never
-// waits, so a lone caller sees no added latency.
-func (l *lane) linger(batch *[]*pending, last int) {
-	if last <= 1 || len(*batch) >= last || l.svc.opts.Linger <= 0 {
+// half full. Waiting (at most Linger) until the batch is as large as recent
+// ones fills them. A lane whose batches hold a single command never waits,
+// so a lone caller sees no added latency.
+func (l *lane) linger(batch *[]*pending, target int) {
+	if target <= 1 || len(*batch) >= target || l.svc.opts.Linger <= 0 {
 		return
 	}
 	t := time.NewTimer(l.svc.opts.Linger)
 	defer t.Stop()
-	for len(*batch) < min(last, cap(*batch)) {
+	for len(*batch) < min(target, cap(*batch)) {
 		select {
 		case p := <-l.in:
 			*batch = append(*batch, p)
