@@ -36,6 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clients := fs.Int("clients", 64, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "how long each measurement runs")
 	natsURL := fs.String("nats-url", "", "a running ordo serve (default: start an embedded one in a temporary directory)")
+	manualStock := fs.Bool("manual-stock", false, "start the embedded service with --manual-stock: no saga reservations, timers only (the command path alone)")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ordo bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--json]")
@@ -57,7 +58,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer os.RemoveAll(dir)
-		svc, err := serve.Start(ctx, serve.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0"})
+		svc, err := serve.Start(ctx, serve.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0",
+			ManualStock: *manualStock})
 		if err != nil {
 			return err
 		}
