@@ -249,41 +249,34 @@ func (r *Runner) Status(ctx context.Context) Status {
 // WaitFor blocks until the projection has passed position (read-your-
 // writes) or ctx ends.
 func (r *Runner) WaitFor(ctx context.Context, position uint64) error {
-	for {
-		r.mu.Lock()
-		pos, moved, errMsg := r.status.Position, r.moved, r.status.Error
-		r.mu.Unlock()
-		if pos >= position {
-			return nil
-		}
-		if errMsg != "" {
-			return fmt.Errorf("projection %s is stopped: %s", Name, errMsg)
-		}
-		select {
-		case <-moved:
-		case <-ctx.Done():
-			return fmt.Errorf("read model has not reached position %d (at %d): %w", position, pos, ctx.Err())
-		}
-	}
+	return r.wait(ctx, func(s Status) bool { return s.Position >= position }, func(s Status) string {
+		return fmt.Sprintf("read model has not reached position %d (at %d)", position, s.Position)
+	})
 }
 
 // WaitCaughtUp blocks until the projection has caught up with the event
 // store (see Status.CaughtUp), stopped with an error, or ctx ends.
 func (r *Runner) WaitCaughtUp(ctx context.Context) error {
+	return r.wait(ctx, func(s Status) bool { return s.CaughtUp }, func(Status) string { return "read model has not caught up" })
+}
+
+// wait blocks until done holds for the status, the projection stops with
+// an error, or ctx ends (the error then says what was awaited).
+func (r *Runner) wait(ctx context.Context, done func(Status) bool, awaited func(Status) string) error {
 	for {
 		r.mu.Lock()
-		done, moved, errMsg := r.status.CaughtUp, r.moved, r.status.Error
+		st, moved := r.status, r.moved
 		r.mu.Unlock()
-		if done {
+		if done(st) {
 			return nil
 		}
-		if errMsg != "" {
-			return fmt.Errorf("projection %s is stopped: %s", Name, errMsg)
+		if st.Error != "" {
+			return fmt.Errorf("projection %s is stopped: %s", Name, st.Error)
 		}
 		select {
 		case <-moved:
 		case <-ctx.Done():
-			return fmt.Errorf("read model has not caught up: %w", ctx.Err())
+			return fmt.Errorf("%s: %w", awaited(st), ctx.Err())
 		}
 	}
 }
