@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -283,30 +281,12 @@ func TestSagaProcessKilled(t *testing.T) {
 		sagaChild()
 		return
 	}
-	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
-		t.Skip("runs its own servers")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	ns, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{StoreDir: dir + "/nats", Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown(context.Background())
-	es, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: dir + "/esdb", Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Close()
+	ns, es := parentServers(t, ctx, t.TempDir())
 	childDir := t.TempDir() // shared by both children: the saga resumes from its checkpoint there
 	child := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSagaProcessKilled$")
-		cmd.Env = append(os.Environ(), sagaChildEnv+"=1", "CHILD_NATS="+ns.ClientURL(), "CHILD_ESDB="+es.URL(), "CHILD_DIR="+childDir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
+		return startChild(t, "TestSagaProcessKilled", sagaChildEnv, ns, es, childDir)
 	}
 	first := child()
 	nc, err := natsgo.Connect(ns.ClientURL())
@@ -387,12 +367,5 @@ func TestSagaProcessKilled(t *testing.T) {
 // sagaChild runs the whole service against the parent's servers until it
 // is killed.
 func sagaChild() {
-	cfg := serve.Config{DataDir: os.Getenv("CHILD_DIR"), HTTPAddr: "127.0.0.1:0", PaymentTimeout: time.Hour,
-		NATSURL: os.Getenv("CHILD_NATS"), ESDBURL: os.Getenv("CHILD_ESDB")}
-	cfg.Commands.AckWait = 2 * time.Second // redeliver quickly after the kill
-	if _, err := serve.Start(context.Background(), cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		os.Exit(1)
-	}
-	select {}
+	serveChild(func(cfg *serve.Config) { cfg.PaymentTimeout = time.Hour })
 }

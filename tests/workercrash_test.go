@@ -17,7 +17,6 @@ import (
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -32,28 +31,11 @@ func TestWorkerProcessKilled(t *testing.T) {
 		workerChild()
 		return
 	}
-	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
-		t.Skip("runs its own servers")
-	}
 	ctx := ctxT(t)
 	dir := t.TempDir()
-	ns, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{StoreDir: dir + "/nats", Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown(context.Background())
-	es, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: dir + "/esdb", Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Close()
+	ns, es := parentServers(t, ctx, dir)
 	child := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcessKilled$")
-		cmd.Env = append(os.Environ(), workerChildEnv+"=1", "CHILD_NATS="+ns.ClientURL(), "CHILD_ESDB="+es.URL(), "CHILD_DIR="+t.TempDir())
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
+		return startChild(t, "TestWorkerProcessKilled", workerChildEnv, ns, es, t.TempDir())
 	}
 	first := child()
 	nc, err := natsgo.Connect(ns.ClientURL())
@@ -150,12 +132,5 @@ func drive(ctx context.Context, c *ordonats.Client, id string, done *atomic.Int6
 // workerChild runs the service's workers against the parent's servers until
 // it is killed.
 func workerChild() {
-	cfg := serve.Config{DataDir: os.Getenv("CHILD_DIR"), HTTPAddr: "127.0.0.1:0", ManualStock: true,
-		NATSURL: os.Getenv("CHILD_NATS"), ESDBURL: os.Getenv("CHILD_ESDB")}
-	cfg.Commands.AckWait = 2 * time.Second // redeliver quickly after the kill
-	if _, err := serve.Start(context.Background(), cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		os.Exit(1)
-	}
-	select {}
+	serveChild(func(cfg *serve.Config) { cfg.ManualStock = true })
 }
