@@ -315,19 +315,7 @@ func runOrderGet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer cancel()
 	view, err := client.GetOrder(ctx, pos[0])
 	if *cf.asJSON {
-		if err != nil {
-			var ce *ordonats.CommandError
-			body := &ordonats.ErrorBody{Code: string(domain.CodeUnavailable), Message: err.Error()}
-			if errors.As(err, &ce) {
-				body = &ordonats.ErrorBody{Code: ce.Code, Message: ce.Message, Field: ce.Field}
-			}
-			b, _ := json.Marshal(map[string]any{"error": body})
-			fmt.Fprintln(stdout, string(b))
-			return cliError{err}
-		}
-		b, _ := json.MarshalIndent(view, "", "  ")
-		fmt.Fprintln(stdout, string(b))
-		return nil
+		return printJSON(stdout, view, err)
 	}
 	if err != nil {
 		return err

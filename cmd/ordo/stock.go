@@ -118,14 +118,7 @@ func checkSKU(sku string) error {
 // --json (exit status 1), else as ordinary text on stderr via main.
 func printStockReply(w io.Writer, r ordonats.StockReply, err error, asJSON bool) error {
 	if asJSON {
-		if err != nil {
-			b, _ := json.Marshal(map[string]any{"error": stockErrorBody(err)})
-			fmt.Fprintln(w, string(b))
-			return cliError{err}
-		}
-		b, _ := json.MarshalIndent(r, "", "  ")
-		fmt.Fprintln(w, string(b))
-		return nil
+		return printJSON(w, r, err)
 	}
 	if err != nil {
 		return err
@@ -141,9 +134,9 @@ func printStockReply(w io.Writer, r ordonats.StockReply, err error, asJSON bool)
 	return nil
 }
 
-// stockErrorBody is the stable {"code","message","field"} of an error: the
+// errorBody is the stable {"code","message","field"} of an error: the
 // service's own, a local validation's, or "unavailable" for the transport.
-func stockErrorBody(err error) *ordonats.ErrorBody {
+func errorBody(err error) *ordonats.ErrorBody {
 	var ce *ordonats.CommandError
 	var de *domain.Error
 	switch {
@@ -153,4 +146,16 @@ func stockErrorBody(err error) *ordonats.ErrorBody {
 		return &ordonats.ErrorBody{Code: string(de.Code), Message: de.Message, Field: de.Field}
 	}
 	return &ordonats.ErrorBody{Code: string(domain.CodeUnavailable), Message: err.Error()}
+}
+
+// printJSON prints v, or the error as {"error": {...}} (exit status 1).
+func printJSON(w io.Writer, v any, err error) error {
+	if err != nil {
+		b, _ := json.Marshal(map[string]any{"error": errorBody(err)})
+		fmt.Fprintln(w, string(b))
+		return cliError{err}
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	fmt.Fprintln(w, string(b))
+	return nil
 }
