@@ -173,19 +173,24 @@ func (c PlaceOrder) Validate() error {
 	}
 	var total int64
 	for i, l := range c.Lines {
-		f := fmt.Sprintf("lines[%d]", i)
-		if err := checkID(f+".sku", l.SKU); err != nil {
+		// The field name is built only for an error: replays validate every
+		// stored OrderPlaced, and formatting it each time cost allocations.
+		f := func(sub string) string { return fmt.Sprintf("lines[%d]%s", i, sub) }
+		if err := checkID("sku", l.SKU); err != nil {
+			if de, ok := err.(*Error); ok {
+				de.Field = f(".sku")
+			}
 			return err
 		}
 		if l.Quantity <= 0 || l.Quantity > maxQuantity {
-			return invalid(f+".quantity", "must be between 1 and %d, got %d", maxQuantity, l.Quantity)
+			return invalid(f(".quantity"), "must be between 1 and %d, got %d", maxQuantity, l.Quantity)
 		}
 		if l.UnitPrice < 0 {
-			return invalid(f+".unit_price", "must not be negative, got %d", l.UnitPrice)
+			return invalid(f(".unit_price"), "must not be negative, got %d", l.UnitPrice)
 		}
 		var ok bool
 		if total, ok = mulAdd(total, l.Quantity, l.UnitPrice); !ok {
-			return invalid(f, "the order total overflows")
+			return invalid(f(""), "the order total overflows")
 		}
 	}
 	return nil

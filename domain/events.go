@@ -277,7 +277,8 @@ func (c *Codec) Decode(eventType string, data, metadata []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode event: unknown event type %q", eventType)
 	}
 	var m wireMeta
-	if len(bytes.TrimSpace(metadata)) > 0 {
+	if len(bytes.TrimSpace(metadata)) > 0 && !parseWireMeta(metadata, &m) {
+		m = wireMeta{}
 		if err := json.Unmarshal(metadata, &m); err != nil {
 			return Event{}, fmt.Errorf("decode %s metadata: %w", eventType, err)
 		}

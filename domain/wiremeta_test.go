@@ -1,0 +1,72 @@
+package domain
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// TestParseWireMetaMatchesJSON: wherever the fast path accepts metadata,
+// it gives exactly what encoding/json gives; Encode's own output always
+// takes the fast path.
+func TestParseWireMetaMatchesJSON(t *testing.T) {
+	at := time.Date(2026, 11, 24, 9, 30, 0, 123456789, time.UTC)
+	var encoded []string
+	for _, m := range []EventMeta{
+		{CommandID: "c-1", CorrelationID: "corr", CausationID: "cause", OccurredAt: at},
+		{CommandID: "c-2", OccurredAt: at.Truncate(time.Second)},
+		{CommandID: "c-3", CausationID: "x", OccurredAt: at},
+	} {
+		_, _, md, err := EncodeEvent(Event{Type: EvtOrderDelivered, Data: OrderDelivered{}, Meta: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		encoded = append(encoded, string(md))
+	}
+	for _, in := range encoded {
+		var fast wireMeta
+		if !parseWireMeta([]byte(in), &fast) {
+			t.Errorf("Encode's metadata %s does not take the fast path", in)
+		}
+	}
+	inputs := append(encoded,
+		`{"command_id":"a\u0041","occurred_at":"2026-11-24T09:30:00Z","schema_version":1}`,
+		`{"command_id": "a","occurred_at":"2026-11-24T09:30:00Z","schema_version":1}`,
+		`{"occurred_at":"2026-11-24T09:30:00Z","command_id":"a","schema_version":1}`,
+		`{"command_id":"a","occurred_at":"2026-11-24T09:30:00+02:00","schema_version":2}`,
+		`{"command_id":"a","occurred_at":"not a time","schema_version":1}`,
+		`{"command_id":"a","occurred_at":"2026-11-24T09:30:00Z","schema_version":1} `,
+		`{"command_id":"a","occurred_at":"2026-11-24T09:30:00Z","schema_version":1,"x":2}`,
+		`{"command_id":"é","occurred_at":"2026-11-24T09:30:00Z","schema_version":1}`,
+		`{"command_id":"a","occurred_at":"2026-11-24T09:30:00Z","schema_version":99999999999}`,
+	)
+	for _, in := range inputs {
+		var fast, slow wireMeta
+		ok := parseWireMeta([]byte(in), &fast)
+		err := json.Unmarshal([]byte(in), &slow)
+		if ok && (err != nil || fast.CommandID != slow.CommandID || fast.CorrelationID != slow.CorrelationID ||
+			fast.CausationID != slow.CausationID || !fast.OccurredAt.Equal(slow.OccurredAt) || fast.SchemaVersion != slow.SchemaVersion) {
+			t.Errorf("%s: fast path %+v, encoding/json %+v (%v)", in, fast, slow, err)
+		}
+	}
+}
+
+// FuzzParseWireMeta: the fast path never accepts what encoding/json reads
+// differently.
+func FuzzParseWireMeta(f *testing.F) {
+	f.Add(`{"command_id":"c","correlation_id":"k","occurred_at":"2026-11-24T09:30:00.5Z","schema_version":1}`)
+	f.Add(`{"command_id":"c","occurred_at":"2026-11-24T09:30:00Z","schema_version":2}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var fast, slow wireMeta
+		if !parseWireMeta([]byte(in), &fast) {
+			return
+		}
+		if err := json.Unmarshal([]byte(in), &slow); err != nil {
+			t.Fatalf("%q: fast path accepted what encoding/json refuses: %v", in, err)
+		}
+		if fast.CommandID != slow.CommandID || fast.CorrelationID != slow.CorrelationID || fast.CausationID != slow.CausationID ||
+			!fast.OccurredAt.Equal(slow.OccurredAt) || fast.SchemaVersion != slow.SchemaVersion {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", in, fast, slow)
+		}
+	})
+}
