@@ -2,8 +2,10 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -368,4 +370,45 @@ func TestSagaProcessKilled(t *testing.T) {
 // is killed.
 func sagaChild() {
 	serveChild(func(cfg *serve.Config) { cfg.PaymentTimeout = time.Hour })
+}
+
+// TestStockQueries reads a SKU's stock over HTTP and over NATS, as a sale's
+// dashboard would, and gets a 400 for a malformed SKU.
+func TestStockQueries(t *testing.T) {
+	s := start(t, sagaConfig(t, t.TempDir(), time.Hour))
+	ctx := ctxT(t)
+	if _, err := s.client.AddStock(ctx, "dash", 5, ""); err != nil {
+		t.Fatal(err)
+	}
+	must(t)(s.client.PlaceOrder(ctx, oneLine(uuid.NewString(), "dash", 2)))
+	waitFor(t, 10*time.Second, "the reservation", func() bool {
+		v, _ := s.client.GetStock(ctx, "dash")
+		return v.Reserved == 2
+	})
+	resp, err := http.Get("http://" + s.svc.HTTPAddr() + "/v1/stock/dash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view domain.StockView
+	err = json.NewDecoder(resp.Body).Decode(&view)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || view != (domain.StockView{SKU: "dash", OnHand: 5, Reserved: 2, Available: 3, Revision: 1}) {
+		t.Fatalf("GET /v1/stock/dash: %d %+v %v", resp.StatusCode, view, err)
+	}
+	m, err := s.nc.Request(ordonats.SubjectQueryPrefix+"stock.dash", nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var overNATS domain.StockView
+	if err := json.Unmarshal(m.Data, &overNATS); err != nil || overNATS != view {
+		t.Fatalf("stock over NATS: %s (%v), want %+v", m.Data, err, view)
+	}
+	resp, err = http.Get("http://" + s.svc.HTTPAddr() + "/v1/stock/bad%20sku")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a malformed SKU: %d, want 400", resp.StatusCode)
+	}
 }

@@ -203,9 +203,11 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	api.Register(mux)
 	s.registerAdmin(mux)
 	s.registerCallbacks(mux)
+	s.registerStock(mux)
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)
+	s.registerStock(queries)
 	sub, err := ordonats.ServeHTTPQueries(s.nc, queries, cfg.Logger)
 	if err != nil {
 		lis.Close()
