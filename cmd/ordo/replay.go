@@ -71,15 +71,11 @@ var replayReport = struct {
 
 // replayLocal rebuilds in this process, over the data directory.
 func replayLocal(ctx context.Context, sf *storeFlags, dsn string, opts projections.RebuildOptions, stdout, stderr io.Writer) error {
-	store, err := sf.open(ctx)
+	store, head, err := sf.openAtHead(ctx)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	head, err := store.Head(ctx)
-	if err != nil {
-		return err
-	}
 	m, err := projections.OpenManagerDSN(ctx, dsn, sf.data, eventstore.ProjectionSource{Store: store}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err

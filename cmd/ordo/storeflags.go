@@ -58,6 +58,21 @@ func (f *storeFlags) open(ctx context.Context) (*eventstore.Store, error) {
 	return s, nil
 }
 
+// openAtHead opens the store and reads its head: the $all position a pass
+// over the log (verify, export, replay) stops at, so it ends on a live store.
+func (f *storeFlags) openAtHead(ctx context.Context) (*eventstore.Store, uint64, error) {
+	s, err := f.open(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	head, err := s.Head(ctx)
+	if err != nil {
+		s.Close()
+		return nil, 0, err
+	}
+	return s, head, nil
+}
+
 // newFlagSet returns a flag set whose -h prints usage, a description and
 // examples before the flags, so every command's --help reads the same.
 func newFlagSet(usage, about string, examples []string, stderr io.Writer) *flag.FlagSet {

@@ -36,15 +36,11 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *out == "" || fs.NArg() > 0 {
 		return usageError{"export needs --out FILE and no arguments"}
 	}
-	store, err := sf.open(ctx)
+	store, head, err := sf.openAtHead(ctx)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	head, err := store.Head(ctx)
-	if err != nil {
-		return err
-	}
 	if *restart {
 		if err := os.Remove(*out); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -221,7 +217,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *to == "" || fs.NArg() > 0 {
 		return usageError{"migrate needs --to URL and no arguments"}
 	}
-	src, err := sf.open(ctx)
+	src, head, err := sf.openAtHead(ctx)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
@@ -231,10 +227,6 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("target: %w", err)
 	}
 	defer dst.Close()
-	head, err := src.Head(ctx)
-	if err != nil {
-		return err
-	}
 	im := eventstore.NewImporter(ctx, dst, eventstore.ImporterOptions{Writers: *writers})
 	prog := newProgress(stderr, "migrate", 0, head)
 	var n int64

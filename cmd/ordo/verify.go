@@ -118,15 +118,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("verify takes no arguments, got %q", fs.Args())}
 	}
-	store, err := sf.open(ctx)
+	store, head, err := sf.openAtHead(ctx)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	head, err := store.Head(ctx)
-	if err != nil {
-		return err
-	}
 	prog := newProgress(stderr, "verify", 0, head)
 	lastPos := uint64(0)
 	progress := func(pos uint64, n int64) {
