@@ -201,13 +201,18 @@ func TestIdleSubscriptionSurvivesKeepalive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	appended := make(chan error, 1)
 	time.AfterFunc(25*time.Second, func() {
-		if _, err := c.AppendToStream(context.Background(), s, esdb.AppendToStreamOptions{}, event("Late", `{}`)); err != nil {
-			t.Errorf("append after idling: %v", err)
-		}
+		_, err := c.AppendToStream(context.Background(), s, esdb.AppendToStreamOptions{}, event("Late", `{}`))
+		appended <- err
 	})
 	evs, _, _ := collect(t, sub, 1, func(*esdb.RecordedEvent) bool { return true })
 	if evs[0].EventType != "Late" {
 		t.Fatalf("got %s", evs[0].EventType)
+	}
+	// The subscriber can see the event before the appender sees its reply;
+	// the client must stay open until both have.
+	if err := <-appended; err != nil {
+		t.Fatalf("append after idling: %v", err)
 	}
 }

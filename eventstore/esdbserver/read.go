@@ -34,7 +34,7 @@ func (s *streamsService) Read(req *streams.ReadReq, out streams.Streams_ReadServ
 	if o.GetReadDirection() == streams.ReadReq_Options_Backwards {
 		dir = storage.Backwards
 	}
-	send := func(r storage.Record) error { return out.Send(eventResp(r)) }
+	send := func(r storage.Record) error { return out.SendMsg(encodeEvent(r)) }
 	if st := o.GetStream(); st != nil {
 		name := string(st.GetStreamIdentifier().GetStreamName())
 		if err := checkStreamName(name); err != nil {
@@ -129,7 +129,10 @@ func (s *streamsService) subscribe(o *streams.ReadReq_Options, filter storage.Fi
 		var resp *streams.ReadResp
 		switch m.Kind {
 		case storage.MessageRecord:
-			resp = eventResp(m.Record)
+			if err := out.SendMsg(encodeEvent(m.Record)); err != nil {
+				return err
+			}
+			continue
 		case storage.MessageCaughtUp:
 			resp = &streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: &streams.ReadResp_CaughtUp{}}}
 		case storage.MessageCheckpoint:
@@ -145,7 +148,8 @@ func (s *streamsService) subscribe(o *streams.ReadReq_Options, filter storage.Fi
 	}
 }
 
-// eventResp is one event on the wire. "created" (100-ns ticks since the
+// eventResp is one event on the wire (as a message; encodeEvent writes the
+// same in wire form, which is what is sent). "created" (100-ns ticks since the
 // Unix epoch) is mandatory: the client exits the process without it.
 func eventResp(r storage.Record) *streams.ReadResp {
 	ct := "application/octet-stream"

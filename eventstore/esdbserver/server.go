@@ -85,6 +85,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// Write buffers shared across calls cut per-append allocations.
 		grpc.SharedWriteBuffer(true),
+		// Events of reads and subscriptions go out pre-encoded (encode.go).
+		grpc.ForceServerCodecV2(newPassThroughCodec()),
 	)
 	streams.RegisterStreamsServer(s.grpc, &streamsService{srv: s})
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, &featuresService{})

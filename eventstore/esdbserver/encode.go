@@ -1,0 +1,121 @@
+package esdbserver
+
+import (
+	"encoding/binary"
+	"strconv"
+
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
+)
+
+// Reads and subscriptions send one ReadResp per event, and building that
+// nested message (a map of three strings, five levels of pointers) and
+// having the generic protobuf marshaller walk it was most of the server's
+// share of a read. encodedEvent is the same message written directly in the
+// protobuf wire format; the server's codec passes such bytes through and
+// marshals every other message as usual.
+
+// encodedEvent is a ReadResp already in wire form.
+type encodedEvent []byte
+
+// passThroughCodec is the gRPC "proto" codec, except that it sends an
+// encodedEvent as it is.
+type passThroughCodec struct{ encoding.CodecV2 }
+
+func newPassThroughCodec() passThroughCodec {
+	return passThroughCodec{encoding.GetCodecV2("proto")}
+}
+
+func (c passThroughCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(encodedEvent); ok {
+		return mem.BufferSlice{mem.SliceBuffer(e)}, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
+// Field numbers from the client's protos/streams.proto and shared.proto.
+const (
+	fReadRespEvent          = 1 // ReadResp.event (ReadEvent)
+	fReadEventEvent         = 1 // ReadEvent.event (RecordedEvent)
+	fReadEventCommit        = 3 // ReadEvent.commit_position
+	fRecordedID             = 1 // RecordedEvent.id (UUID)
+	fRecordedStream         = 2 // RecordedEvent.stream_identifier
+	fRecordedRevision       = 3
+	fRecordedPrepare        = 4
+	fRecordedCommit         = 5
+	fRecordedMetadata       = 6 // map<string,string>
+	fRecordedCustomMetadata = 7
+	fRecordedData           = 8
+	fUUIDStructured         = 1 // UUID.structured
+	fStructuredMost         = 1
+	fStructuredLeast        = 2
+	fStreamName             = 3 // StreamIdentifier.stream_name
+	fMapKey, fMapValue      = 1, 2
+)
+
+// encodeEvent writes the ReadResp that eventResp builds, field for field.
+func encodeEvent(r storage.Record) encodedEvent {
+	ct := "application/octet-stream"
+	if r.IsJSON {
+		ct = "application/json"
+	}
+	pos := uint64(r.Position)
+
+	var uuid []byte
+	uuid = protowire.AppendTag(uuid, fStructuredMost, protowire.VarintType)
+	uuid = protowire.AppendVarint(uuid, binary.BigEndian.Uint64(r.ID[:8]))
+	uuid = protowire.AppendTag(uuid, fStructuredLeast, protowire.VarintType)
+	uuid = protowire.AppendVarint(uuid, binary.BigEndian.Uint64(r.ID[8:]))
+
+	rec := make([]byte, 0, 160+len(r.Stream)+len(r.Type)+len(r.Data)+len(r.CustomMetadata))
+	rec = protowire.AppendTag(rec, fRecordedID, protowire.BytesType)
+	rec = protowire.AppendVarint(rec, uint64(protowire.SizeTag(fUUIDStructured)+protowire.SizeBytes(len(uuid))))
+	rec = protowire.AppendTag(rec, fUUIDStructured, protowire.BytesType)
+	rec = protowire.AppendBytes(rec, uuid)
+	rec = protowire.AppendTag(rec, fRecordedStream, protowire.BytesType)
+	rec = protowire.AppendVarint(rec, uint64(protowire.SizeTag(fStreamName)+protowire.SizeBytes(len(r.Stream))))
+	rec = protowire.AppendTag(rec, fStreamName, protowire.BytesType)
+	rec = protowire.AppendString(rec, r.Stream)
+	if r.Revision != 0 {
+		rec = protowire.AppendTag(rec, fRecordedRevision, protowire.VarintType)
+		rec = protowire.AppendVarint(rec, uint64(r.Revision))
+	}
+	if pos != 0 {
+		rec = protowire.AppendTag(rec, fRecordedPrepare, protowire.VarintType)
+		rec = protowire.AppendVarint(rec, pos)
+		rec = protowire.AppendTag(rec, fRecordedCommit, protowire.VarintType)
+		rec = protowire.AppendVarint(rec, pos)
+	}
+	for _, kv := range [3][2]string{{"type", r.Type}, {"content-type", ct}, {"created", strconv.FormatInt(r.Created.UnixNano()/100, 10)}} {
+		size := protowire.SizeTag(fMapKey) + protowire.SizeBytes(len(kv[0])) + protowire.SizeTag(fMapValue) + protowire.SizeBytes(len(kv[1]))
+		rec = protowire.AppendTag(rec, fRecordedMetadata, protowire.BytesType)
+		rec = protowire.AppendVarint(rec, uint64(size))
+		rec = protowire.AppendTag(rec, fMapKey, protowire.BytesType)
+		rec = protowire.AppendString(rec, kv[0])
+		rec = protowire.AppendTag(rec, fMapValue, protowire.BytesType)
+		rec = protowire.AppendString(rec, kv[1])
+	}
+	if len(r.CustomMetadata) > 0 {
+		rec = protowire.AppendTag(rec, fRecordedCustomMetadata, protowire.BytesType)
+		rec = protowire.AppendBytes(rec, r.CustomMetadata)
+	}
+	if len(r.Data) > 0 {
+		rec = protowire.AppendTag(rec, fRecordedData, protowire.BytesType)
+		rec = protowire.AppendBytes(rec, r.Data)
+	}
+
+	readEventSize := protowire.SizeTag(fReadEventEvent) + protowire.SizeBytes(len(rec)) +
+		protowire.SizeTag(fReadEventCommit) + protowire.SizeVarint(pos)
+	out := make([]byte, 0, protowire.SizeTag(fReadRespEvent)+protowire.SizeBytes(readEventSize))
+	out = protowire.AppendTag(out, fReadRespEvent, protowire.BytesType)
+	out = protowire.AppendVarint(out, uint64(readEventSize))
+	out = protowire.AppendTag(out, fReadEventEvent, protowire.BytesType)
+	out = protowire.AppendBytes(out, rec)
+	// The oneof member is set even when zero, so it is always written.
+	out = protowire.AppendTag(out, fReadEventCommit, protowire.VarintType)
+	out = protowire.AppendVarint(out, pos)
+	return out
+}
