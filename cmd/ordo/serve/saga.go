@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,12 +40,37 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
-	go func() { done <- saga.Run(sctx) }()
+	go func() { done <- runSaga(sctx, saga, cfg.Logger) }()
 	s.stopSaga = func() error {
 		stop()
 		return <-done
 	}
 	return nil
+}
+
+// runSaga keeps the saga running: when its subscription fails (the event
+// store restarted, the network dropped) it resumes from its checkpoint
+// after a growing pause, so orders never stay unreserved because of a
+// passing outage. It returns when ctx ends.
+func runSaga(ctx context.Context, saga *commands.Saga, log *slog.Logger) error {
+	pause := time.Second
+	for {
+		started := time.Now()
+		err := saga.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			pause = time.Second // it ran fine for a while: start over quickly
+		}
+		log.Error("the order saga stopped; resuming from its checkpoint", "err", err, "in", pause)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
 }
 
 // fileCheckpoint keeps the saga's $all position in a small file, replaced
