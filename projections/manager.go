@@ -73,8 +73,31 @@ func (m *Manager) start(store *Store, from uint64) (*Runner, context.CancelFunc,
 	r.from = from
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	go func() { done <- runResuming(ctx, r) }()
 	return r, cancel, done
+}
+
+// runResuming runs r, and runs it again after a growing pause whenever
+// only its subscription failed, so a passing event-store outage never
+// stops the read models for good.
+func runResuming(ctx context.Context, r *Runner) error {
+	pause := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		err := r.Run(ctx)
+		if !errors.Is(err, ErrFeedLost) || ctx.Err() != nil {
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			pause = 100 * time.Millisecond // it ran fine for a while
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Second)
+	}
 }
 
 // Current returns the store and runner in use.

@@ -70,6 +70,9 @@ type Status struct {
 	// last events of $all may not be order events, and no checkpoint need
 	// follow them).
 	CaughtUp bool `json:"caught_up"`
+	// Resuming: Error is a lost subscription, not a stop; the runner
+	// starts again by itself.
+	Resuming bool `json:"resuming,omitempty"`
 }
 
 // NewRunner returns a runner applying up to batch events per transaction.
@@ -95,7 +98,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.setStatus(func(s *Status) { *s = st; s.Running = true })
 	feed, err := r.src.SubscribeOrders(ctx, st.Position)
 	if err != nil {
-		return r.stop(ctx, fmt.Errorf("subscribe: %w", err))
+		if ctx.Err() != nil {
+			return r.stop(ctx, nil)
+		}
+		return r.lost(fmt.Errorf("subscribe: %w", err))
 	}
 	defer feed.Close()
 	items := make(chan item, 4*r.batch)
@@ -126,7 +132,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				r.setStatus(func(s *Status) { s.Running = false })
 				return nil
 			}
-			return r.stop(ctx, <-pumpErr)
+			return r.lost(<-pumpErr)
 		}
 		batch := append(make([]item, 0, r.batch), first)
 	fill:
@@ -204,6 +210,20 @@ func (r *Runner) applyBatch(ctx context.Context, items []item) error {
 	return nil
 }
 
+// ErrFeedLost: the subscription to the event store failed (it restarted,
+// the network dropped). Nothing is wrong with the read models; Manager
+// starts the runner again, and it resumes from its checkpoint.
+var ErrFeedLost = errors.New("the event store subscription was lost")
+
+// lost reports a failed subscription: shown in the status while it lasts,
+// never stored, so it clears itself when the runner resumes.
+func (r *Runner) lost(err error) error {
+	r.log.Warn("projection lost its subscription; it resumes when the event store answers", "projection", Name, "err", err)
+	msg := fmt.Sprintf("subscription lost, resuming: %v", err)
+	r.setStatus(func(s *Status) { s.Running, s.Error, s.Resuming = false, msg, true })
+	return fmt.Errorf("%w: %v", ErrFeedLost, err)
+}
+
 // stop records a fatal error so the API shows why the projection stopped.
 func (r *Runner) stop(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
@@ -270,7 +290,7 @@ func (r *Runner) wait(ctx context.Context, done func(Status) bool, awaited func(
 		if done(st) {
 			return nil
 		}
-		if st.Error != "" {
+		if st.Error != "" && !st.Resuming {
 			return fmt.Errorf("projection %s is stopped: %s", Name, st.Error)
 		}
 		select {

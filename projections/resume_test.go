@@ -1,0 +1,91 @@
+package projections_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/projections"
+)
+
+// TestManagerResumesAfterStoreRestart stops the event store under a live
+// projection and starts it again on the same address and data: the
+// projection reports the lost subscription while it lasts, then resumes
+// from its checkpoint and applies what was appended after the restart —
+// no rebuild needed.
+func TestManagerResumesAfterStoreRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	dataDir := t.TempDir()
+	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: dataDir, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := eventstore.Connect(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	m, err := projections.OpenManager(ctx, t.TempDir(), eventstore.ProjectionSource{Store: store}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	head := fillOrders(t, store, 20)
+	_, runner := m.Current()
+	if err := runner.WaitFor(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Close()
+	waitStatus(t, ctx, m, "the lost subscription to show", func(s projections.Status) bool { return !s.Running && s.Error != "" })
+	if srv, err = esdbserver.Start(ctx, esdbserver.Config{DataDir: dataDir, Listen: addr}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	// The client reconnects on use once the server answers again.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := store.Head(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the client did not reconnect: %v", err)
+		}
+	}
+	head2 := fillOrders(t, store, 10)
+	if head2 <= head {
+		t.Fatalf("no new events after the restart (head %d, was %d)", head2, head)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	_, runner = m.Current()
+	if err := runner.WaitFor(wctx, head2); err != nil {
+		t.Fatalf("the projection did not resume after the event store came back: %v (status %+v)", err, runner.Status(ctx))
+	}
+	if st := runner.Status(ctx); !st.Running || st.Error != "" || st.Events != 150 {
+		t.Fatalf("status after resuming: %+v, want running, no error, 150 events applied", st)
+	}
+}
+
+func waitStatus(t *testing.T, ctx context.Context, m *projections.Manager, what string, ok func(projections.Status) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, r := m.Current()
+		if st := r.Status(ctx); ok(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			_, r := m.Current()
+			t.Fatalf("timed out waiting for %s: %+v", what, r.Status(ctx))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
