@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -410,5 +412,61 @@ func TestStockQueries(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a malformed SKU: %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestSagaResumesAfterStoreRestart stops the event store under a running
+// service and starts it again: the saga resumes from its checkpoint by
+// itself and reserves stock for an order placed after the restart.
+func TestSagaResumesAfterStoreRestart(t *testing.T) {
+	if os.Getenv("ORDO_ESDB_URL") != "" {
+		t.Skip("restarts its own event store")
+	}
+	ctx := ctxT(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	esDir := t.TempDir()
+	es, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: esDir, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { es.Close() }) // after the service stops (cleanups run last-in first-out)
+	cfg := sagaConfig(t, t.TempDir(), time.Hour)
+	cfg.ESDBURL = es.URL()
+	s := start(t, cfg)
+	if _, err := s.client.AddStock(ctx, "r", 10, "stock-r"); err != nil {
+		t.Fatal(err)
+	}
+	first := uuid.NewString()
+	must(t)(s.client.PlaceOrder(ctx, oneLine(first, "r", 1)))
+	settle(t, ctx, s.client, []string{first})
+
+	es.Close()
+	time.Sleep(500 * time.Millisecond) // the saga's subscription notices
+	if es, err = esdbserver.Start(ctx, esdbserver.Config{DataDir: esDir, Listen: addr}); err != nil {
+		t.Fatal(err)
+	}
+	second := uuid.NewString()
+	for attempt := 0; ; attempt++ {
+		_, err := s.client.PlaceOrder(ctx, oneLine(second, "r", 1), ordonats.WithCommandID("place-"+second))
+		if err == nil {
+			break
+		}
+		if attempt == 50 {
+			t.Fatalf("placing after the restart: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if v := settle(t, sctx, s.client, []string{second})[second]; v.State != domain.StateAwaitingPayment {
+		t.Fatalf("the order placed after the restart is %s (%q), want awaiting_payment", v.State, v.Cancelled)
+	}
+	if v, err := s.client.GetStock(ctx, "r"); err != nil || v.Reserved != 2 {
+		t.Fatalf("stock %+v (%v), want 2 reserved", v, err)
 	}
 }
