@@ -41,6 +41,9 @@ type Store struct {
 	stopped chan struct{}
 	closeMu sync.RWMutex // held for reading by callers queueing writes
 	closed  bool
+	// closeOnce runs Close once; closeErr is its result for every caller.
+	closeOnce sync.Once
+	closeErr  error
 
 	head atomic.Uint64 // last durable position; readers never look beyond it
 
@@ -133,22 +136,25 @@ func Open(dir string, opts Options) (*Store, error) {
 // Close stops accepting writes, finishes the queued ones, ends every
 // subscription with ErrClosed and closes the engine.
 func (s *Store) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
+	// Once, not a flag: a second caller (the server's shutdown races a
+	// timer that closes the store to end subscriptions) must wait until the
+	// files are closed and their lock released, or a restart on the same
+	// directory finds the lock still held.
+	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		close(s.closing)
 		s.closeMu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.closing)
-	s.closeMu.Unlock()
-	<-s.stopped
-	s.subsMu.Lock()
-	for sub, ch := range s.subs {
-		close(ch)
-		delete(s.subs, sub)
-	}
-	s.subsMu.Unlock()
-	return s.db.Close()
+		<-s.stopped
+		s.subsMu.Lock()
+		for sub, ch := range s.subs {
+			close(ch)
+			delete(s.subs, sub)
+		}
+		s.subsMu.Unlock()
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
 }
 
 func (s *Store) isClosed() bool {
