@@ -89,6 +89,38 @@ type Saga struct {
 	cps    Checkpoints
 	opts   SagaOptions
 	log    *slog.Logger
+
+	mu     sync.Mutex
+	status SagaStatus
+}
+
+// SagaStatus is how far the saga is, for operators.
+type SagaStatus struct {
+	Running bool `json:"running"`
+	// Position is the $all position up to which every order event has been
+	// handled; Saved is the part of it on disk (a restart resumes there).
+	Position uint64    `json:"position"`
+	Saved    uint64    `json:"checkpoint"`
+	Seen     uint64    `json:"last_event_position"` // newest order event received
+	InFlight int       `json:"in_flight"`           // events received, not yet handled
+	Handled  int64     `json:"events_handled"`
+	Retries  int64     `json:"step_retries"`
+	Error    string    `json:"last_error,omitempty"`
+	Updated  time.Time `json:"updated_at"`
+}
+
+// Status reports the saga's progress.
+func (s *Saga) Status() SagaStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+func (s *Saga) note(f func(*SagaStatus)) {
+	s.mu.Lock()
+	f(&s.status)
+	s.status.Updated = time.Now().UTC()
+	s.mu.Unlock()
 }
 
 // NewSaga returns the saga over the order and stock services.
@@ -121,6 +153,10 @@ func (s *Saga) Run(ctx context.Context) error {
 	}
 	defer feed.Close()
 
+	s.note(func(st *SagaStatus) {
+		st.Running, st.Error, st.Saved, st.Position = true, "", from, max(st.Position, from)
+	})
+	defer s.note(func(st *SagaStatus) { st.Running = false })
 	w := newWatermark(from)
 	lanes := make([]chan sagaJob, s.opts.Workers)
 	var wg sync.WaitGroup
@@ -134,6 +170,7 @@ func (s *Saga) Run(ctx context.Context) error {
 			for j := range in {
 				s.handle(workCtx, ctx, j)
 				w.done(j.seq)
+				s.note(func(st *SagaStatus) { st.Handled++; st.InFlight--; st.Position = max(st.Position, w.position()) })
 			}
 		}(lanes[i])
 	}
@@ -145,6 +182,7 @@ func (s *Saga) Run(ctx context.Context) error {
 				return
 			}
 			saved = pos
+			s.note(func(st *SagaStatus) { st.Saved = pos })
 		}
 	}
 	tick := time.NewTicker(s.opts.CheckpointEvery)
@@ -173,16 +211,19 @@ loop:
 		case it := <-items:
 			if it.Event == nil {
 				w.skip(it.Position)
+				s.note(func(st *SagaStatus) { st.Position = max(st.Position, w.position()) })
 				continue
 			}
 			orderID := it.Stream[len(StreamName("")):]
 			seq := w.start(it.Position)
+			s.note(func(st *SagaStatus) { st.InFlight++; st.Seen = it.Position })
 			lanes[laneOf(orderID, len(lanes))] <- sagaJob{seq: seq, orderID: orderID, event: *it.Event}
 		case <-tick.C:
 			save(ctx)
 		case err := <-feedErr:
 			if ctx.Err() == nil {
 				runErr = fmt.Errorf("saga subscription: %w", err)
+				s.note(func(st *SagaStatus) { st.Error = runErr.Error() })
 			}
 			break loop
 		}
@@ -231,6 +272,10 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 			return // not checkpointed: repeated after the restart
 		}
 		s.log.Warn("saga: step failed; retrying", "order", j.orderID, "event", ev.Type, "attempt", attempt, "err", err)
+		s.note(func(st *SagaStatus) {
+			st.Retries++
+			st.Error = fmt.Sprintf("order %s, %s: %v", j.orderID, ev.Type, err)
+		})
 		select {
 		case <-time.After(min(time.Duration(attempt+1)*50*time.Millisecond, 2*time.Second)):
 		case <-stop.Done():

@@ -157,6 +157,27 @@ func TestFlashSale(t *testing.T) {
 	if negative.Load() > 0 || reads.Load() == 0 {
 		t.Fatalf("%d of %d stock readings during the sale showed oversell", negative.Load(), reads.Load())
 	}
+	// The saga's status shows it has handled the whole sale (the releases
+	// after each rejection may still be finishing: wait for them).
+	type sagaStatus struct {
+		Running  bool   `json:"running"`
+		Position uint64 `json:"position"`
+		Seen     uint64 `json:"last_event_position"`
+		InFlight int    `json:"in_flight"`
+		Handled  int64  `json:"events_handled"`
+	}
+	var saga sagaStatus
+	waitFor(t, 30*time.Second, "the saga to handle the whole sale", func() bool {
+		resp, err := http.Get("http://" + s.svc.HTTPAddr() + "/v1/saga")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		saga = sagaStatus{}
+		// Each order: OrderPlaced, then StockReserved or StockRejected.
+		return json.NewDecoder(resp.Body).Decode(&saga) == nil && saga.Running && saga.InFlight == 0 &&
+			saga.Handled >= int64(2*orders) && saga.Position >= saga.Seen
+	})
 }
 
 // TestPaymentTimeout: an unpaid order is cancelled when its time is up and

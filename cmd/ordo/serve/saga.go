@@ -2,10 +2,12 @@ package serve
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,6 +40,7 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	saga := commands.NewSaga(orders, s.stock, ordonats.PaymentTimers{JS: mustJS(s.nc)}, eventstore.SagaSource{Store: s.store},
 		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
 		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
+	s.saga = saga
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- runSaga(sctx, saga, cfg.Logger) }()
@@ -46,6 +49,15 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 		return <-done
 	}
 	return nil
+}
+
+// registerSaga serves GET /v1/saga: how far the order saga is (position
+// handled, checkpoint on disk, in flight, retries, last error).
+func (s *Service) registerSaga(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/saga", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.saga.Status())
+	})
 }
 
 // runSaga keeps the saga running: when its subscription fails (the event

@@ -65,6 +65,7 @@ type Service struct {
 	stock        *commands.StockService
 	stockSub     *natsgo.Subscription
 	stopSaga     func() error
+	saga         *commands.Saga
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -204,10 +205,12 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	s.registerAdmin(mux)
 	s.registerCallbacks(mux)
 	s.registerStock(mux)
+	s.registerSaga(mux)
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)
 	s.registerStock(queries)
+	s.registerSaga(queries)
 	sub, err := ordonats.ServeHTTPQueries(s.nc, queries, cfg.Logger)
 	if err != nil {
 		lis.Close()
