@@ -29,7 +29,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ordo serve [flags]")
-		fmt.Fprintln(fs.Output(), "\nRuns the Ordo service: NATS JetStream command workers over the event store.")
+		fmt.Fprintln(fs.Output(), "\nRuns the Ordo service: the command workers behind the NATS JetStream command stream, the")
+		fmt.Fprintln(fs.Output(), "stock service and the order saga (reservations, payment timers), the read models and the")
+		fmt.Fprintln(fs.Output(), "HTTP and NATS query API, over the embedded (or an external) NATS and event store.")
 		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
