@@ -3,10 +3,8 @@ package projections_test
 import (
 	"context"
 	"database/sql"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,10 +15,8 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
+	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
-
-// postgresEnv names the PostgreSQL server the suite also runs against.
-const postgresEnv = "ORDO_TEST_POSTGRES_DSN"
 
 // target is where one test keeps its read models: SQLite files in a
 // temporary directory, or a fresh PostgreSQL database of its own.
@@ -33,7 +29,7 @@ type target struct {
 // set, against PostgreSQL: one suite for both read-model stores.
 func forEachStore(t *testing.T, test func(t *testing.T, tg target)) {
 	t.Run("sqlite", func(t *testing.T) { test(t, target{dir: t.TempDir()}) })
-	t.Run("postgres", func(t *testing.T) { test(t, target{dsn: freshPostgres(t), dir: t.TempDir()}) })
+	t.Run("postgres", func(t *testing.T) { test(t, target{dsn: projectionstest.FreshPostgres(t), dir: t.TempDir()}) })
 }
 
 // openStore opens the target's read models directly (no generations).
@@ -88,42 +84,6 @@ func (tg target) generationExists(tb testing.TB, name string) bool {
 		tb.Fatal(err)
 	}
 	return n == 1
-}
-
-// freshPostgres creates a database of its own for one test on the server
-// of ORDO_TEST_POSTGRES_DSN, drops it at cleanup, and returns its DSN. The
-// test is skipped when the variable is unset.
-func freshPostgres(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv(postgresEnv)
-	if dsn == "" {
-		tb.Skip("PostgreSQL pass skipped: set " + postgresEnv + " to a postgres:// DSN whose role may create databases, e.g. export " + postgresEnv + "=$(.ci/postgres.sh)")
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatalf("%s: %v", postgresEnv, err)
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	name := "ordo_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close()
-		tb.Fatalf("create a test database on %s: %v", u.Host, err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop test database %s: %v", name, err)
-		}
-		admin.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
 }
 
 // openEventStore starts the embedded event store for one test.

@@ -12,6 +12,7 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
+	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
 
 // fillOrders appends n orders of five events each (place, reserved, paid,
@@ -69,7 +70,7 @@ func fillOrders(tb testing.TB, s *eventstore.Store, n int) uint64 {
 // and (with ORDO_TEST_POSTGRES_DSN set) PostgreSQL. One op is one event.
 func BenchmarkProjectionCatchUp(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchCatchUp(b, target{dir: b.TempDir()}) })
-	b.Run("postgres", func(b *testing.B) { benchCatchUp(b, target{dsn: freshPostgres(b), dir: b.TempDir()}) })
+	b.Run("postgres", func(b *testing.B) { benchCatchUp(b, target{dsn: projectionstest.FreshPostgres(b), dir: b.TempDir()}) })
 }
 
 func benchCatchUp(b *testing.B, tg target) {
@@ -161,7 +162,7 @@ func BenchmarkProjectionApply(b *testing.B) {
 	}{{"together", 1}, {"interleaved", 4096}} {
 		b.Run("sqlite/"+inFlight.name, func(b *testing.B) { benchApply(b, target{dir: b.TempDir()}, inFlight.n) })
 		b.Run("postgres/"+inFlight.name, func(b *testing.B) {
-			benchApply(b, target{dsn: freshPostgres(b), dir: b.TempDir()}, inFlight.n)
+			benchApply(b, target{dsn: projectionstest.FreshPostgres(b), dir: b.TempDir()}, inFlight.n)
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/projections"
+	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
 
 // BenchmarkQueryAPI measures the HTTP query API under 32 concurrent
@@ -24,7 +25,7 @@ import (
 // query.
 func BenchmarkQueryAPI(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchQueries(b, target{dir: b.TempDir()}) })
-	b.Run("postgres", func(b *testing.B) { benchQueries(b, target{dsn: freshPostgres(b), dir: b.TempDir()}) })
+	b.Run("postgres", func(b *testing.B) { benchQueries(b, target{dsn: projectionstest.FreshPostgres(b), dir: b.TempDir()}) })
 }
 
 const (

@@ -3,7 +3,6 @@ package projections_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"path/filepath"
 	"reflect"
@@ -15,6 +14,7 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
+	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
 
 func eur(n int64) domain.Money { return domain.Money{Amount: n, Currency: "EUR"} }
@@ -293,29 +293,11 @@ func TestUndecodableEventStopsRunner(t *testing.T) {
 // dump reads every row of the read models through their queries.
 func dump(t *testing.T, store *projections.Store, ids []string) map[string]string {
 	t.Helper()
-	ctx := waitCtx(t)
-	out := map[string]string{}
-	add := func(k string, v any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", k, err)
-		}
-		b, _ := json.Marshal(v)
-		out[k] = string(b)
+	rows, err := projectionstest.Dump(waitCtx(t), store, ids)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, id := range ids {
-		o, err := store.GetOrder(ctx, id)
-		add("order "+id, o, err)
-	}
-	p, err := store.ListPayments(ctx, projections.ListQuery{Limit: 500})
-	add("payments", p, err)
-	sh, err := store.ListShipments(ctx, projections.ListQuery{Limit: 500})
-	add("shipments", sh, err)
-	r, err := store.ListRefunds(ctx, projections.ListQuery{Limit: 500})
-	add("refunds", r, err)
-	st, err := store.Stats(ctx)
-	add("stats", st, err)
-	return out
+	return rows
 }
 
 // TestManagerRebuild rebuilds into the other generation (file or schema)

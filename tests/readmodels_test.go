@@ -2,13 +2,10 @@ package tests
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +19,7 @@ import (
 	"github.com/ordo-dev/ordo/eventstore"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections"
+	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
 
 func getJSON(t *testing.T, url string, into any) int {
@@ -36,10 +34,6 @@ func getJSON(t *testing.T, url string, into any) int {
 	}
 	return resp.StatusCode
 }
-
-// postgresEnv names the PostgreSQL server the read-model tests also run
-// against.
-const postgresEnv = "ORDO_TEST_POSTGRES_DSN"
 
 // readSide is where a test reads the read models: over HTTP at base and
 // over NATS through nc.
@@ -57,7 +51,7 @@ type attachFunc func(t *testing.T, s *system) *readSide
 func forEachReadStore(t *testing.T, test func(t *testing.T, attach attachFunc)) {
 	t.Run("sqlite", func(t *testing.T) { test(t, serviceReadSide) })
 	t.Run("postgres", func(t *testing.T) {
-		dsn := freshPostgres(t)
+		dsn := projectionstest.FreshPostgres(t)
 		test(t, func(t *testing.T, s *system) *readSide { return postgresReadSide(t, s, dsn) })
 	})
 }
@@ -114,42 +108,6 @@ func postgresReadSide(t *testing.T, s *system, dsn string) *readSide {
 	}}
 	t.Cleanup(rs.close)
 	return rs
-}
-
-// freshPostgres creates a database of its own for one test on the server
-// of ORDO_TEST_POSTGRES_DSN, drops it at cleanup, and returns its DSN. The
-// test is skipped when the variable is unset.
-func freshPostgres(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv(postgresEnv)
-	if dsn == "" {
-		tb.Skip("PostgreSQL pass skipped: set " + postgresEnv + " to a postgres:// DSN whose role may create databases, e.g. export " + postgresEnv + "=$(.ci/postgres.sh)")
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatalf("%s: %v", postgresEnv, err)
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	name := "ordo_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close()
-		tb.Fatalf("create a test database on %s: %v", u.Host, err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop test database %s: %v", name, err)
-		}
-		admin.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
 }
 
 // TestReadYourWrites: commands over NATS → event store → projection → HTTP.

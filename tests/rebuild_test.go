@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,39 +12,19 @@ import (
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/projections"
+	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
 
 // dumpReadModels reads every row the read models hold, through their query
 // API, as comparable JSON.
 func dumpReadModels(t *testing.T, m *projections.Manager, orders []string) map[string]string {
 	t.Helper()
-	ctx := ctxT(t)
 	store, _ := m.Current()
-	out := map[string]string{}
-	for _, id := range orders {
-		o, err := store.GetOrder(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(o)
-		out["order "+id] = string(b)
+	rows, err := projectionstest.Dump(ctxT(t), store, orders)
+	if err != nil {
+		t.Fatal(err)
 	}
-	add := func(name string, v any, err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(v)
-		out[name] = string(b)
-	}
-	p, err := store.ListPayments(ctx, projections.ListQuery{Limit: 500})
-	add("payments", p, err)
-	sh, err := store.ListShipments(ctx, projections.ListQuery{Limit: 500})
-	add("shipments", sh, err)
-	r, err := store.ListRefunds(ctx, projections.ListQuery{Limit: 500})
-	add("refunds", r, err)
-	st, err := store.Stats(ctx)
-	add("stats", st, err)
-	return out
+	return rows
 }
 
 // TestRebuildMatchesLive rebuilds the read models from scratch while the
