@@ -221,13 +221,11 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	client, closeFn, err := dialOrdo(*cf.natsURL)
+	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(ctx, *cf.timeout)
-	defer cancel()
+	defer done()
 	opts := []ordonats.SendOption{}
 	if *cf.commandID != "" {
 		opts = append(opts, ordonats.WithCommandID(*cf.commandID))
@@ -236,17 +234,21 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 	return printOutcome(stdout, out, err, *cf.asJSON, v.name == "place")
 }
 
-func dialOrdo(url string) (*ordonats.Client, func(), error) {
+// dial connects to the service at --nats-url and bounds the call by
+// --timeout; done closes both.
+func (cf clientFlags) dial(ctx context.Context) (*ordonats.Client, context.Context, func(), error) {
+	url := *cf.natsURL
 	nc, err := natsgo.Connect(url, natsgo.Name("ordo-cli"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s (is `ordo serve` running?): %w", url, err)
+		return nil, nil, nil, fmt.Errorf("connect to NATS at %s (is `ordo serve` running?): %w", url, err)
 	}
 	c, err := ordonats.NewClient(nc, ordonats.ClientOptions{})
 	if err != nil {
 		nc.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c, func() { c.Close(); nc.Close() }, nil
+	ctx, cancel := context.WithTimeout(ctx, *cf.timeout)
+	return c, ctx, func() { cancel(); c.Close(); nc.Close() }, nil
 }
 
 // cliError marks an error already reported on stdout as JSON; main only
@@ -306,13 +308,11 @@ func runOrderGet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(pos) != 1 {
 		return usageError{"get needs exactly one ORDER_ID"}
 	}
-	client, closeFn, err := dialOrdo(*cf.natsURL)
+	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(ctx, *cf.timeout)
-	defer cancel()
+	defer done()
 	view, err := client.GetOrder(ctx, pos[0])
 	if *cf.asJSON {
 		return printJSON(stdout, view, err)

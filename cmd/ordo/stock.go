@@ -63,13 +63,11 @@ func runStockAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := checkSKU(sku); err != nil {
 		return printStockReply(stdout, ordonats.StockReply{}, err, *cf.asJSON)
 	}
-	client, closeFn, err := dialOrdo(*cf.natsURL)
+	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(ctx, *cf.timeout)
-	defer cancel()
+	defer done()
 	reply, err := client.AddStock(ctx, sku, qty, *cf.commandID)
 	return printStockReply(stdout, reply, err, *cf.asJSON)
 }
@@ -91,13 +89,11 @@ func runStockGet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := checkSKU(pos[0]); err != nil {
 		return printStockReply(stdout, ordonats.StockReply{}, err, *cf.asJSON)
 	}
-	client, closeFn, err := dialOrdo(*cf.natsURL)
+	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(ctx, *cf.timeout)
-	defer cancel()
+	defer done()
 	view, err := client.GetStock(ctx, pos[0])
 	return printStockReply(stdout, ordonats.StockReply{StockView: view}, err, *cf.asJSON)
 }
