@@ -46,11 +46,8 @@ func (s *Service) writeRuntime(dataDir string) error {
 		return err
 	}
 	path := filepath.Join(dataDir, runtimeFile)
-	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err := replaceFile(path, append(b, '\n')); err != nil {
+		return err
 	}
 	s.runtimePath = path
 	return nil

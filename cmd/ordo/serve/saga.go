@@ -105,21 +105,29 @@ func (f fileCheckpoint) Load(context.Context) (uint64, error) {
 }
 
 func (f fileCheckpoint) Save(_ context.Context, pos uint64) error {
-	tmp := f.path + ".tmp"
+	return replaceFile(f.path, []byte(strconv.FormatUint(pos, 10)+"\n"))
+}
+
+// replaceFile replaces path with data, synced, through a rename, so a
+// crash leaves the old content or the new, never a torn file.
+func replaceFile(path string, data []byte) error {
+	tmp := path + ".tmp"
 	fh, err := os.Create(tmp)
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := fmt.Fprintln(fh, pos); err != nil {
-		fh.Close()
-		return err
+	_, err = fh.Write(data)
+	if err == nil {
+		err = fh.Sync()
 	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
+	if cerr := fh.Close(); err == nil {
+		err = cerr
 	}
-	if err := fh.Close(); err != nil {
-		return err
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	return os.Rename(tmp, f.path)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
