@@ -56,7 +56,9 @@ const (
 	fMapKey, fMapValue      = 1, 2
 )
 
-// encodeEvent writes the ReadResp that eventResp builds, field for field.
+// encodeEvent writes one event's ReadResp, field for field. "created"
+// (100-ns ticks since the Unix epoch) is mandatory: the client exits the
+// process without it.
 func encodeEvent(r storage.Record) encodedEvent {
 	ct := "application/octet-stream"
 	if r.IsJSON {

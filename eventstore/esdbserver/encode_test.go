@@ -1,9 +1,11 @@
 package esdbserver
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"google.golang.org/protobuf/proto"
 
@@ -45,4 +47,30 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			_, _ = proto.Marshal(eventResp(r))
 		}
 	})
+}
+
+// eventResp is the reference for encodeEvent: one event as the generated
+// message, as the server built it before events were sent pre-encoded.
+func eventResp(r storage.Record) *streams.ReadResp {
+	ct := "application/octet-stream"
+	if r.IsJSON {
+		ct = "application/json"
+	}
+	p := uint64(r.Position)
+	ev := &streams.ReadResp_ReadEvent_RecordedEvent{
+		Id:               idToProto(r.ID),
+		StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(r.Stream)},
+		StreamRevision:   uint64(r.Revision),
+		PreparePosition:  p,
+		CommitPosition:   p,
+		Metadata: map[string]string{
+			"type":         r.Type,
+			"content-type": ct,
+			"created":      strconv.FormatInt(r.Created.UnixNano()/100, 10),
+		},
+		CustomMetadata: r.CustomMetadata,
+		Data:           r.Data,
+	}
+	return &streams.ReadResp{Content: &streams.ReadResp_Event{Event: &streams.ReadResp_ReadEvent{
+		Event: ev, Position: &streams.ReadResp_ReadEvent_CommitPosition{CommitPosition: p}}}}
 }

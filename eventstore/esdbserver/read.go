@@ -2,9 +2,7 @@ package esdbserver
 
 import (
 	"errors"
-	"strconv"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -146,31 +144,4 @@ func (s *streamsService) subscribe(o *streams.ReadReq_Options, filter storage.Fi
 			return err
 		}
 	}
-}
-
-// eventResp is one event on the wire (as a message; encodeEvent writes the
-// same in wire form, which is what is sent). "created" (100-ns ticks since the
-// Unix epoch) is mandatory: the client exits the process without it.
-func eventResp(r storage.Record) *streams.ReadResp {
-	ct := "application/octet-stream"
-	if r.IsJSON {
-		ct = "application/json"
-	}
-	p := uint64(r.Position)
-	ev := &streams.ReadResp_ReadEvent_RecordedEvent{
-		Id:               idToProto(r.ID),
-		StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(r.Stream)},
-		StreamRevision:   uint64(r.Revision),
-		PreparePosition:  p,
-		CommitPosition:   p,
-		Metadata: map[string]string{
-			"type":         r.Type,
-			"content-type": ct,
-			"created":      strconv.FormatInt(r.Created.UnixNano()/100, 10),
-		},
-		CustomMetadata: r.CustomMetadata,
-		Data:           r.Data,
-	}
-	return &streams.ReadResp{Content: &streams.ReadResp_Event{Event: &streams.ReadResp_ReadEvent{
-		Event: ev, Position: &streams.ReadResp_ReadEvent_CommitPosition{CommitPosition: p}}}}
 }
