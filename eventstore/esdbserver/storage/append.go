@@ -97,7 +97,10 @@ func (s *Store) writer() {
 	for {
 		select {
 		case req := <-s.reqs:
-			s.commitGroup(s.fill(append(group[:0], req)))
+			g := s.linger(s.fill(append(group[:0], req)))
+			start := time.Now()
+			s.commitGroup(g)
+			s.observe(len(g), time.Since(start))
 		case <-s.closing:
 			// Commit what was queued before Close.
 			for g := s.fill(group[:0]); len(g) > 0; g = s.fill(group[:0]) {
@@ -107,6 +110,54 @@ func (s *Store) writer() {
 		}
 	}
 }
+
+// linger waits briefly for the rest of a group of concurrent writers.
+//
+// Writers that were answered together come back together, but not at the
+// same instant: without waiting, the first one back is committed alone and
+// the others queue up behind its fsync, so each of them waits two syncs and
+// every other sync carries a single append. When the previous group was
+// larger than what is queued now, the writer waits for that many requests,
+// but never longer than a recent group commit took (the cost it saves);
+// a lone writer (previous group of one) never waits.
+func (s *Store) linger(group []*writeReq) []*writeReq {
+	want := min(s.lastGroup, s.opts.MaxGroup)
+	if len(group) >= want || s.commitTime <= 0 {
+		return group
+	}
+	if s.lingerTimer == nil {
+		s.lingerTimer = time.NewTimer(s.commitTime)
+	} else {
+		s.lingerTimer.Reset(s.commitTime)
+	}
+	defer s.lingerTimer.Stop()
+	for len(group) < want {
+		select {
+		case req := <-s.reqs:
+			group = append(group, req)
+		case <-s.lingerTimer.C:
+			return group
+		case <-s.closing:
+			return group
+		}
+	}
+	return group
+}
+
+// observe records a committed group's size and how long committing it
+// took (a moving average), for linger.
+func (s *Store) observe(n int, d time.Duration) {
+	s.lastGroup = n
+	if s.commitTime == 0 {
+		s.commitTime = d
+	} else {
+		s.commitTime += (d - s.commitTime) / 8
+	}
+	s.commitTime = min(s.commitTime, maxLinger)
+}
+
+// maxLinger bounds how long linger waits whatever the disk does.
+const maxLinger = time.Millisecond
 
 // fill adds to group whatever is queued, up to the group limit, without waiting.
 func (s *Store) fill(group []*writeReq) []*writeReq {

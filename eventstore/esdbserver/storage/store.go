@@ -56,6 +56,10 @@ type Store struct {
 	// group holds the records decided in the group being committed, which
 	// later requests of the same group may need to compare against.
 	group map[streamRev]Record
+	// lastGroup and commitTime (a moving average) drive linger.
+	lastGroup   int
+	commitTime  time.Duration
+	lingerTimer *time.Timer
 }
 
 type streamRev struct {
