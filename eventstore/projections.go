@@ -10,16 +10,36 @@ import (
 // $all subscription, filtered on the server to order streams.
 type ProjectionSource struct{ *Store }
 
-var _ projections.Source = ProjectionSource{}
+var (
+	_ projections.Source  = ProjectionSource{}
+	_ projections.History = ProjectionSource{}
+)
+
+// orderStreams selects the order streams in $all.
+var orderStreams = Filter{StreamPrefixes: []string{"order-"}}
 
 // SubscribeOrders implements projections.Source.
 func (p ProjectionSource) SubscribeOrders(ctx context.Context, after uint64) (projections.Feed, error) {
 	sub, err := p.Store.SubscribeAll(ctx, SubscribeOptions{From: after, FromStart: after == 0,
-		Filter: Filter{StreamPrefixes: []string{"order-"}}, CheckpointInterval: 256})
+		Filter: orderStreams, CheckpointInterval: 256})
 	if err != nil {
 		return nil, err
 	}
 	return projectionFeed{sub}, nil
+}
+
+// ReadOrders implements projections.History with a plain read of $all.
+func (p ProjectionSource) ReadOrders(ctx context.Context, after uint64, fn func(*projections.StoredEvent) error) error {
+	from := after
+	if after > 0 {
+		from = after + 1 // ReadAll's from is inclusive
+	}
+	var se projections.StoredEvent // fn keeps none, so one will do
+	return p.Store.ReadAll(ctx, from, orderStreams, func(e RecordedEvent) error {
+		se = projections.StoredEvent{Stream: e.Stream, Revision: e.Revision, Position: e.Position,
+			Type: e.Type, Data: e.Data, Metadata: e.Metadata, Created: e.Created}
+		return fn(&se)
+	})
 }
 
 // Head implements projections.Source.

@@ -2,6 +2,9 @@ package projections_test
 
 import (
 	"context"
+	"flag"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"testing"
@@ -260,3 +263,55 @@ func (f *memFeed) Next(ctx context.Context) (projections.FeedItem, error) {
 }
 
 func (f *memFeed) Close() error { return nil }
+
+// BenchmarkProjectionRebuild measures what `ordo replay` does: a Manager
+// whose live read models have caught up rebuilds them from scratch into
+// the other generation, from the call to the swap, in SQLite and (with
+// ORDO_TEST_POSTGRES_DSN set) PostgreSQL. One op is one event.
+func BenchmarkProjectionRebuild(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchRebuild(b, target{dir: b.TempDir()}) })
+	b.Run("postgres", func(b *testing.B) { benchRebuild(b, target{dsn: projectionstest.FreshPostgres(b), dir: b.TempDir()}) })
+}
+
+var rebuildProfile = flag.String("rebuildprofile", "", "write a CPU profile of the rebuild alone (without the fill) to this file")
+
+// profileRebuild starts the -rebuildprofile CPU profile, if asked for.
+func profileRebuild(b *testing.B) (stop func()) {
+	if *rebuildProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(*rebuildProfile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+func benchRebuild(b *testing.B, tg target) {
+	ctx := context.Background()
+	es, err := eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer es.Close()
+	head := fillOrders(b, es, (b.N+4)/5) // timed, as in benchCatchUp
+	m := tg.openManager(b, es)
+	defer m.Close()
+	if _, live := m.Current(); live.WaitFor(ctx, head) != nil {
+		b.Fatal("the live read models did not catch up")
+	}
+	stopProfile := profileRebuild(b)
+	start, cpu := time.Now(), cpuTime()
+	if err := m.Rebuild(ctx, projections.RebuildOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	stopProfile()
+	_, r := m.Current()
+	reportRate(b, r.Status(ctx).Events, start, cpu)
+}

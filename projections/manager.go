@@ -69,12 +69,24 @@ func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.
 
 // start runs a runner over store, beginning no earlier than from.
 func (m *Manager) start(store *Store, from uint64) (*Runner, context.CancelFunc, chan error) {
+	r := m.newRunner(store, from)
+	stop, stopped := m.run(r)
+	return r, stop, stopped
+}
+
+// newRunner returns a runner over store that begins no earlier than from.
+func (m *Manager) newRunner(store *Store, from uint64) *Runner {
 	r := NewRunner(store, m.src, m.log)
 	r.from = from
+	return r
+}
+
+// run runs r in the background until the returned stop is called.
+func (m *Manager) run(r *Runner) (stop context.CancelFunc, stopped chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runResuming(ctx, r) }()
-	return r, cancel, done
+	return cancel, done
 }
 
 // runResuming runs r, and runs it again after a growing pause whenever
@@ -126,8 +138,22 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 	if err != nil {
 		return err
 	}
-	runner, stop, stopped := m.start(fresh, opts.From)
+	runner := m.newRunner(fresh, opts.From)
 	stopReports := reportProgress(ctx, runner, opts)
+	// Where the source can read the history in bulk, the fresh read models
+	// load it that way first; the runner then follows from where the load
+	// ended.
+	if h, ok := m.src.(History); ok {
+		if err := runner.load(ctx, h); err != nil {
+			stopReports()
+			fresh.Close()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("rebuild: %w", err)
+		}
+	}
+	stop, stopped := m.run(runner)
 	abort := func(err error) error {
 		stopReports()
 		stop()

@@ -114,9 +114,9 @@ func (r *Runner) Run(ctx context.Context) error {
 				pumpErr <- err
 				return
 			}
-			next := item{FeedItem: it}
+			next := item{pos: it.Checkpoint, caughtUp: it.CaughtUp}
 			if it.Event != nil {
-				next.change = decodeChange(it.Event)
+				next = eventItem(it.Event)
 			}
 			select {
 			case items <- next:
@@ -156,10 +156,20 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// item is what the feed delivered, with its event decoded.
+// item is what the feed delivered: an event, decoded, or a checkpoint or
+// the news that it caught up. It keeps only what applyBatch needs of the
+// stored event, so the event's bytes can be collected once decoded.
 type item struct {
-	FeedItem
-	change change
+	event    bool
+	pos      uint64 // the event's position, or the checkpoint
+	created  time.Time
+	caughtUp bool
+	change   change
+}
+
+// eventItem decodes a stored event into an item.
+func eventItem(e *StoredEvent) item {
+	return item{event: true, pos: e.Position, created: e.Created, change: decodeChange(e)}
 }
 
 // applyBatch applies events and advances the checkpoint in one transaction.
@@ -170,12 +180,12 @@ func (r *Runner) applyBatch(ctx context.Context, items []item) error {
 	caughtUp := false
 	changes := make([]change, 0, len(items))
 	for _, it := range items {
-		if it.Event == nil {
-			pos, caughtUp = max(pos, it.Checkpoint), caughtUp || it.CaughtUp
+		if !it.event {
+			pos, caughtUp = max(pos, it.pos), caughtUp || it.caughtUp
 			continue
 		}
 		changes = append(changes, it.change)
-		pos, n, last = max(pos, it.Event.Position), n+1, it.Event.Created
+		pos, n, last = max(pos, it.pos), n+1, it.created
 	}
 	if pos == 0 {
 		if caughtUp {
