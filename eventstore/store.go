@@ -270,33 +270,25 @@ func (f Filter) esdb() *esdb.SubscriptionFilter {
 
 // ReadAll calls fn for every user event of $all from position from
 // (inclusive) on, in batches; system events ("$"-typed) are skipped. The
-// client's $all reads carry no filter, so filter applies here.
+// client's $all reads carry no filter, so filter applies here. ScanAll does
+// the same with several reads at once.
 func (s *Store) ReadAll(ctx context.Context, from uint64, filter Filter, fn func(RecordedEvent) error) error {
 	const batch = 4096
 	match, err := filter.matcher()
 	if err != nil {
 		return err
 	}
-	pos := esdb.Position{Commit: from, Prepare: from}
-	for {
-		rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{From: pos, Direction: esdb.Forwards}, batch)
-		if err != nil {
-			return fmt.Errorf("read $all: %w", translate(err))
+	start := esdb.Position{Commit: from, Prepare: from}
+	return s.readAllPages(ctx, start, nil, batch, func(ev *esdb.RecordedEvent) error {
+		if strings.HasPrefix(ev.EventType, "$") {
+			return nil
 		}
-		n, last := 0, uint64(0)
-		err = drain(rs, "$all", func(e RecordedEvent) error {
-			n, last = n+1, e.Position
-			if strings.HasPrefix(e.Type, "$") || !match(e) {
-				return nil
-			}
-			return fn(e)
-		})
-		rs.Close()
-		if err != nil || n < batch {
-			return err
+		e := recorded(ev)
+		if !match(e) {
+			return nil
 		}
-		pos = esdb.Position{Commit: last + 1, Prepare: last + 1}
-	}
+		return fn(e)
+	})
 }
 
 // Head is the $all position of the last event, 0 for an empty store.
