@@ -2,9 +2,12 @@ package commands
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,11 +57,12 @@ type StockRequest struct {
 // StockResult is a stock command's outcome.
 type StockResult struct {
 	CommandID string
-	Events    []string // types of the events it appended; none if it was already done
-	Revision  int64    // the SKU stream's revision after the command's batch
-	Position  uint64   // $all position of the batch's last event (0 if nothing was appended)
-	Stock     domain.StockView
-	Err       error // *domain.Error for refusals (out_of_stock, invalid_command), else infrastructure
+	Events    []string // types of the events it appended; none if it was already done. Shared between results: do not modify
+
+	Revision int64  // the SKU stream's revision after the command's batch
+	Position uint64 // $all position of the batch's last event (0 if nothing was appended)
+	Stock    domain.StockView
+	Err      error // *domain.Error for refusals (out_of_stock, invalid_command), else infrastructure
 }
 
 // NewStockService returns a service over store. Close stops its lanes.
@@ -84,38 +88,32 @@ func NewStockService(store EventStore, opts StockOptions) *StockService {
 // ErrStockServiceClosed: the service is shutting down; retry elsewhere.
 var ErrStockServiceClosed = errors.New("stock service closed")
 
-// Execute runs one stock command through its SKU's lane.
+// Execute runs one stock command through its SKU's lane and waits for its
+// result. If ctx ends first, Execute returns its error; a command already
+// taken into a batch is still carried out.
 func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResult {
-	if err := req.Command.Validate(); err != nil {
+	done := make(chan StockResult, 1)
+	if err := s.enqueue(&pending{ctx: ctx, req: req, done: func(r StockResult) { done <- r }}); err != nil {
 		return StockResult{CommandID: req.CommandID, Err: err}
 	}
-	if req.CommandID == "" {
-		return StockResult{Err: &domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "is required"}}
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		return StockResult{CommandID: req.CommandID, Err: fmt.Errorf("stock command %s: %w", req.CommandID, ctx.Err())}
 	}
-	return s.submit(ctx, &pending{ctx: ctx, req: req, done: make(chan StockResult, 1)}, req.Command.StockSKU())
 }
 
-// submit hands p to the SKU's lane and waits for its result.
-func (s *StockService) submit(ctx context.Context, p *pending, sku string) StockResult {
-	req := p.req
-	for {
-		l, err := s.lane(sku)
-		if err != nil {
-			return StockResult{CommandID: req.CommandID, Err: err}
-		}
-		select {
-		case l.in <- p:
-			select {
-			case r := <-p.done:
-				return r
-			case <-ctx.Done():
-				return StockResult{CommandID: req.CommandID, Err: fmt.Errorf("stock command %s: %w", req.CommandID, ctx.Err())}
-			}
-		case <-l.gone:
-			// The lane exited while idle; the next call makes a new one.
-		case <-ctx.Done():
-			return StockResult{CommandID: req.CommandID, Err: ctx.Err()}
-		}
+// Submit hands one stock command to its SKU's lane and returns at once;
+// done receives its result exactly once, possibly before Submit returns
+// (a refused command, a closed service). Once the command was decided,
+// done runs on the lane's goroutine after the batch is durable, in the
+// batch's order: it must be quick and must not block (encode and send a
+// reply, not wait for anything). A flash sale's request handler thus needs
+// no goroutine, context or channel per request.
+func (s *StockService) Submit(req StockRequest, done func(StockResult)) {
+	if err := s.enqueue(&pending{req: req, done: done}); err != nil {
+		done(StockResult{CommandID: req.CommandID, Err: err})
 	}
 }
 
@@ -126,11 +124,62 @@ func (s *StockService) Get(ctx context.Context, sku string) (domain.StockView, e
 	if err := (domain.AddStock{SKU: sku, Quantity: 1}).Validate(); err != nil {
 		return domain.StockView{}, err
 	}
-	r := s.submit(ctx, &pending{ctx: ctx, req: StockRequest{}, done: make(chan StockResult, 1)}, sku)
-	return r.Stock, r.Err
+	done := make(chan StockResult, 1)
+	if err := s.enqueueOn(sku, &pending{ctx: ctx, done: func(r StockResult) { done <- r }}); err != nil {
+		return domain.StockView{}, err
+	}
+	select {
+	case r := <-done:
+		return r.Stock, r.Err
+	case <-ctx.Done():
+		return domain.StockView{}, ctx.Err()
+	}
 }
 
-// Close stops every lane after the batch it is working on.
+// enqueue validates a command and queues it on its SKU's lane.
+func (s *StockService) enqueue(p *pending) error {
+	req := p.req
+	if err := req.Command.Validate(); err != nil {
+		return err
+	}
+	if req.CommandID == "" {
+		return &domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "is required"}
+	}
+	return s.enqueueOn(req.Command.StockSKU(), p)
+}
+
+// enqueueOn queues p on the SKU's lane. When the lane's queue is full, a
+// goroutine waits for room instead of the caller: Submit's caller may be
+// the one goroutine that reads every SKU's requests, and one SKU's rush
+// must not hold up the others.
+func (s *StockService) enqueueOn(sku string, p *pending) error {
+	for {
+		l, err := s.lane(sku)
+		if err != nil {
+			return err
+		}
+		// The read lock keeps the lane from exiting while p goes in: a lane
+		// exits only after it marked itself retired under the write lock.
+		l.mu.RLock()
+		if l.retired {
+			l.mu.RUnlock()
+			continue // it has left the map too: the next call makes a new lane
+		}
+		select {
+		case l.in <- p:
+			l.mu.RUnlock()
+		default:
+			go func() {
+				defer l.mu.RUnlock()
+				l.in <- p
+			}()
+		}
+		return nil
+	}
+}
+
+// Close stops every lane after the batch it is working on; commands still
+// queued get ErrStockServiceClosed.
 func (s *StockService) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -151,43 +200,52 @@ func (s *StockService) lane(sku string) (*lane, error) {
 	if l := s.lanes[sku]; l != nil {
 		return l, nil
 	}
-	l := &lane{svc: s, sku: sku, in: make(chan *pending, s.opts.MaxBatch), stop: make(chan struct{}), gone: make(chan struct{}),
-		added: map[string]bool{}}
+	l := &lane{svc: s, sku: sku, in: make(chan *pending, s.opts.MaxBatch), stop: make(chan struct{}), added: map[string]bool{}}
 	s.lanes[sku] = l
 	s.wg.Add(1)
 	go l.run()
 	return l, nil
 }
 
-// retire removes an idle lane unless commands arrived meanwhile.
+// retire removes an idle lane unless commands are arriving.
 func (s *StockService) retire(l *lane) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !l.mu.TryLock() {
+		return false // a command is on its way in
+	}
+	defer l.mu.Unlock()
 	if len(l.in) > 0 {
 		return false
 	}
+	l.retired = true
 	if s.lanes[l.sku] == l {
 		delete(s.lanes, l.sku)
 	}
-	close(l.gone)
 	return true
 }
 
+// pending is one queued command (or, with a nil Command, a read).
 type pending struct {
-	ctx  context.Context
+	ctx  context.Context // nil from Submit
 	req  StockRequest
-	done chan StockResult
+	done func(StockResult)
 }
 
 // lane is the single writer of one SKU.
 type lane struct {
-	svc   *StockService
-	sku   string
-	in    chan *pending
-	stop  chan struct{}
-	gone  chan struct{}
-	stock *domain.Stock   // nil until loaded, and after a failed append
-	added map[string]bool // command IDs of the AddStock commands folded, so a retried AddStock adds once
+	svc  *StockService
+	sku  string
+	in   chan *pending
+	stop chan struct{}
+	// mu guards retired: senders hold it for reading while they queue, the
+	// lane takes it for writing to leave, so nothing is queued on a lane
+	// that no longer runs.
+	mu      sync.RWMutex
+	retired bool
+	stock   *domain.Stock   // nil until loaded, and after a failed append
+	added   map[string]bool // command IDs of the AddStock commands folded, so a retried AddStock adds once
+	results []StockResult   // reused by every batch
 }
 
 func (l *lane) run() {
@@ -195,11 +253,11 @@ func (l *lane) run() {
 	idle := time.NewTimer(l.svc.opts.IdleStop)
 	defer idle.Stop()
 	batch := make([]*pending, 0, l.svc.opts.MaxBatch)
-	target := 0 // how many commands a batch is expected to gather (see linger)
+	target := 0 // how many commands the next batch is expected to gather (see linger)
 	for {
 		select {
 		case <-l.stop:
-			l.failQueued(ErrStockServiceClosed)
+			l.leave()
 			return
 		case <-idle.C:
 			if l.svc.retire(l) {
@@ -210,32 +268,39 @@ func (l *lane) run() {
 		case p := <-l.in:
 			batch = append(batch[:0], p)
 		}
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case p := <-l.in:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
+		batch = l.fill(batch)
 		l.linger(&batch, target)
-		// The target is a slowly decaying maximum of recent batch sizes:
-		// it climbs to the number of callers at once, and forgets callers
-		// that left within a few dozen batches.
-		target = max(len(batch), target-(target+15)/16)
 		l.process(batch)
+		// The callers just answered come back with their next command
+		// while the ones queued meanwhile wait: expect both in the next batch.
+		target = min(len(batch)+len(l.in), cap(batch))
+		clear(batch)
 		idle.Reset(l.svc.opts.IdleStop)
 	}
 }
 
+// fill adds what is queued to batch, without waiting.
+func (l *lane) fill(batch []*pending) []*pending {
+	for len(batch) < cap(batch) {
+		select {
+		case p := <-l.in:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 // linger waits briefly for the callers of the previous batch to come back.
 // Under load, they send their next command right after their reply, a
-// moment after this lane started its next round; without waiting, most of
-// them miss it and wait a whole append for the one after, so batches stay
-// half full. Waiting (at most Linger) until the batch is as large as recent
-// ones fills them. A lane whose batches hold a single command never waits,
-// so a lone caller sees no added latency.
+// moment after this lane started its next round; without waiting, they miss
+// it and wait for a whole append and the one after, so the callers split
+// into two halves that take turns, each waiting two appends. Waiting (at
+// most Linger) until the batch holds everyone answered by the previous one
+// plus everyone who queued meanwhile lets one append serve them all. A lane
+// whose batches hold a single command never waits, so a lone caller sees
+// no added latency.
 func (l *lane) linger(batch *[]*pending, target int) {
 	if target <= 1 || len(*batch) >= target || l.svc.opts.Linger <= 0 {
 		return
@@ -252,11 +317,26 @@ func (l *lane) linger(batch *[]*pending, target int) {
 	}
 }
 
+// leave fails everything queued and retires the lane once no sender is
+// between its check and its send.
+func (l *lane) leave() {
+	for {
+		l.failQueued(ErrStockServiceClosed)
+		if l.mu.TryLock() {
+			l.retired = true
+			l.mu.Unlock()
+			l.failQueued(ErrStockServiceClosed)
+			return
+		}
+		time.Sleep(100 * time.Microsecond) // a sender is queueing: let it finish
+	}
+}
+
 func (l *lane) failQueued(err error) {
 	for {
 		select {
 		case p := <-l.in:
-			p.done <- StockResult{CommandID: p.req.CommandID, Err: err}
+			p.done(StockResult{CommandID: p.req.CommandID, Err: err})
 		default:
 			return
 		}
@@ -268,20 +348,23 @@ func (l *lane) failQueued(err error) {
 func (l *lane) process(batch []*pending) {
 	live := batch[:0:0]
 	for _, p := range batch {
-		if p.ctx.Err() == nil { // the caller gave up before we started: do nothing for it
+		if p.ctx == nil || p.ctx.Err() == nil { // the caller gave up before we started: do nothing for it
 			live = append(live, p)
 		}
+	}
+	if len(live) < len(batch) {
+		batch = live
 	}
 	const maxAttempts = 8
 	var err error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		var results []StockResult
-		results, err = l.try(ctx, live)
+		results, err = l.try(ctx, batch)
 		cancel()
 		if err == nil {
-			for i, p := range live {
-				p.done <- results[i]
+			for i, p := range batch {
+				p.done(results[i])
 			}
 			return
 		}
@@ -290,9 +373,18 @@ func (l *lane) process(batch []*pending) {
 			break
 		}
 	}
-	for _, p := range live {
-		p.done <- StockResult{CommandID: p.req.CommandID, Err: fmt.Errorf("stock %s: %w", l.sku, err)}
+	for _, p := range batch {
+		p.done(StockResult{CommandID: p.req.CommandID, Err: fmt.Errorf("stock %s: %w", l.sku, err)})
 	}
+}
+
+// stockEventTypes are the StockResult.Events of commands that appended one
+// event, shared by all results rather than allocated for each.
+var stockEventTypes = map[string][]string{
+	domain.EvtInventoryAdded:     {domain.EvtInventoryAdded},
+	domain.EvtInventoryReserved:  {domain.EvtInventoryReserved},
+	domain.EvtInventoryReleased:  {domain.EvtInventoryReleased},
+	domain.EvtInventoryCommitted: {domain.EvtInventoryCommitted},
 }
 
 // try decides the batch against the stock and appends the events; on any
@@ -307,36 +399,44 @@ func (l *lane) try(ctx context.Context, batch []*pending) ([]StockResult, error)
 	}
 	expected := l.stock.Revision()
 	now := l.svc.opts.Clock().UTC()
-	results := make([]StockResult, len(batch))
-	var events []NewEvent
+	results := slices.Grow(l.results[:0], len(batch))[:len(batch)]
+	clear(results)
+	l.results = results
+	b := l.stock.NewBatch()
 	for i, p := range batch {
 		results[i].CommandID = p.req.CommandID
 		if p.req.Command == nil {
 			continue // a read: it gets the stock as of this batch
 		}
-		if _, ok := p.req.Command.(domain.AddStock); ok && l.added[p.req.CommandID] {
+		_, add := p.req.Command.(domain.AddStock)
+		if add && l.added[p.req.CommandID] {
 			continue // already applied under this command ID
 		}
-		decided, err := l.stock.Decide(p.req.Command)
-		if err != nil {
+		typ, err := b.Decide(p.req.Command, domain.EventMeta{CommandID: p.req.CommandID, CorrelationID: p.req.CorrelationID,
+			CausationID: p.req.CausationID, OccurredAt: now})
+		var refused *domain.Error
+		switch {
+		case errors.As(err, &refused):
 			results[i].Err = err
 			continue
+		case err != nil:
+			return nil, err
 		}
-		meta := domain.EventMeta{CommandID: p.req.CommandID, CorrelationID: p.req.CorrelationID, CausationID: p.req.CausationID, OccurredAt: now}
-		for j, d := range decided {
-			if err := l.stock.Apply(d); err != nil {
-				return nil, fmt.Errorf("decided an event the stock refuses (a bug): %w", err)
-			}
-			typ, data, md, err := domain.EncodeEvent(domain.Event{Type: d.EventType(), Version: 1, Data: d, Meta: meta})
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, NewEvent{ID: eventID(p.req.CommandID, j), Type: typ, Data: data, Metadata: md})
-			results[i].Events = append(results[i].Events, typ)
+		if typ != "" {
+			results[i].Events = stockEventTypes[typ]
 		}
-		if _, ok := p.req.Command.(domain.AddStock); ok {
+		if add {
 			l.added[p.req.CommandID] = true
 		}
+	}
+	decided := b.Events()
+	events := make([]NewEvent, len(decided))
+	for i, e := range decided {
+		typ, data, md, err := domain.EncodeEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		events[i] = NewEvent{ID: stockEventID(e), Type: typ, Data: data, Metadata: md}
 	}
 	var app Appended
 	if len(events) > 0 {
@@ -353,6 +453,28 @@ func (l *lane) try(ctx context.Context, batch []*pending) ([]StockResult, error)
 		}
 	}
 	return results, nil
+}
+
+// stockEventID is an event's ID: derived from its command, as for order
+// events, or for several reservations in one event from all their
+// commands, so the same decisions appended again get the same ID.
+func stockEventID(e domain.Event) [16]byte {
+	r, ok := e.Data.(domain.InventoryReserved)
+	if !ok || len(r.Orders) == 0 {
+		return eventID(e.Meta.CommandID, 0)
+	}
+	h := sha1.New()
+	h.Write([]byte("ordo-stock-reserved"))
+	var n [binary.MaxVarintLen64]byte
+	for _, o := range r.Orders {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(o.CommandID)))])
+		h.Write([]byte(o.CommandID))
+	}
+	var id [16]byte
+	copy(id[:], h.Sum(nil))
+	id[6] = (id[6] & 0x0f) | 0x50
+	id[8] = (id[8] & 0x3f) | 0x80
+	return id
 }
 
 // loadStock folds a SKU's stream into st, from st's revision on, and

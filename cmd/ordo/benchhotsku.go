@@ -81,7 +81,7 @@ type hotSKUCheck struct {
 	Stock     domain.StockView `json:"stock"`  // as the service reports it (GetStock)
 	Folded    bool             `json:"folded"` // the stream was replayed through the domain
 	FoldSkip  string           `json:"fold_skipped,omitempty"`
-	Reserved  int64            `json:"folded_reservations"` // InventoryReserved events in the stream
+	Reserved  int64            `json:"folded_reservations"` // orders in the stream's InventoryReserved events
 	// Appends is how many appends carried them: the lane stamps every
 	// event of one batch with the same time, so a new time is a new append.
 	Appends    int64            `json:"reservation_appends"`
@@ -334,8 +334,8 @@ func foldStockStream(ctx context.Context, esdbURL, sku string, ch *hotSKUCheck, 
 		if err != nil {
 			return fmt.Errorf("revision %d: %w", e.Revision, err)
 		}
-		if ev.Type == domain.EvtInventoryReserved {
-			ch.Reserved++
+		if r, ok := ev.Data.(domain.InventoryReserved); ok {
+			ch.Reserved += int64(len(r.Reservations()))
 			if !ev.Meta.OccurredAt.Equal(batchAt) {
 				ch.Appends++
 				batchAt = ev.Meta.OccurredAt
@@ -352,7 +352,7 @@ func foldStockStream(ctx context.Context, esdbURL, sku string, ch *hotSKUCheck, 
 		fail("the replayed stream gives %+v, the service said %+v", ch.FoldedView, ch.Stock)
 	}
 	if ch.Reserved != ch.Stock.Reserved {
-		fail("%d InventoryReserved events of 1 unit, but %d units reserved", ch.Reserved, ch.Stock.Reserved)
+		fail("%d reservations of 1 unit in the stream, but %d units reserved", ch.Reserved, ch.Stock.Reserved)
 	}
 }
 
