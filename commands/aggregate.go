@@ -92,13 +92,18 @@ func (a *aggregate) catchUp(ctx context.Context, store EventStore, orderID strin
 // revision detects a stale entry, and only then is the stream read, from the
 // cached revision on.
 //
-// take removes the entry, so two goroutines never fold into the same
-// aggregate; put returns it once the command is done.
+// An order is held by one goroutine at a time: acquire waits while another
+// holds it and release hands it back. Commands for one order arrive on one
+// worker lane, but the saga executes commands too; before, the second of two
+// concurrent commands found no cached entry, read the whole stream, and then
+// usually lost the append to the first and read again. Waiting for the first
+// costs neither read.
 type aggregateCache struct {
 	mu    sync.Mutex
 	max   int
-	lru   *list.List // of *cacheEntry, most recent first
+	lru   *list.List // of *cacheEntry, most recent first; held orders are not in it
 	index map[string]*list.Element
+	held  map[string]*holder
 }
 
 type cacheEntry struct {
@@ -106,27 +111,55 @@ type cacheEntry struct {
 	agg *aggregate
 }
 
+// holder marks a held order; wake is made by the first waiter and closed
+// on release.
+type holder struct {
+	wake chan struct{}
+}
+
 func newAggregateCache(max int) *aggregateCache {
-	return &aggregateCache{max: max, lru: list.New(), index: make(map[string]*list.Element)}
+	return &aggregateCache{max: max, lru: list.New(), index: make(map[string]*list.Element), held: make(map[string]*holder)}
 }
 
-func (c *aggregateCache) take(id string) *aggregate {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.index[id]
-	if !ok {
-		return nil
+// acquire holds the order id, waiting while another goroutine holds it, and
+// returns its cached aggregate (nil if none). Every successful acquire must
+// be followed by one release.
+func (c *aggregateCache) acquire(ctx context.Context, id string) (*aggregate, error) {
+	for {
+		c.mu.Lock()
+		h, busy := c.held[id]
+		if !busy {
+			c.held[id] = &holder{}
+			agg := c.takeLocked(id)
+			c.mu.Unlock()
+			return agg, nil
+		}
+		if h.wake == nil {
+			h.wake = make(chan struct{})
+		}
+		wake := h.wake
+		c.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for order %s: %w", id, ctx.Err())
+		}
 	}
-	c.lru.Remove(el)
-	delete(c.index, id)
-	return el.Value.(*cacheEntry).agg
 }
 
-func (c *aggregateCache) put(id string, agg *aggregate) {
+// release lets the order go, keeping agg in the cache (nil: keep nothing,
+// the next command reads the stream).
+func (c *aggregateCache) release(id string, agg *aggregate) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.index[id]; ok {
-		c.lru.Remove(el)
+	if h := c.held[id]; h != nil {
+		delete(c.held, id)
+		if h.wake != nil {
+			close(h.wake)
+		}
+	}
+	if agg == nil {
+		return
 	}
 	c.index[id] = c.lru.PushFront(&cacheEntry{id: id, agg: agg})
 	for c.lru.Len() > c.max {
@@ -136,11 +169,12 @@ func (c *aggregateCache) put(id string, agg *aggregate) {
 	}
 }
 
-func (c *aggregateCache) drop(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.index[id]; ok {
-		c.lru.Remove(el)
-		delete(c.index, id)
+func (c *aggregateCache) takeLocked(id string) *aggregate {
+	el, ok := c.index[id]
+	if !ok {
+		return nil
 	}
+	c.lru.Remove(el)
+	delete(c.index, id)
+	return el.Value.(*cacheEntry).agg
 }

@@ -373,11 +373,18 @@ func (s *Saga) reserve(ctx context.Context, orderID string, lines []domain.Line,
 		case errors.Is(res.Err, domain.ErrIllegalTransition):
 			// Someone else decided first: the order was cancelled while we
 			// reserved (give the stock back), or marked reserved already.
-			view, err := s.orders.GetOrder(ctx, orderID)
-			if err != nil {
-				return err
+			// The refusal was decided on state just read from the stream,
+			// which it reports; a cancellation after it releases the stock
+			// through its own event.
+			state := res.Current
+			if state == "" {
+				view, err := s.orders.GetOrder(ctx, orderID)
+				if err != nil {
+					return err
+				}
+				state = view.State
 			}
-			if view.State == domain.StateCancelled {
+			if state == domain.StateCancelled {
 				return s.releaseAll(ctx, orderID, skus, meta)
 			}
 			return nil
@@ -407,9 +414,11 @@ func (s *Saga) releaseAll(ctx context.Context, orderID string, skus []string, me
 	return nil
 }
 
-// settle releases or commits the stock of every line of the order.
+// settle releases or commits the stock of every line of the order. The
+// lines never change once the order is placed, so a cached order serves
+// without reading its stream again.
 func (s *Saga) settle(ctx context.Context, orderID string, meta domain.EventMeta, cmd func(sku string) domain.StockCommand) error {
-	view, err := s.orders.GetOrder(ctx, orderID)
+	view, err := s.orders.orderView(ctx, orderID, false)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,11 @@ type Result struct {
 	// Err is a *domain.Error for rejections (stable code), or an
 	// infrastructure error; see Transient.
 	Err error
+	// Current is the order's state when the domain refused the command
+	// (on state just read from the stream), so a caller such as the saga
+	// can react to the refusal without reading the order again. It is not
+	// part of the reply.
+	Current domain.State
 }
 
 // Transient reports whether the command failed for a reason that a later
@@ -109,26 +114,42 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 		return res
 	}
 	meta := domain.CommandMeta{CommandID: req.CommandID, CorrelationID: req.CorrelationID, CausationID: req.CausationID}
-	var agg *aggregate
+	id := cmd.OrderID()
+	agg, err := s.cache.acquire(ctx, id)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	// The order is let go with what is known of it (nil when the last pass
+	// could not tell); after a panic, with nothing, as the aggregate may be
+	// half folded.
+	released := false
+	defer func() {
+		if !released {
+			s.cache.release(id, nil)
+		}
+	}()
+	done := func(r Result) Result {
+		released = true
+		s.cache.release(id, agg)
+		return r
+	}
 	fresh := false // whether agg is known to match the stream
 	for attempt := 0; ; attempt++ {
 		var retry bool
 		res, agg, retry = s.attempt(ctx, req, cmd, meta, agg, fresh)
 		if !retry {
-			if agg != nil {
-				s.cache.put(cmd.OrderID(), agg)
-			}
-			return res
+			return done(res)
 		}
 		fresh = true
 		if attempt >= s.maxRetries {
 			res.Err = &domain.Error{Code: domain.CodeConflict, Message: fmt.Sprintf(
 				"order %s kept changing under %d attempts; retry the command with the same command ID", req.OrderID, attempt+1)}
-			return res
+			return done(res)
 		}
 		if err := backoff(ctx, attempt); err != nil {
 			res.Err = err
-			return res
+			return done(res)
 		}
 	}
 }
@@ -174,7 +195,7 @@ func (s *Service) attempt(ctx context.Context, req Request, cmd domain.Command, 
 		if !fresh {
 			return res, agg, true
 		}
-		res.Err = decided
+		res.Err, res.Current = decided, agg.order.State()
 		return res, agg, false
 	}
 	if len(events) == 0 {
@@ -215,13 +236,10 @@ func (s *Service) attempt(ctx context.Context, req Request, cmd domain.Command, 
 }
 
 // load returns the aggregate for cmd and whether it was just read from the
-// stream. agg is the aggregate of a previous pass, if any; fresh asks for a
-// catch-up read.
+// stream. agg is the cached aggregate or that of a previous pass, if any;
+// fresh asks for a catch-up read.
 func (s *Service) load(ctx context.Context, cmd domain.Command, agg *aggregate, fresh bool) (*aggregate, bool, error) {
 	id := cmd.OrderID()
-	if agg == nil {
-		agg = s.cache.take(id)
-	}
 	if agg == nil {
 		agg = newAggregate(id)
 		// A new order needs no read: appending with "no stream expected"
@@ -290,16 +308,35 @@ func (s *Service) GetOrder(ctx context.Context, orderID string) (domain.OrderVie
 	if !domain.IsUUID(orderID) {
 		return domain.OrderView{}, &domain.Error{Code: domain.CodeInvalidCommand, Field: "order_id", Message: fmt.Sprintf("%q is not a UUID", orderID)}
 	}
-	agg := s.cache.take(orderID)
+	return s.orderView(ctx, orderID, true)
+}
+
+// orderView returns the order's view. With fresh it reads the events after
+// the cached revision first; without, a cached order that exists is
+// trusted as it is, which suits callers that only need what never changes
+// once an order is placed (its lines).
+func (s *Service) orderView(ctx context.Context, orderID string, fresh bool) (domain.OrderView, error) {
+	agg, err := s.cache.acquire(ctx, orderID)
+	if err != nil {
+		return domain.OrderView{}, err
+	}
 	if agg == nil {
 		agg = newAggregate(orderID)
 	}
-	if err := agg.catchUp(ctx, s.store, orderID); err != nil {
-		return domain.OrderView{}, err
+	if fresh || !agg.order.Exists() {
+		if err := agg.catchUp(ctx, s.store, orderID); err != nil {
+			s.cache.release(orderID, nil)
+			return domain.OrderView{}, err
+		}
 	}
-	s.cache.put(orderID, agg)
-	if !agg.order.Exists() {
+	exists := agg.order.Exists()
+	var view domain.OrderView
+	if exists {
+		view = agg.order.View() // before release: another goroutine may fold into agg after it
+	}
+	s.cache.release(orderID, agg)
+	if !exists {
 		return domain.OrderView{}, &domain.Error{Code: domain.CodeNotFound, Message: fmt.Sprintf("order %s does not exist", orderID)}
 	}
-	return agg.order.View(), nil
+	return view, nil
 }

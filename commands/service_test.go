@@ -111,3 +111,99 @@ func TestRejectionsAndDuplicates(t *testing.T) {
 		t.Fatalf("repeat of place-1: first %+v, again %+v", first, again)
 	}
 }
+
+// countingStore counts the reads that reach the event store.
+type countingStore struct {
+	commands.EventStore
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingStore) ReadStream(ctx context.Context, stream string, from int64, fn func(commands.StoredEvent) error) error {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.EventStore.ReadStream(ctx, stream, from, fn)
+}
+
+// TestConcurrentCommandsOnOneOrderWaitForEachOther: commands for one order
+// that reach one service at once (the workers' lane and the saga) take
+// turns on the cached order instead of each reading the stream and racing
+// to append; each takes effect once and none reads the stream.
+func TestConcurrentCommandsOnOneOrderWaitForEachOther(t *testing.T) {
+	store := &countingStore{EventStore: eventstore.CommandStore{Store: openStore(t)}}
+	svc := commands.New(store, commands.Options{})
+	ctx := context.Background()
+	order := uuid.NewString()
+	for _, r := range []commands.Request{
+		request(t, "place", domain.PlaceOrder{Order: order, CustomerID: "c", Currency: "EUR", Lines: []domain.Line{{SKU: "s", Quantity: 1, UnitPrice: 1000}}}),
+		request(t, "reserve", domain.MarkStockReserved{Order: order}),
+		request(t, "pay", domain.ConfirmPayment{Order: order, PaymentID: "p", Amount: 1000}),
+	} {
+		if res := svc.Execute(ctx, r); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	revisions := make(chan int64, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := svc.Execute(ctx, request(t, fmt.Sprintf("refund-%d", i), domain.RequestRefund{Order: order, RefundID: fmt.Sprint("r", i), Amount: 10, Reason: "x"}))
+			if res.Err != nil || res.Duplicate {
+				t.Errorf("refund-%d: %+v", i, res)
+			}
+			revisions <- res.Revision
+		}()
+	}
+	wg.Wait()
+	close(revisions)
+	seen := map[int64]bool{}
+	for r := range revisions {
+		if seen[r] {
+			t.Fatalf("two refunds answered with revision %d", r)
+		}
+		seen[r] = true
+	}
+	if store.reads != 0 {
+		t.Fatalf("the store was read %d times, want 0: the order was cached and its commands took turns", store.reads)
+	}
+	view, err := svc.GetOrder(ctx, order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(view.Refunds) != n || view.Revision != 2+n {
+		t.Fatalf("order has %d refunds at revision %d, want %d at revision %d", len(view.Refunds), view.Revision, n, 2+n)
+	}
+}
+
+// TestRefusalReportsCurrentState: a refused command tells the state it was
+// refused in (the saga decides on it without reading the order again), and
+// the refusal was checked on state read from the stream.
+func TestRefusalReportsCurrentState(t *testing.T) {
+	store := &countingStore{EventStore: eventstore.CommandStore{Store: openStore(t)}}
+	svc := commands.New(store, commands.Options{})
+	ctx := context.Background()
+	order := uuid.NewString()
+	for _, r := range []commands.Request{
+		request(t, "place", domain.PlaceOrder{Order: order, CustomerID: "c", Currency: "EUR", Lines: []domain.Line{{SKU: "s", Quantity: 1, UnitPrice: 1000}}}),
+		request(t, "cancel", domain.CancelOrder{Order: order, Reason: "changed my mind"}),
+	} {
+		if res := svc.Execute(ctx, r); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	res := svc.Execute(ctx, request(t, "reserve", domain.MarkStockReserved{Order: order}))
+	if !errors.Is(res.Err, domain.ErrIllegalTransition) || res.Current != domain.StateCancelled {
+		t.Fatalf("reserving a cancelled order: err %v, current %q; want illegal_transition in %q", res.Err, res.Current, domain.StateCancelled)
+	}
+	if store.reads != 1 {
+		t.Fatalf("the store was read %d times, want 1: a refusal is confirmed on fresh state", store.reads)
+	}
+	ok := svc.Execute(ctx, request(t, "cancel", domain.CancelOrder{Order: order, Reason: "changed my mind"}))
+	if ok.Err != nil || ok.Current != "" {
+		t.Fatalf("repeated cancel: err %v, current %q; want the first outcome and no current state", ok.Err, ok.Current)
+	}
+}
