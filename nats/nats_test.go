@@ -256,3 +256,65 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 		t.Fatalf("%d dead letters, want 1", n)
 	}
 }
+
+// TestOutcomeStoredThenAcked: the workers store an outcome by publishing
+// to the bucket's subject themselves (without waiting on the order's lane);
+// it must land where KeyValue.Get finds it, equal to the reply, and the
+// command must be acknowledged only then, never left for redelivery.
+func TestOutcomeStoredThenAcked(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	exec := &scripted{fn: func(_ int64, cmd Command) Outcome {
+		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Revision: 4, Position: 99, Events: []string{"OrderDelivered"}, State: "delivered"}
+	}}
+	runWorker(t, nc, exec, WorkerConfig{})
+	c, _ := NewClient(nc, ClientOptions{})
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 20; i++ {
+		cmd := command(uuid.NewString())
+		cmd.ID = uuid.NewString()
+		out, err := c.Send(ctx, cmd)
+		if err != nil || out.Revision != 4 || out.CommandID != cmd.ID {
+			t.Fatalf("send: %+v %v", out, err)
+		}
+		ids = append(ids, cmd.ID)
+	}
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, BucketOutcomes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, StreamCommands, ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumRedelivered == 0 && info.AckFloor.Stream == info.Delivered.Stream {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("commands not all acknowledged: %d pending, %d redelivered, ack floor %d of %d",
+				info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream, info.Delivered.Stream)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, id := range ids {
+		e, err := kv.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("outcome of %s: %v", id, err)
+		}
+		out, err := decodeOutcome(e.Value())
+		if err != nil || out.CommandID != id || out.Revision != 4 || out.Position != 99 || out.State != "delivered" {
+			t.Fatalf("stored outcome of %s: %+v %v", id, out, err)
+		}
+	}
+	if exec.calls.Load() != int64(len(ids)) {
+		t.Fatalf("executor called %d times for %d commands", exec.calls.Load(), len(ids))
+	}
+}

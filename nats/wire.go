@@ -121,6 +121,15 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 	return nil
 }
 
+// outcomeSubject is where the outcome of a command is put in the outcome
+// bucket: what KeyValue.Put publishes to for a bucket of this account
+// without a JetStream domain, which is how EnsureStreams creates it. The
+// workers publish there directly so they need not wait for the bucket's
+// confirmation before taking the order's next command.
+func outcomeSubject(commandID string) string {
+	return "$KV." + BucketOutcomes + "." + commandID
+}
+
 // CommandSubject is the subject a command for orderID is published on.
 func CommandSubject(orderID, commandType string) string {
 	return SubjectCommandPrefix + orderID + "." + commandType

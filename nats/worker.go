@@ -41,11 +41,27 @@ type Worker struct {
 	kv   jetstream.KeyValue
 
 	ready chan struct{} // closed once the worker consumes
+	// settling carries commands whose outcome is being stored, in the order
+	// their lanes handed them over, to the goroutine that acknowledges each
+	// once its outcome is stored.
+	settling chan settling
 }
+
+// settling is an answered command whose outcome is on its way to the
+// outcome bucket; its message is acknowledged when the bucket confirms.
+type settling struct {
+	msg       jetstream.Msg
+	stored    jetstream.PubAckFuture
+	commandID string
+}
+
+// outcomeStoreTimeout bounds the wait for the outcome bucket's confirmation;
+// past it the command is redelivered (and answered again, from the stream).
+const outcomeStoreTimeout = 10 * time.Second
 
 // NewWorker returns a worker; Run starts it.
 func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error) {
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(outcomeStoreTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +81,8 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}, nil
+	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}),
+		settling: make(chan settling, cfg.MaxAckPending)}, nil
 }
 
 // Ready is closed once Run has set up the stream, consumer and bucket and
@@ -111,6 +128,11 @@ func (w *Worker) run(ctx context.Context) error {
 
 	// Work goes on after ctx ends until in-flight commands are answered.
 	work := context.WithoutCancel(ctx)
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		w.settle()
+	}()
 	shards := make([]chan jetstream.Msg, w.cfg.Shards)
 	var wg sync.WaitGroup
 	for i := range shards {
@@ -137,7 +159,26 @@ func (w *Worker) run(ctx context.Context) error {
 		close(ch)
 	}
 	wg.Wait()
+	close(w.settling)
+	<-settled
 	return nil
+}
+
+// settle acknowledges each answered command once the outcome bucket has
+// confirmed its outcome, or has it redelivered if the bucket refused it.
+// Storing the outcome asynchronously frees the order's lane as soon as the
+// reply is sent: before, the next command of the order (which its client
+// sends on receiving the reply) waited for the bucket's round trip too.
+func (w *Worker) settle() {
+	for s := range w.settling {
+		select {
+		case <-s.stored.Ok():
+			_ = s.msg.Ack()
+		case err := <-s.stored.Err():
+			w.log.Warn("store outcome", "command_id", s.commandID, "err", err)
+			_ = s.msg.NakWithDelay(time.Second)
+		}
+	}
 }
 
 // shardOf keeps every command of one order on one lane, in order.
@@ -232,6 +273,19 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, 
 	// An outcome is kept unless the failure was transient: a resend of the
 	// same command ID later must be executed, not answered with the failure.
 	transient := out.Error != nil && out.Error.Code == string(domain.CodeUnavailable)
+	deadLetter := out.Error != nil && (transient || badInput(out.Error.Code))
+	if !deadLetter && validCommandID(out.CommandID) {
+		// The common case: store the outcome without waiting here; settle
+		// acknowledges the message once it is stored.
+		stored, err := w.js.PublishMsgAsync(&natsgo.Msg{Subject: outcomeSubject(out.CommandID), Data: body})
+		if err != nil {
+			w.log.Warn("store outcome", "command_id", out.CommandID, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		w.settling <- settling{msg: msg, stored: stored, commandID: out.CommandID}
+		return
+	}
 	if !transient && validCommandID(out.CommandID) {
 		if _, err := w.kv.Put(ctx, out.CommandID, body); err != nil {
 			w.log.Warn("store outcome", "command_id", out.CommandID, "err", err)
@@ -239,7 +293,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, 
 			return
 		}
 	}
-	if out.Error != nil && (transient || badInput(out.Error.Code)) {
+	if deadLetter {
 		w.deadLetter(ctx, msg.Subject(), msg.Headers(), msg.Data(), out.Error)
 		_ = msg.TermWithReason(out.Error.Code)
 		return
