@@ -22,7 +22,7 @@ import (
 type encodedEvent []byte
 
 // passThroughCodec is the gRPC "proto" codec, except that it sends an
-// encodedEvent as it is.
+// encodedEvent as it is and decodes an appendMsg by hand (decode.go).
 type passThroughCodec struct{ encoding.CodecV2 }
 
 func newPassThroughCodec() passThroughCodec {
@@ -34,6 +34,13 @@ func (c passThroughCodec) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.SliceBuffer(e)}, nil
 	}
 	return c.CodecV2.Marshal(v)
+}
+
+func (c passThroughCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*appendMsg); ok {
+		return unmarshalAppend(data, m)
+	}
+	return c.CodecV2.Unmarshal(data, v)
 }
 
 // Field numbers from the client's protos/streams.proto and shared.proto.

@@ -25,36 +25,35 @@ type streamsService struct {
 }
 
 // Append receives options, then one proposed message per event, then the
-// half-close, and answers once the events are durable.
+// half-close, and answers once the events are durable. Messages are decoded
+// by hand into appendMsg (decode.go).
 func (s *streamsService) Append(stream streams.Streams_AppendServer) error {
-	first, err := stream.Recv()
-	if err != nil {
+	var m appendMsg
+	if err := stream.RecvMsg(&m); err != nil {
 		return err
 	}
-	opts := first.GetOptions()
-	if opts == nil {
+	if m.content != contentOptions {
 		return status.Error(codes.InvalidArgument, "the first append message must carry options")
 	}
-	name := string(opts.GetStreamIdentifier().GetStreamName())
+	name := m.stream
 	if err := checkStreamName(name); err != nil {
 		return err
 	}
-	exp := appendExpected(opts)
+	exp := m.expected
 	var events []storage.ProposedEvent
 	size := 0
 	for {
-		msg, err := stream.Recv()
+		err := stream.RecvMsg(&m)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return err
 		}
-		pm := msg.GetProposedMessage()
-		if pm == nil {
+		if m.content != contentProposed {
 			return status.Error(codes.InvalidArgument, "append messages after the options must be proposed messages")
 		}
-		ev, err := proposed(pm)
+		ev, err := m.proposedEvent()
 		if err != nil {
 			return withTrailer(stream, err, "exception", "missing-required-metadata-property")
 		}
@@ -115,38 +114,27 @@ func appendExpected(o *streams.AppendReq_Options) storage.Expected {
 	}
 }
 
-func proposed(pm *streams.AppendReq_ProposedMessage) (storage.ProposedEvent, error) {
-	typ, okType := pm.GetMetadata()["type"]
-	ct, okCT := pm.GetMetadata()["content-type"]
-	if !okType || !okCT {
+// proposedEvent converts a proposed message; a missing ID gets a random
+// one, as EventStoreDB does.
+func (m *appendMsg) proposedEvent() (storage.ProposedEvent, error) {
+	if !m.hasTyp || !m.hasCT {
 		return storage.ProposedEvent{}, status.Error(codes.InvalidArgument, "proposed message metadata must contain type and content-type")
 	}
-	id, err := idFromProto(pm.GetId())
-	if err != nil {
-		return storage.ProposedEvent{}, status.Errorf(codes.InvalidArgument, "event id: %v", err)
-	}
-	return storage.ProposedEvent{ID: id, Type: typ, IsJSON: ct == "application/json",
-		Data: pm.GetData(), CustomMetadata: pm.GetCustomMetadata()}, nil
-}
-
-// idFromProto reads a UUID in either wire form; a missing ID gets a random
-// one, as EventStoreDB does.
-func idFromProto(u *shared.UUID) ([16]byte, error) {
 	var id [16]byte
-	switch {
-	case u.GetStructured() != nil:
-		binary.BigEndian.PutUint64(id[:8], uint64(u.GetStructured().GetMostSignificantBits()))
-		binary.BigEndian.PutUint64(id[8:], uint64(u.GetStructured().GetLeastSignificantBits()))
-	case u.GetString_() != "":
-		parsed, err := uuid.Parse(u.GetString_())
+	switch m.idForm {
+	case idStructured:
+		id = m.idBits
+	case idString:
+		parsed, err := uuid.Parse(m.idString)
 		if err != nil {
-			return id, err
+			return storage.ProposedEvent{}, status.Errorf(codes.InvalidArgument, "event id: %v", err)
 		}
 		id = parsed
 	default:
 		id = uuid.New()
 	}
-	return id, nil
+	return storage.ProposedEvent{ID: id, Type: m.typ, IsJSON: m.ct == "application/json",
+		Data: m.data, CustomMetadata: m.custMeta}, nil
 }
 
 func idToProto(id [16]byte) *shared.UUID {
