@@ -21,8 +21,11 @@ import (
 // encodedEvent is a ReadResp already in wire form.
 type encodedEvent []byte
 
+// encodedAppendResp is an AppendResp already in wire form.
+type encodedAppendResp []byte
+
 // passThroughCodec is the gRPC "proto" codec, except that it sends an
-// encodedEvent as it is and decodes an appendMsg by hand (decode.go).
+// encodedEvent or encodedAppendResp as it is and decodes an appendMsg by hand (decode.go).
 type passThroughCodec struct{ encoding.CodecV2 }
 
 func newPassThroughCodec() passThroughCodec {
@@ -30,7 +33,10 @@ func newPassThroughCodec() passThroughCodec {
 }
 
 func (c passThroughCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if e, ok := v.(encodedEvent); ok {
+	switch e := v.(type) {
+	case encodedEvent:
+		return mem.BufferSlice{mem.SliceBuffer(e)}, nil
+	case encodedAppendResp:
 		return mem.BufferSlice{mem.SliceBuffer(e)}, nil
 	}
 	return c.CodecV2.Marshal(v)
@@ -126,5 +132,52 @@ func encodeEvent(r storage.Record) encodedEvent {
 	// The oneof member is set even when zero, so it is always written.
 	out = protowire.AppendTag(out, fReadEventCommit, protowire.VarintType)
 	out = protowire.AppendVarint(out, pos)
+	return out
+}
+
+// AppendResp field numbers.
+const (
+	fAppendRespSuccess     = 1
+	fSuccessRevision       = 1
+	fSuccessNoStream       = 2
+	fSuccessPosition       = 3
+	fSuccessNoPosition     = 4
+	fPositionCommit        = 1
+	fPositionPrepare       = 2
+	maxAppendSuccessLength = 2 + 2*(1+binary.MaxVarintLen64) + 2 + 2*(1+binary.MaxVarintLen64)
+)
+
+// encodeAppendSuccess writes the AppendResp of a successful append: the
+// reply to every append, built without the generated message's five
+// allocations and the generic marshaller.
+func encodeAppendSuccess(res storage.AppendResult) encodedAppendResp {
+	var b [maxAppendSuccessLength]byte
+	succ := b[:0]
+	if res.NoStream {
+		succ = protowire.AppendTag(succ, fSuccessNoStream, protowire.BytesType)
+		succ = protowire.AppendVarint(succ, 0)
+	} else {
+		// The oneof member is set even when zero, so it is always written.
+		succ = protowire.AppendTag(succ, fSuccessRevision, protowire.VarintType)
+		succ = protowire.AppendVarint(succ, uint64(res.Revision))
+	}
+	if res.NoPosition {
+		succ = protowire.AppendTag(succ, fSuccessNoPosition, protowire.BytesType)
+		succ = protowire.AppendVarint(succ, 0)
+	} else {
+		p := uint64(res.Position)
+		var pos []byte
+		if p != 0 {
+			pos = protowire.AppendTag(pos, fPositionCommit, protowire.VarintType)
+			pos = protowire.AppendVarint(pos, p)
+			pos = protowire.AppendTag(pos, fPositionPrepare, protowire.VarintType)
+			pos = protowire.AppendVarint(pos, p)
+		}
+		succ = protowire.AppendTag(succ, fSuccessPosition, protowire.BytesType)
+		succ = protowire.AppendBytes(succ, pos)
+	}
+	out := make([]byte, 0, protowire.SizeTag(fAppendRespSuccess)+protowire.SizeBytes(len(succ)))
+	out = protowire.AppendTag(out, fAppendRespSuccess, protowire.BytesType)
+	out = protowire.AppendBytes(out, succ)
 	return out
 }

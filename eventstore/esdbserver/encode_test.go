@@ -74,3 +74,44 @@ func eventResp(r storage.Record) *streams.ReadResp {
 	return &streams.ReadResp{Content: &streams.ReadResp_Event{Event: &streams.ReadResp_ReadEvent{
 		Event: ev, Position: &streams.ReadResp_ReadEvent_CommitPosition{CommitPosition: p}}}}
 }
+
+// TestEncodeAppendSuccessMatchesProto: the hand-written AppendResp decodes
+// to exactly the generated message the handler built before, for every
+// form of result.
+func TestEncodeAppendSuccessMatchesProto(t *testing.T) {
+	for _, res := range []storage.AppendResult{
+		{Revision: 0, Position: 1},
+		{Revision: 41, Position: 1<<63 - 1},
+		{Revision: 1<<63 - 1, Position: 300},
+		{Revision: 7, NoPosition: true},
+		{Revision: 0, NoPosition: true},
+		{NoStream: true, NoPosition: true},
+		{Revision: 3, Position: 0},
+	} {
+		var got streams.AppendResp
+		if err := proto.Unmarshal(encodeAppendSuccess(res), &got); err != nil {
+			t.Fatalf("%+v: %v", res, err)
+		}
+		if want := appendSuccessResp(res); !proto.Equal(&got, want) {
+			t.Fatalf("%+v: hand-encoded %v\nwant %v", res, &got, want)
+		}
+	}
+}
+
+// appendSuccessResp is the reference for encodeAppendSuccess: the
+// generated message the Append handler built before.
+func appendSuccessResp(res storage.AppendResult) *streams.AppendResp {
+	success := &streams.AppendResp_Success{}
+	if res.NoStream {
+		success.CurrentRevisionOption = &streams.AppendResp_Success_NoStream{NoStream: &shared.Empty{}}
+	} else {
+		success.CurrentRevisionOption = &streams.AppendResp_Success_CurrentRevision{CurrentRevision: uint64(res.Revision)}
+	}
+	if res.NoPosition {
+		success.PositionOption = &streams.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}}
+	} else {
+		p := uint64(res.Position)
+		success.PositionOption = &streams.AppendResp_Success_Position{Position: &streams.AppendResp_Position{CommitPosition: p, PreparePosition: p}}
+	}
+	return &streams.AppendResp{Result: &streams.AppendResp_Success_{Success: success}}
+}

@@ -66,27 +66,15 @@ func (s *streamsService) Append(stream streams.Streams_AppendServer) error {
 		events = append(events, ev)
 	}
 	res, err := s.srv.store.Append(stream.Context(), name, exp, events)
-	var wev *storage.WrongExpectedVersionError
-	switch {
-	case errors.As(err, &wev):
-		return stream.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_WrongExpectedVersion_{
-			WrongExpectedVersion: wrongExpectedVersion(wev)}})
-	case err != nil:
+	if err != nil {
+		var wev *storage.WrongExpectedVersionError
+		if errors.As(err, &wev) {
+			return stream.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_WrongExpectedVersion_{
+				WrongExpectedVersion: wrongExpectedVersion(wev)}})
+		}
 		return s.srv.storeError(stream, name, err)
 	}
-	success := &streams.AppendResp_Success{}
-	if res.NoStream {
-		success.CurrentRevisionOption = &streams.AppendResp_Success_NoStream{NoStream: &shared.Empty{}}
-	} else {
-		success.CurrentRevisionOption = &streams.AppendResp_Success_CurrentRevision{CurrentRevision: uint64(res.Revision)}
-	}
-	if res.NoPosition {
-		success.PositionOption = &streams.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}}
-	} else {
-		p := uint64(res.Position)
-		success.PositionOption = &streams.AppendResp_Success_Position{Position: &streams.AppendResp_Position{CommitPosition: p, PreparePosition: p}}
-	}
-	return stream.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_Success_{Success: success}})
+	return stream.SendMsg(encodeAppendSuccess(res))
 }
 
 func checkStreamName(name string) error {
