@@ -169,16 +169,6 @@ type eventSchema struct {
 	upcasters map[int]Upcaster
 }
 
-func decoder[T EventData]() func([]byte) (EventData, error) {
-	return func(b []byte) (EventData, error) {
-		var v T
-		if err := json.Unmarshal(b, &v); err != nil {
-			return nil, err
-		}
-		return v, nil
-	}
-}
-
 // Codec encodes and decodes events. The zero value is not usable; use
 // NewCodec. Every event type is listed explicitly in NewCodec.
 type Codec struct {
@@ -188,26 +178,26 @@ type Codec struct {
 // NewCodec returns the codec for the current event schemas.
 func NewCodec() *Codec {
 	return &Codec{schemas: map[string]eventSchema{
-		EvtOrderPlaced:             {version: 1, decode: decoder[OrderPlaced]()},
-		EvtStockReserved:           {version: 1, decode: decoder[StockReserved]()},
-		EvtStockRejected:           {version: 1, decode: decoder[StockRejected]()},
-		EvtPaymentSucceeded:        {version: 1, decode: decoder[PaymentSucceeded]()},
-		EvtPaymentAmountMismatched: {version: 1, decode: decoder[PaymentAmountMismatched]()},
-		EvtPaymentFailed:           {version: 1, decode: decoder[PaymentFailed]()},
-		EvtOrderCancelled:          {version: 1, decode: decoder[OrderCancelled]()},
-		EvtOrderShipped: {version: 2, decode: decoder[OrderShipped](),
+		EvtOrderPlaced:             {version: 1, decode: fastDecoder(decodeOrderPlaced)},
+		EvtStockReserved:           {version: 1, decode: fastDecoder(emptyObject[StockReserved])},
+		EvtStockRejected:           {version: 1, decode: fastDecoder(decodeStockRejected)},
+		EvtPaymentSucceeded:        {version: 1, decode: fastDecoder(decodePaymentSucceeded)},
+		EvtPaymentAmountMismatched: {version: 1, decode: fastDecoder(decodePaymentAmountMismatched)},
+		EvtPaymentFailed:           {version: 1, decode: fastDecoder(decodePaymentFailed)},
+		EvtOrderCancelled:          {version: 1, decode: fastDecoder(decodeOrderCancelled)},
+		EvtOrderShipped: {version: 2, decode: fastDecoder(decodeOrderShipped),
 			upcasters: map[int]Upcaster{1: upcastOrderShippedV1}},
-		EvtOrderDelivered:  {version: 1, decode: decoder[OrderDelivered]()},
-		EvtOrderCompleted:  {version: 1, decode: decoder[OrderCompleted]()},
-		EvtRefundRequested: {version: 1, decode: decoder[RefundRequested]()},
-		EvtRefundCompleted: {version: 1, decode: decoder[RefundCompleted]()},
-		EvtRefundRejected:  {version: 1, decode: decoder[RefundRejected]()},
-		EvtOrderRefunded:   {version: 1, decode: decoder[OrderRefunded]()},
+		EvtOrderDelivered:  {version: 1, decode: fastDecoder(emptyObject[OrderDelivered])},
+		EvtOrderCompleted:  {version: 1, decode: fastDecoder(emptyObject[OrderCompleted])},
+		EvtRefundRequested: {version: 1, decode: fastDecoder(decodeRefundRequested)},
+		EvtRefundCompleted: {version: 1, decode: fastDecoder(decodeRefundCompleted)},
+		EvtRefundRejected:  {version: 1, decode: fastDecoder(decodeRefundRejected)},
+		EvtOrderRefunded:   {version: 1, decode: fastDecoder(decodeOrderRefunded)},
 
-		EvtInventoryAdded:     {version: 1, decode: decoder[InventoryAdded]()},
-		EvtInventoryReserved:  {version: 1, decode: decoder[InventoryReserved]()},
-		EvtInventoryReleased:  {version: 1, decode: decoder[InventoryReleased]()},
-		EvtInventoryCommitted: {version: 1, decode: decoder[InventoryCommitted]()},
+		EvtInventoryAdded:     {version: 1, decode: fastDecoder(decodeInventoryAdded)},
+		EvtInventoryReserved:  {version: 1, decode: fastDecoder(decodeInventoryReserved)},
+		EvtInventoryReleased:  {version: 1, decode: fastDecoder(decodeInventoryReleased)},
+		EvtInventoryCommitted: {version: 1, decode: fastDecoder(decodeInventoryCommitted)},
 	}}
 }
 
