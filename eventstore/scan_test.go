@@ -79,9 +79,12 @@ func TestScanAllMatchesReadAll(t *testing.T) {
 	noBounds.noBounds = true
 	big := defaultScanConfig()
 	big.window, big.interval, big.page = 32, 8, 257
-	configs := map[string]scanConfig{"tiny": tinyScan(), "one range": noBounds, "default": defaultScanConfig(), "256-record ranges": big}
+	tinySpaced, bigSpaced := tinyScan(), big
+	tinySpaced.spaced, bigSpaced.spaced = true, true
+	configs := map[string]scanConfig{"tiny": tinyScan(), "one range": noBounds, "default": defaultScanConfig(), "256-record ranges": big,
+		"tiny, spaced": tinySpaced, "256 positions a range": bigSpaced}
 	if testing.Short() { // the race detector makes the full matrix slow
-		configs = map[string]scanConfig{"tiny": tinyScan(), "256-record ranges": big}
+		configs = map[string]scanConfig{"tiny": tinyScan(), "256-record ranges": big, "tiny, spaced": tinySpaced}
 	}
 	mid := all[len(all)/2].Position
 	for name, cfg := range configs {
