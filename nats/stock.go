@@ -1,12 +1,11 @@
 package nats
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,66 +43,72 @@ type StockReply struct {
 	Error     *ErrorBody `json:"error,omitempty"`
 }
 
-// StockHandler is what the stock API needs.
+// StockHandler is what the stock API needs (commands.StockService).
 type StockHandler interface {
-	Execute(ctx context.Context, req commands.StockRequest) commands.StockResult
+	// Submit queues a command; done gets its result exactly once, and
+	// must neither block nor take long.
+	Submit(req commands.StockRequest, done func(commands.StockResult))
+	// Get returns a SKU's stock. Errors: *domain.Error for a bad SKU, else infrastructure.
 	Get(ctx context.Context, sku string) (domain.StockView, error)
 }
+
+// stockGetTimeout bounds a get; commands have no deadline here: the lane
+// answers each one, and a requester that gave up resends the command ID.
+const stockGetTimeout = 30 * time.Second
 
 // ServeStock answers the stock API. Several processes may serve it (a
 // queue group); each SKU then has one writer per process and the event
 // store's expected revision settles races between them.
+//
+// A request costs no goroutine of its own: the subscription's goroutine
+// decodes it and hands it to the SKU's lane, and the lane sends the reply
+// once the batch holding it is durable.
 func ServeStock(nc *natsgo.Conn, h StockHandler, log *slog.Logger) (*natsgo.Subscription, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return nc.QueueSubscribe(SubjectStockPrefix+">", "ordo-stock", func(m *natsgo.Msg) {
-		// Each request on its own goroutine: the lane batches concurrent ones.
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			reply := handleStock(ctx, h, m, log)
-			b, _ := json.Marshal(reply)
-			out := natsgo.NewMsg(m.Reply)
-			out.Data = b
-			status := 200
-			if reply.Error != nil {
-				status = domain.NATSStatus(domain.Code(reply.Error.Code))
-			}
-			out.Header.Set(HeaderStatus, fmt.Sprint(status))
-			if m.Reply != "" {
-				_ = m.RespondMsg(out)
-			}
-		}()
+		serveStock(nc, h, m, log)
 	})
 }
 
-func handleStock(ctx context.Context, h StockHandler, m *natsgo.Msg, log *slog.Logger) StockReply {
+func serveStock(nc *natsgo.Conn, h StockHandler, m *natsgo.Msg, log *slog.Logger) {
 	rest := strings.TrimPrefix(m.Subject, SubjectStockPrefix)
 	i := strings.LastIndexByte(rest, '.')
-	sku, op := rest[:i], rest[i+1:]
-	fail := func(err error) StockReply {
-		var de *domain.Error
-		if errors.As(err, &de) {
-			return StockReply{Error: &ErrorBody{Code: string(de.Code), Message: de.Message, Field: de.Field}}
-		}
-		log.Error("stock request", "sku", sku, "op", op, "err", err)
-		return StockReply{Error: &ErrorBody{Code: string(domain.CodeUnavailable), Message: "the stock could not be changed or read; retry with the same command_id"}}
-	}
+	sku, op := rest[:max(i, 0)], rest[i+1:]
 	if op == "get" {
-		v, err := h.Get(ctx, sku)
-		if err != nil {
-			return fail(err)
-		}
-		return StockReply{StockView: v}
+		go func() { // rare, and it waits: not on the subscription's goroutine
+			ctx, cancel := context.WithTimeout(context.Background(), stockGetTimeout)
+			defer cancel()
+			v, err := h.Get(ctx, sku)
+			if err != nil {
+				replyStock(nc, m.Reply, stockFailure(err, sku, op, log))
+				return
+			}
+			replyStock(nc, m.Reply, StockReply{StockView: v})
+		}()
+		return
 	}
-	var req StockRequest
-	if len(bytes.TrimSpace(m.Data)) > 0 {
-		d := json.NewDecoder(bytes.NewReader(m.Data))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&req); err != nil {
-			return fail(&domain.Error{Code: domain.CodeInvalidCommand, Message: "the body must be a JSON object: " + err.Error()})
+	req, err := stockCommand(sku, op, m.Data)
+	if err != nil {
+		replyStock(nc, m.Reply, stockFailure(err, sku, op, log))
+		return
+	}
+	reply := m.Reply
+	h.Submit(req, func(res commands.StockResult) {
+		if res.Err != nil {
+			replyStock(nc, reply, stockFailure(res.Err, sku, op, log))
+			return
 		}
+		replyStock(nc, reply, StockReply{StockView: res.Stock, CommandID: res.CommandID, Events: res.Events, Position: res.Position})
+	})
+}
+
+// stockCommand reads a stock command from its subject's op and its body.
+func stockCommand(sku, op string, body []byte) (commands.StockRequest, error) {
+	req, err := decodeStockRequest(body)
+	if err != nil {
+		return commands.StockRequest{}, &domain.Error{Code: domain.CodeInvalidCommand, Message: "the body must be a JSON object: " + err.Error()}
 	}
 	var cmd domain.StockCommand
 	switch op {
@@ -114,35 +119,63 @@ func handleStock(ctx context.Context, h StockHandler, m *natsgo.Msg, log *slog.L
 	case "release":
 		cmd = domain.ReleaseStock{SKU: sku, OrderID: req.OrderID}
 	default:
-		return fail(&domain.Error{Code: domain.CodeUnknownCommand, Message: fmt.Sprintf("unknown stock operation %q; use add, get, reserve or release", op)})
+		return commands.StockRequest{}, &domain.Error{Code: domain.CodeUnknownCommand, Message: fmt.Sprintf("unknown stock operation %q; use add, get, reserve or release", op)}
 	}
-	if req.CommandID == "" || !validCommandID(req.CommandID) {
-		return fail(&domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "is required: 1 to 128 letters, digits or - _ = ."})
+	if !validCommandID(req.CommandID) {
+		return commands.StockRequest{}, &domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "is required: 1 to 128 letters, digits or - _ = ."}
 	}
-	res := h.Execute(ctx, commands.StockRequest{CommandID: req.CommandID, CorrelationID: req.CommandID, Command: cmd})
-	if res.Err != nil {
-		return fail(res.Err)
-	}
-	return StockReply{StockView: res.Stock, CommandID: res.CommandID, Events: res.Events, Position: res.Position}
+	return commands.StockRequest{CommandID: req.CommandID, CorrelationID: req.CommandID, Command: cmd}, nil
 }
 
-// stockRequest sends one stock request and decodes the reply.
+// stockFailure is the reply to a refused or failed stock request.
+func stockFailure(err error, sku, op string, log *slog.Logger) StockReply {
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return StockReply{Error: &ErrorBody{Code: string(de.Code), Message: de.Message, Field: de.Field}}
+	}
+	log.Error("stock request", "sku", sku, "op", op, "err", err)
+	return StockReply{Error: &ErrorBody{Code: string(domain.CodeUnavailable), Message: "the stock could not be changed or read; retry with the same command_id"}}
+}
+
+// stockOK is the status header of every successful reply, shared: nats.go
+// only reads a message's header.
+var stockOK = natsgo.Header{HeaderStatus: []string{"200"}}
+
+// replyStock sends reply to a requester's inbox ("" when it wants none).
+func replyStock(nc *natsgo.Conn, inbox string, reply StockReply) {
+	if inbox == "" {
+		return
+	}
+	out := &natsgo.Msg{Subject: inbox, Data: marshalStockReply(reply), Header: stockOK}
+	if reply.Error != nil {
+		out.Header = natsgo.Header{HeaderStatus: []string{strconv.Itoa(domain.NATSStatus(domain.Code(reply.Error.Code)))}}
+	}
+	_ = nc.PublishMsg(out) // a lost reply is a timeout for the requester, who resends the command ID
+}
+
+// stockRequest sends one stock request and decodes the reply. With a
+// context that has no deadline and cannot be cancelled, it waits
+// ClientOptions.Timeout on nats.go's pooled timers instead of deriving a
+// context for every request.
 func (c *Client) stockRequest(ctx context.Context, sku, op string, req StockRequest) (StockReply, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
-		defer cancel()
+	subject, body := SubjectStockPrefix+sku+"."+op, marshalStockRequest(req)
+	var m *natsgo.Msg
+	var err error
+	if _, ok := ctx.Deadline(); ok || ctx.Done() != nil {
+		if !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+			defer cancel()
+		}
+		m, err = c.nc.RequestWithContext(ctx, subject, body)
+	} else {
+		m, err = c.nc.Request(subject, body, c.opts.Timeout)
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return StockReply{}, err
-	}
-	m, err := c.nc.RequestWithContext(ctx, SubjectStockPrefix+sku+"."+op, body)
 	if err != nil {
 		return StockReply{}, fmt.Errorf("stock %s %s: %w", op, sku, err)
 	}
 	var reply StockReply
-	if err := json.Unmarshal(m.Data, &reply); err != nil {
+	if err := unmarshalStockReply(m.Data, &reply); err != nil {
 		return StockReply{}, fmt.Errorf("stock %s %s: malformed reply: %w", op, sku, err)
 	}
 	if reply.Error != nil {

@@ -1,0 +1,96 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/domain"
+)
+
+// fakeStock answers Submit from its own goroutine, as a lane does, and
+// records what it was asked.
+type fakeStock struct {
+	mu   sync.Mutex
+	reqs []commands.StockRequest
+}
+
+func (f *fakeStock) Submit(req commands.StockRequest, done func(commands.StockResult)) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	if err := req.Command.Validate(); err != nil {
+		done(commands.StockResult{CommandID: req.CommandID, Err: err})
+		return
+	}
+	go done(commands.StockResult{CommandID: req.CommandID, Events: []string{domain.EvtInventoryReserved}, Position: 7,
+		Stock: domain.StockView{SKU: req.Command.StockSKU(), OnHand: 5, Reserved: 1, Available: 4, Revision: 3}})
+}
+
+func (f *fakeStock) Get(_ context.Context, sku string) (domain.StockView, error) {
+	if sku == "broken" {
+		return domain.StockView{}, errors.New("store down")
+	}
+	return domain.StockView{SKU: sku, OnHand: 5, Available: 5}, nil
+}
+
+// TestServeStock drives the stock API over NATS: replies carry the result
+// and the status header, refusals a stable code, and a body in any JSON
+// layout reaches the handler as the same command.
+func TestServeStock(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	h := &fakeStock{}
+	sub, err := ServeStock(nc, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c, err := NewClient(nc, ClientOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	order, cmd := uuid.NewString(), uuid.NewString()
+	r, err := c.ReserveStock(ctx, "sku-1", order, 1, cmd)
+	if err != nil || r.CommandID != cmd || r.Position != 7 || r.Available != 4 || len(r.Events) != 1 {
+		t.Fatalf("reserve: %+v, %v", r, err)
+	}
+	// A body written by another client: spaces and another field order.
+	m, err := nc.Request(SubjectStockPrefix+"sku-1.reserve", []byte(` { "quantity": 1, "order_id": "`+order+`", "command_id": "`+cmd+`" }`), 5*time.Second)
+	if err != nil || m.Header.Get(HeaderStatus) != "200" {
+		t.Fatalf("reserve with a spaced body: %v, status %q", err, m.Header.Get(HeaderStatus))
+	}
+	h.mu.Lock()
+	if len(h.reqs) != 2 || h.reqs[0] != h.reqs[1] || h.reqs[0].Command != (domain.ReserveStock{SKU: "sku-1", OrderID: order, Quantity: 1}) {
+		t.Fatalf("handler got %+v, want the same reservation twice", h.reqs)
+	}
+	h.mu.Unlock()
+	if _, err := c.ReserveStock(ctx, "sku-1", "not-a-uuid", 1, ""); !errors.Is(err, domain.ErrInvalidCommand) {
+		t.Fatalf("reserve for a bad order: %v, want invalid_command", err)
+	}
+	for _, tc := range []struct{ subject, body, code string }{
+		{SubjectStockPrefix + "sku-1.reserve", `{"command_id":"c","bogus":1}`, "invalid_command"},
+		{SubjectStockPrefix + "sku-1.reserve", `{"order_id":"` + order + `","quantity":1}`, "invalid_command"},
+		{SubjectStockPrefix + "sku-1.explode", `{}`, "unknown_command"},
+		{SubjectStockPrefix + "nodot", `{}`, "unknown_command"},
+		{SubjectStockPrefix + "broken.get", ``, "unavailable"},
+	} {
+		m, err := nc.Request(tc.subject, []byte(tc.body), 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.subject, tc.body, err)
+		}
+		var reply StockReply
+		if err := unmarshalStockReply(m.Data, &reply); err != nil || reply.Error == nil || reply.Error.Code != tc.code || m.Header.Get(HeaderStatus) == "200" {
+			t.Fatalf("%s %s: reply %s (%v), status %q; want code %s", tc.subject, tc.body, m.Data, err, m.Header.Get(HeaderStatus), tc.code)
+		}
+	}
+	if v, err := c.GetStock(ctx, "sku-1"); err != nil || v.OnHand != 5 {
+		t.Fatalf("get: %+v, %v", v, err)
+	}
+}
