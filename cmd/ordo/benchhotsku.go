@@ -243,17 +243,17 @@ func benchOrdoHotSKU(ctx context.Context, o hotSKUOptions, rep *hotSKUReport, st
 }
 
 // reserveOp reserves 1 unit for a fresh order per call. A request runs to
-// its end even when the run's time is up (it uses ctx, not the run's
-// context), so every reservation the service applied is counted; one whose
-// reply was lost is resent with the same command ID.
+// its end even when the run's time is up (it uses neither the run's context
+// nor ctx's cancellation, only the client's timeout of
+// hotSKURequestTimeout), so every reservation the service applied is
+// counted; one whose reply was lost is resent with the same command ID.
 func reserveOp(ctx context.Context, c *ordonats.Client, sku string, ok, ambiguous *atomic.Int64) func(context.Context, int, int) error {
+	rctx := context.WithoutCancel(ctx)
 	return func(_ context.Context, _, _ int) error {
 		order, cmd := uuid.NewString(), uuid.NewString()
 		var err error
 		for range hotSKUAttempts {
-			rctx, cancel := context.WithTimeout(ctx, hotSKURequestTimeout)
 			_, err = c.ReserveStock(rctx, sku, order, 1, cmd)
-			cancel()
 			var ce *ordonats.CommandError
 			switch {
 			case err == nil:
