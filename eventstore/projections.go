@@ -28,14 +28,15 @@ func (p ProjectionSource) SubscribeOrders(ctx context.Context, after uint64) (pr
 	return projectionFeed{sub}, nil
 }
 
-// ReadOrders implements projections.History with a plain read of $all.
+// ReadOrders implements projections.History with ScanAll: several reads
+// of $all at once, so the client's decoding runs on every core.
 func (p ProjectionSource) ReadOrders(ctx context.Context, after uint64, fn func(*projections.StoredEvent) error) error {
 	from := after
 	if after > 0 {
-		from = after + 1 // ReadAll's from is inclusive
+		from = after + 1 // ScanAll's from is inclusive
 	}
 	var se projections.StoredEvent // fn keeps none, so one will do
-	return p.Store.ReadAll(ctx, from, orderStreams, func(e RecordedEvent) error {
+	return p.Store.ScanAll(ctx, from, orderStreams, func(e RecordedEvent) error {
 		se = projections.StoredEvent{Stream: e.Stream, Revision: e.Revision, Position: e.Position,
 			Type: e.Type, Data: e.Data, Metadata: e.Metadata, Created: e.Created}
 		return fn(&se)
