@@ -79,56 +79,81 @@ func encodeEvent(r storage.Record) encodedEvent {
 	}
 	pos := uint64(r.Position)
 
-	var uuid []byte
-	uuid = protowire.AppendTag(uuid, fStructuredMost, protowire.VarintType)
-	uuid = protowire.AppendVarint(uuid, binary.BigEndian.Uint64(r.ID[:8]))
-	uuid = protowire.AppendTag(uuid, fStructuredLeast, protowire.VarintType)
-	uuid = protowire.AppendVarint(uuid, binary.BigEndian.Uint64(r.ID[8:]))
+	created := strconv.FormatInt(r.Created.UnixNano()/100, 10)
+	meta := [3][2]string{{"type", r.Type}, {"content-type", ct}, {"created", created}}
+	most, least := binary.BigEndian.Uint64(r.ID[:8]), binary.BigEndian.Uint64(r.ID[8:])
 
-	rec := make([]byte, 0, 160+len(r.Stream)+len(r.Type)+len(r.Data)+len(r.CustomMetadata))
-	rec = protowire.AppendTag(rec, fRecordedID, protowire.BytesType)
-	rec = protowire.AppendVarint(rec, uint64(protowire.SizeTag(fUUIDStructured)+protowire.SizeBytes(len(uuid))))
-	rec = protowire.AppendTag(rec, fUUIDStructured, protowire.BytesType)
-	rec = protowire.AppendBytes(rec, uuid)
-	rec = protowire.AppendTag(rec, fRecordedStream, protowire.BytesType)
-	rec = protowire.AppendVarint(rec, uint64(protowire.SizeTag(fStreamName)+protowire.SizeBytes(len(r.Stream))))
-	rec = protowire.AppendTag(rec, fStreamName, protowire.BytesType)
-	rec = protowire.AppendString(rec, r.Stream)
+	// Sizes first, so the message is written into one allocation.
+	uuidSize := protowire.SizeTag(fStructuredMost) + protowire.SizeVarint(most) +
+		protowire.SizeTag(fStructuredLeast) + protowire.SizeVarint(least)
+	idSize := protowire.SizeTag(fUUIDStructured) + protowire.SizeBytes(uuidSize)
+	streamSize := protowire.SizeTag(fStreamName) + protowire.SizeBytes(len(r.Stream))
+	recSize := protowire.SizeTag(fRecordedID) + protowire.SizeBytes(idSize) +
+		protowire.SizeTag(fRecordedStream) + protowire.SizeBytes(streamSize)
 	if r.Revision != 0 {
-		rec = protowire.AppendTag(rec, fRecordedRevision, protowire.VarintType)
-		rec = protowire.AppendVarint(rec, uint64(r.Revision))
+		recSize += protowire.SizeTag(fRecordedRevision) + protowire.SizeVarint(uint64(r.Revision))
 	}
 	if pos != 0 {
-		rec = protowire.AppendTag(rec, fRecordedPrepare, protowire.VarintType)
-		rec = protowire.AppendVarint(rec, pos)
-		rec = protowire.AppendTag(rec, fRecordedCommit, protowire.VarintType)
-		rec = protowire.AppendVarint(rec, pos)
+		recSize += protowire.SizeTag(fRecordedPrepare) + protowire.SizeTag(fRecordedCommit) + 2*protowire.SizeVarint(pos)
 	}
-	for _, kv := range [3][2]string{{"type", r.Type}, {"content-type", ct}, {"created", strconv.FormatInt(r.Created.UnixNano()/100, 10)}} {
-		size := protowire.SizeTag(fMapKey) + protowire.SizeBytes(len(kv[0])) + protowire.SizeTag(fMapValue) + protowire.SizeBytes(len(kv[1]))
-		rec = protowire.AppendTag(rec, fRecordedMetadata, protowire.BytesType)
-		rec = protowire.AppendVarint(rec, uint64(size))
-		rec = protowire.AppendTag(rec, fMapKey, protowire.BytesType)
-		rec = protowire.AppendString(rec, kv[0])
-		rec = protowire.AppendTag(rec, fMapValue, protowire.BytesType)
-		rec = protowire.AppendString(rec, kv[1])
+	var entrySize [3]int
+	for i, kv := range meta {
+		entrySize[i] = protowire.SizeTag(fMapKey) + protowire.SizeBytes(len(kv[0])) + protowire.SizeTag(fMapValue) + protowire.SizeBytes(len(kv[1]))
+		recSize += protowire.SizeTag(fRecordedMetadata) + protowire.SizeBytes(entrySize[i])
 	}
 	if len(r.CustomMetadata) > 0 {
-		rec = protowire.AppendTag(rec, fRecordedCustomMetadata, protowire.BytesType)
-		rec = protowire.AppendBytes(rec, r.CustomMetadata)
+		recSize += protowire.SizeTag(fRecordedCustomMetadata) + protowire.SizeBytes(len(r.CustomMetadata))
 	}
 	if len(r.Data) > 0 {
-		rec = protowire.AppendTag(rec, fRecordedData, protowire.BytesType)
-		rec = protowire.AppendBytes(rec, r.Data)
+		recSize += protowire.SizeTag(fRecordedData) + protowire.SizeBytes(len(r.Data))
 	}
-
-	readEventSize := protowire.SizeTag(fReadEventEvent) + protowire.SizeBytes(len(rec)) +
+	readEventSize := protowire.SizeTag(fReadEventEvent) + protowire.SizeBytes(recSize) +
 		protowire.SizeTag(fReadEventCommit) + protowire.SizeVarint(pos)
+
 	out := make([]byte, 0, protowire.SizeTag(fReadRespEvent)+protowire.SizeBytes(readEventSize))
 	out = protowire.AppendTag(out, fReadRespEvent, protowire.BytesType)
 	out = protowire.AppendVarint(out, uint64(readEventSize))
 	out = protowire.AppendTag(out, fReadEventEvent, protowire.BytesType)
-	out = protowire.AppendBytes(out, rec)
+	out = protowire.AppendVarint(out, uint64(recSize))
+
+	out = protowire.AppendTag(out, fRecordedID, protowire.BytesType)
+	out = protowire.AppendVarint(out, uint64(idSize))
+	out = protowire.AppendTag(out, fUUIDStructured, protowire.BytesType)
+	out = protowire.AppendVarint(out, uint64(uuidSize))
+	out = protowire.AppendTag(out, fStructuredMost, protowire.VarintType)
+	out = protowire.AppendVarint(out, most)
+	out = protowire.AppendTag(out, fStructuredLeast, protowire.VarintType)
+	out = protowire.AppendVarint(out, least)
+	out = protowire.AppendTag(out, fRecordedStream, protowire.BytesType)
+	out = protowire.AppendVarint(out, uint64(streamSize))
+	out = protowire.AppendTag(out, fStreamName, protowire.BytesType)
+	out = protowire.AppendString(out, r.Stream)
+	if r.Revision != 0 {
+		out = protowire.AppendTag(out, fRecordedRevision, protowire.VarintType)
+		out = protowire.AppendVarint(out, uint64(r.Revision))
+	}
+	if pos != 0 {
+		out = protowire.AppendTag(out, fRecordedPrepare, protowire.VarintType)
+		out = protowire.AppendVarint(out, pos)
+		out = protowire.AppendTag(out, fRecordedCommit, protowire.VarintType)
+		out = protowire.AppendVarint(out, pos)
+	}
+	for i, kv := range meta {
+		out = protowire.AppendTag(out, fRecordedMetadata, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(entrySize[i]))
+		out = protowire.AppendTag(out, fMapKey, protowire.BytesType)
+		out = protowire.AppendString(out, kv[0])
+		out = protowire.AppendTag(out, fMapValue, protowire.BytesType)
+		out = protowire.AppendString(out, kv[1])
+	}
+	if len(r.CustomMetadata) > 0 {
+		out = protowire.AppendTag(out, fRecordedCustomMetadata, protowire.BytesType)
+		out = protowire.AppendBytes(out, r.CustomMetadata)
+	}
+	if len(r.Data) > 0 {
+		out = protowire.AppendTag(out, fRecordedData, protowire.BytesType)
+		out = protowire.AppendBytes(out, r.Data)
+	}
 	// The oneof member is set even when zero, so it is always written.
 	out = protowire.AppendTag(out, fReadEventCommit, protowire.VarintType)
 	out = protowire.AppendVarint(out, pos)

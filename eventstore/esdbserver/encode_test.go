@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
@@ -34,10 +35,33 @@ func TestEncodeEventMatchesProto(t *testing.T) {
 	}
 }
 
+// FuzzEncodeEvent holds encodeEvent to the generated message for any
+// record (stream names and types must be valid UTF-8, as stored ones are).
+func FuzzEncodeEvent(f *testing.F) {
+	f.Add(uint64(1), "order-1", uint64(0), []byte("0123456789abcdef"), "OrderPlaced", true, int64(1764581400), []byte(`{"a":1}`), []byte(`{}`))
+	f.Add(uint64(0), "", uint64(1<<63-1), []byte{}, "", false, int64(-1), []byte(nil), make([]byte, 200))
+	f.Fuzz(func(t *testing.T, pos uint64, stream string, rev uint64, id []byte, typ string, isJSON bool, created int64, data, meta []byte) {
+		if !utf8.ValidString(stream) || !utf8.ValidString(typ) {
+			t.Skip()
+		}
+		r := storage.Record{Position: storage.Position(pos), Stream: stream, Revision: storage.Revision(rev), Type: typ,
+			IsJSON: isJSON, Created: time.Unix(0, created), Data: data, CustomMetadata: meta}
+		copy(r.ID[:], id)
+		var got streams.ReadResp
+		if err := proto.Unmarshal(encodeEvent(r), &got); err != nil {
+			t.Fatalf("%+v: %v", r, err)
+		}
+		if want := eventResp(r); !proto.Equal(&got, want) {
+			t.Fatalf("hand-encoded %v\nwant        %v", &got, want)
+		}
+	})
+}
+
 func BenchmarkEncodeEvent(b *testing.B) {
 	r := storage.Record{Position: 123456, Stream: "order-0b6f7c1e-3f4a-4a53-9a7e-2f1f5d0c9b1a", Revision: 4, Type: "PaymentSucceeded", IsJSON: true,
 		Created: time.Now(), Data: make([]byte, 120), CustomMetadata: make([]byte, 180)}
 	b.Run("hand", func(b *testing.B) {
+		b.ReportAllocs()
 		for b.Loop() {
 			_ = encodeEvent(r)
 		}
