@@ -97,6 +97,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// are busy (appends wait for their fsync), grpc starts a goroutine
 		// as before.
 		grpc.NumStreamWorkers(streamWorkers),
+		// Static receive windows: grpc-go otherwise estimates the
+		// bandwidth-delay product with a PING per burst of received data,
+		// extra frames on every append's round trip.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(16<<20),
 	)
 	streams.RegisterStreamsServer(s.grpc, &streamsService{srv: s})
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, &featuresService{})
