@@ -20,6 +20,9 @@ type batch struct {
 	ctx   context.Context
 	tx    *sql.Tx
 	stmts *statements
+	// bulkInsert, if set, writes the rows the batch creates instead of
+	// multi-row INSERTs (PostgreSQL's COPY, in a rebuild's bulk load).
+	bulkInsert func(t table, rows [][]any) error
 
 	orders         map[string]*orderView
 	touched        []*orderView // in first-touch order, for deterministic writes
@@ -214,6 +217,12 @@ func (b *batch) flush() error {
 		rows   [][]any
 		upsert bool
 	}{{orderViewsTable, orders, false}, {orderViewsTable, orderUpdates, true}, {refundsTable, refunds, false}, {refundsTable, refundUpdates, true}} {
+		if !w.upsert && b.bulkInsert != nil && len(w.rows) > 0 {
+			if err := b.bulkInsert(w.t, w.rows); err != nil {
+				return fmt.Errorf("write %s: %w", w.t.name, err)
+			}
+			continue
+		}
 		if err := b.write(w.t, w.rows, w.upsert); err != nil {
 			return err
 		}

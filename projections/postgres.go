@@ -26,6 +26,24 @@ func IsPostgresDSN(dsn string) bool {
 var postgresDialect = dialect{
 	ddl:         strings.NewReplacer(" TEXT ", ` TEXT COLLATE "C" `, ") WITHOUT ROWID", ")").Replace,
 	tableExists: `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`,
+	copyRows:    copyRows,
+}
+
+// copyRows inserts rows into t with COPY, on conn's pgx connection and
+// inside the transaction open on it: one round trip and no SQL to parse
+// for any number of rows, where multi-row INSERTs take one per 256 rows.
+func copyRows(ctx context.Context, conn *sql.Conn, t table, rows [][]any) error {
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(rebindConn)
+		if !ok {
+			return fmt.Errorf("COPY needs a pgx connection, got a %T", dc)
+		}
+		n, err := c.Conn.Conn().CopyFrom(ctx, pgx.Identifier{t.name}, t.cols, pgx.CopyFromRows(rows))
+		if err == nil && n != int64(len(rows)) {
+			err = fmt.Errorf("COPY wrote %d of %d rows", n, len(rows))
+		}
+		return err
+	})
 }
 
 // openPostgres opens (creating if needed) the read models in schema of the

@@ -57,7 +57,7 @@ func (r *Runner) load(ctx context.Context, h History) error {
 	var applyErr error
 	for chunk := range chunks {
 		if applyErr == nil {
-			applyErr = r.applyBatch(ctx, chunk)
+			applyErr = r.applyItems(ctx, chunk, true)
 			if applyErr != nil {
 				cancel() // and drain what the reader had queued
 			}

@@ -174,6 +174,12 @@ func eventItem(e *StoredEvent) item {
 
 // applyBatch applies events and advances the checkpoint in one transaction.
 func (r *Runner) applyBatch(ctx context.Context, items []item) error {
+	return r.applyItems(ctx, items, false)
+}
+
+// applyItems is applyBatch; with bulk, the rows the batch creates may be
+// written in the database's bulk form (see Store.begin).
+func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error {
 	var pos uint64
 	var n int64
 	var last time.Time
@@ -193,12 +199,15 @@ func (r *Runner) applyBatch(ctx context.Context, items []item) error {
 		}
 		return nil
 	}
-	tx, err := r.store.db.BeginTx(ctx, nil)
+	tx, bulkInsert, release, err := r.store.begin(ctx, bulk)
 	if err != nil {
 		return err
 	}
+	defer release()
 	defer tx.Rollback()
-	if err := newBatch(ctx, tx, r.store.stmts).applyAll(changes); err != nil {
+	b := newBatch(ctx, tx, r.store.stmts)
+	b.bulkInsert = bulkInsert
+	if err := b.applyAll(changes); err != nil {
 		return err
 	}
 	now := time.Now().UTC()

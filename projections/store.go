@@ -33,6 +33,30 @@ type dialect struct {
 	ddl func(string) string
 	// tableExists counts the tables named by its one parameter.
 	tableExists string
+	// copyRows, if set, inserts rows into t through the connection under a
+	// transaction of it, in the database's bulk form.
+	copyRows func(ctx context.Context, conn *sql.Conn, t table, rows [][]any) error
+}
+
+// begin starts a transaction for a batch. With bulk, on a database that
+// has a bulk form of INSERT, it also returns a function that inserts rows
+// that way inside the transaction (nil otherwise). release must be called
+// once the transaction has ended.
+func (s *Store) begin(ctx context.Context, bulk bool) (tx *sql.Tx, bulkInsert func(table, [][]any) error, release func(), err error) {
+	if !bulk || s.dialect.copyRows == nil {
+		tx, err = s.db.BeginTx(ctx, nil)
+		return tx, nil, func() {}, err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if tx, err = conn.BeginTx(ctx, nil); err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	bulkInsert = func(t table, rows [][]any) error { return s.dialect.copyRows(ctx, conn, t, rows) }
+	return tx, bulkInsert, func() { conn.Close() }, nil
 }
 
 var sqliteDialect = dialect{
