@@ -8,7 +8,8 @@ import (
 // History is what a Source may offer besides its subscription: a bulk
 // read of the stored order events. A rebuild reads the history once, from
 // its checkpoint to the head, and a plain read is cheaper than a
-// subscription's catch-up (no filter checkpoints, no switch to live).
+// subscription's catch-up (no filter checkpoints, no switch to live) and
+// may read several ranges of the log at once.
 type History interface {
 	// ReadOrders calls fn for every order-stream event after position
 	// after (exclusive; 0 reads from the start), in $all order, up to the
