@@ -19,6 +19,9 @@ import (
 // increase in commit order and stay below 2^63.
 type Position uint64
 
+// maxPosition is beyond every record: the writer's bound for its own reads.
+const maxPosition Position = 1<<64 - 1
+
 // Revision is an event's number within its stream: 0, 1, 2, …
 type Revision uint64
 

@@ -257,7 +257,7 @@ func (s *Store) state(stream string) (*streamState, error) {
 	if st, ok := s.states[stream]; ok {
 		return st, nil
 	}
-	st, err := s.loadState(stream)
+	st, err := s.loadState(stream, maxPosition)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,9 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 	if err := s.checkContext(ctx); err != nil {
 		return err
 	}
-	st, err := s.loadState(stream)
+	// Only durable records are read (see loadState).
+	head := s.Head()
+	st, err := s.loadState(stream, head)
 	if err != nil {
 		return err
 	}
@@ -71,7 +73,15 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 				return err
 			}
 		}
-		r, err := s.get(Position(beUint64(it.Value())))
+		pos := Position(beUint64(it.Value()))
+		if pos > head {
+			// Revisions and positions of one stream grow together.
+			if dir == Forwards {
+				break
+			}
+			continue
+		}
+		r, err := s.get(pos)
 		if err != nil {
 			return err
 		}

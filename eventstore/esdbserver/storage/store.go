@@ -195,9 +195,13 @@ func (s *Store) get(p Position) (Record, error) {
 	return decodeRecord(p, v)
 }
 
-// loadState reads a stream's state from disk: its last revision, whether it
-// is tombstoned, and the metadata that affects it.
-func (s *Store) loadState(stream string) (*streamState, error) {
+// loadState reads a stream's state from disk as of position upTo: its last
+// revision, whether it is tombstoned, and the metadata that affects it.
+// Readers pass the durable head: pebble makes a batch visible before its
+// WAL sync returns, so records beyond the head may still be lost in a crash
+// and must not be seen. The writer, which has no batch in flight when it
+// loads a state, passes maxPosition.
+func (s *Store) loadState(stream string, upTo Position) (*streamState, error) {
 	st := &streamState{last: -1}
 	lower, upper := streamBounds(stream)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -206,6 +210,9 @@ func (s *Store) loadState(stream string) (*streamState, error) {
 	}
 	defer it.Close()
 	for ok := it.Last(); ok; ok = it.Prev() {
+		if Position(beUint64(it.Value())) > upTo {
+			continue
+		}
 		rev := revFromStreamKey(it.Key())
 		if rev == TombstoneRevision {
 			st.tombstoned = true
@@ -218,7 +225,7 @@ func (s *Store) loadState(stream string) (*streamState, error) {
 		return nil, err
 	}
 	if !isMetastream(stream) {
-		m, err := s.loadMeta(stream)
+		m, err := s.loadMeta(stream, upTo)
 		if err != nil {
 			return nil, err
 		}
@@ -227,15 +234,20 @@ func (s *Store) loadState(stream string) (*streamState, error) {
 	return st, nil
 }
 
-// loadMeta reads the latest metadata of stream from its metastream.
-func (s *Store) loadMeta(stream string) (streamMeta, error) {
+// loadMeta reads the latest metadata of stream from its metastream, as of
+// position upTo.
+func (s *Store) loadMeta(stream string, upTo Position) (streamMeta, error) {
 	lower, upper := streamBounds(metastreamOf(stream))
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return streamMeta{}, err
 	}
 	defer it.Close()
-	if !it.Last() {
+	ok := it.Last()
+	for ok && Position(beUint64(it.Value())) > upTo {
+		ok = it.Prev()
+	}
+	if !ok {
 		return streamMeta{}, it.Error()
 	}
 	r, err := s.get(Position(beUint64(it.Value())))

@@ -100,7 +100,7 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, opts Subscri
 	switch {
 	case opts.FromEnd:
 		sub.last = s.Head()
-		st, err := s.loadState(stream)
+		st, err := s.loadState(stream, sub.last)
 		if err != nil {
 			return nil, err
 		}
