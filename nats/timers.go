@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -29,13 +30,20 @@ const (
 )
 
 // PaymentTimers schedules ExpirePayment commands through JetStream message
-// schedules; it implements commands.PaymentTimers.
+// schedules; it implements commands.PaymentTimers. Use it by pointer.
 type PaymentTimers struct {
 	JS jetstream.JetStream
+
+	// stream is the command stream's handle, looked up on the first Cancel:
+	// looking it up costs a STREAM.INFO round trip, which every confirmed
+	// payment paid before. The handle only carries the stream's name, so it
+	// stays valid if the stream is recreated.
+	mu     sync.Mutex
+	stream jetstream.Stream
 }
 
 // Schedule starts (or replaces) the order's timer.
-func (t PaymentTimers) Schedule(ctx context.Context, cmd domain.ExpirePayment, commandID string) error {
+func (t *PaymentTimers) Schedule(ctx context.Context, cmd domain.ExpirePayment, commandID string) error {
 	body, err := json.Marshal(cmd)
 	if err != nil {
 		return err
@@ -57,14 +65,27 @@ func (t PaymentTimers) Schedule(ctx context.Context, cmd domain.ExpirePayment, c
 }
 
 // Cancel removes the order's timer if it has not fired.
-func (t PaymentTimers) Cancel(ctx context.Context, orderID string) error {
-	s, err := t.JS.Stream(ctx, StreamCommands)
+func (t *PaymentTimers) Cancel(ctx context.Context, orderID string) error {
+	s, err := t.commandStream(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("cancel the payment timer of order %s: %w", orderID, err)
 	}
 	err = s.Purge(ctx, jetstream.WithPurgeSubject(SubjectTimerPrefix+orderID))
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("cancel the payment timer of order %s: %w", orderID, err)
 	}
 	return nil
+}
+
+func (t *PaymentTimers) commandStream(ctx context.Context) (jetstream.Stream, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stream == nil {
+		s, err := t.JS.Stream(ctx, StreamCommands)
+		if err != nil {
+			return nil, err
+		}
+		t.stream = s
+	}
+	return t.stream, nil
 }

@@ -37,7 +37,7 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 		return fmt.Errorf("serve the stock API: %w", err)
 	}
 	s.stockSub = sub
-	saga := commands.NewSaga(orders, s.stock, ordonats.PaymentTimers{JS: mustJS(s.nc)}, eventstore.SagaSource{Store: s.store},
+	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, eventstore.SagaSource{Store: s.store},
 		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
 		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
 	s.saga = saga
