@@ -26,7 +26,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"does the rebuild and its API keeps serving the old read models until the swap;\n"+
 			"otherwise the rebuild runs here. Ctrl-C stops it, leaves the live read models\n"+
 			"untouched, and the next `ordo replay` resumes where it stopped (--restart starts over).\n"+
-			"Projections: "+projections.Name+" (order summaries, payments, shipments, refunds).",
+			"Projections: "+projections.Name+" (order summaries, payments, shipments, refunds).\n"+
+			"A local rebuild runs the garbage collector less often than Go's default (GOGC=400);\n"+
+			"set GOGC (e.g. GOGC=100) to choose.",
 		[]string{"ordo replay --all", "ordo replay --projection orders --restart", "ordo replay --all --data /var/lib/ordo"}, stderr)
 	sf.register(fs)
 	name := fs.String("projection", "", "the projection to rebuild: "+projections.Name)
@@ -81,6 +83,7 @@ func replayLocal(ctx context.Context, sf *storeFlags, dsn string, opts projectio
 		return err
 	}
 	defer m.Close()
+	defer gcForPass()()
 	prog := newProgress(stderr, "replay "+projections.Name, opts.From, head)
 	var last projections.RebuildProgress
 	opts.Interval = replayReport.interval
