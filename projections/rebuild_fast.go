@@ -36,16 +36,10 @@ var (
 // last chunk, and Run takes over from where it ends. An event that cannot
 // be applied stops the projection, as in Run.
 func (r *Runner) load(ctx context.Context, h History) error {
-	st, err := r.store.state(ctx, Name)
+	st, err := r.start(ctx)
 	if err != nil {
 		return err
 	}
-	if st.Error != "" {
-		r.setStatus(func(s *Status) { *s = st; s.Running = false })
-		return fmt.Errorf("projection %s stopped earlier: %s; fix the cause and clear it (rebuild) to resume", Name, st.Error)
-	}
-	st.Position = max(st.Position, r.from)
-	r.setStatus(func(s *Status) { *s = st; s.Running = true })
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()

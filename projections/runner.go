@@ -83,19 +83,30 @@ func NewRunner(store *Store, src Source, log *slog.Logger) *Runner {
 	return &Runner{store: store, src: src, log: log, batch: 4096, status: Status{Name: Name}, moved: make(chan struct{})}
 }
 
-// Run applies events until ctx ends (returning nil) or an event cannot be
-// applied (returning the error, which stays visible in Status).
-func (r *Runner) Run(ctx context.Context) error {
+// start reads the projection's stored status and marks it running from
+// its checkpoint (or the runner's starting position, whichever is later).
+// A projection stopped by an event it could not apply stays stopped.
+func (r *Runner) start(ctx context.Context) (Status, error) {
 	st, err := r.store.state(ctx, Name)
 	if err != nil {
-		return err
+		return Status{}, err
 	}
 	if st.Error != "" {
 		r.setStatus(func(s *Status) { *s = st; s.Running = false })
-		return fmt.Errorf("projection %s stopped earlier: %s; fix the cause and clear it (rebuild) to resume", Name, st.Error)
+		return Status{}, fmt.Errorf("projection %s stopped earlier: %s; fix the cause and clear it (rebuild) to resume", Name, st.Error)
 	}
 	st.Position = max(st.Position, r.from)
 	r.setStatus(func(s *Status) { *s = st; s.Running = true })
+	return st, nil
+}
+
+// Run applies events until ctx ends (returning nil) or an event cannot be
+// applied (returning the error, which stays visible in Status).
+func (r *Runner) Run(ctx context.Context) error {
+	st, err := r.start(ctx)
+	if err != nil {
+		return err
+	}
 	feed, err := r.src.SubscribeOrders(ctx, st.Position)
 	if err != nil {
 		if ctx.Err() != nil {
