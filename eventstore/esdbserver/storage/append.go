@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -174,41 +175,41 @@ func (s *Store) fill(group []*writeReq) []*writeReq {
 
 // pendingWrite is a decided write waiting for the group's sync.
 type pendingWrite struct {
-	req     *writeReq
-	records []Record
-	res     AppendResult
-	err     error
+	req *writeReq
+	res AppendResult
+	err error
 }
 
 // commitGroup decides every request in order, writes all accepted records
 // in one batch, syncs it once, then publishes and answers.
+//
+// It allocates nothing per record: the decided records go to a slice the
+// writer reuses (s.all), and keys and values are encoded into scratch
+// buffers the batch copies from. The log entries go into the batch in
+// position order and the stream index entries after them, sorted: pebble
+// inserts a batch into the memtable's skiplist in batch order and starts
+// each search from where the previous one ended, so ordered keys skip most
+// of the descent the alternating log and index keys each paid in full.
 func (s *Store) commitGroup(group []*writeReq) {
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	defer clear(s.group)
 	head := s.Head()
 	next := head + 1
 	now := s.now().UTC()
-	pending := make([]pendingWrite, len(group))
-	var all []Record
-	for i, req := range group {
-		pw := &pending[i]
-		pw.req = req
+	s.all = s.all[:0]
+	pending := s.pending[:0]
+	for _, req := range group {
 		recs, res, err := s.decide(req, next, now)
-		pw.res, pw.err = res, err
-		if err != nil || len(recs) == 0 {
-			continue
-		}
-		for j := range recs {
-			r := &recs[j]
-			_ = batch.Set(logKey(r.Position), encodeRecord(r), nil)
-			_ = batch.Set(streamKey(r.Stream, r.Revision), binary.BigEndian.AppendUint64(nil, uint64(r.Position)), nil)
-		}
+		pending = append(pending, pendingWrite{req: req, res: res, err: err})
 		next += Position(len(recs))
-		pw.records = recs
-		all = append(all, recs...)
 	}
+	s.pending = pending
+	all := s.all
+	// Drop the requests and records (and so the events' data) once answered.
+	defer clear(pending)
+	defer clear(all)
 	if len(all) > 0 {
+		s.writeBatch(batch, all)
 		if err := batch.Commit(pebble.Sync); err != nil {
 			// Nothing of the group is acknowledged; forget the decisions the
 			// writer cached, since they assumed this batch.
@@ -228,6 +229,49 @@ func (s *Store) commitGroup(group []*writeReq) {
 	s.answer(pending)
 }
 
+// writeBatch adds the records' log entries, then their stream index
+// entries in key order, to batch (see commitGroup).
+func (s *Store) writeBatch(batch *pebble.Batch, all []Record) {
+	buf := s.scratch[:0]
+	for i := range all {
+		r := &all[i]
+		buf = appendLogKey(buf[:0], r.Position)
+		k := len(buf)
+		buf = appendRecord(buf, r)
+		_ = batch.Set(buf[:k], buf[k:], nil)
+	}
+	// Index entries: key then the 8-byte position, back to back in idx.
+	idx := s.index[:0]
+	ents := s.entries[:0]
+	for i := range all {
+		r := &all[i]
+		start := len(idx)
+		idx = appendStreamKey(idx, r.Stream, r.Revision)
+		ents = append(ents, indexEntry{start: start, key: len(idx) - start})
+		idx = binary.BigEndian.AppendUint64(idx, uint64(r.Position))
+	}
+	slices.SortStableFunc(ents, func(a, b indexEntry) int {
+		return bytes.Compare(idx[a.start:a.start+a.key], idx[b.start:b.start+b.key])
+	})
+	for _, e := range ents {
+		_ = batch.Set(idx[e.start:e.start+e.key], idx[e.start+e.key:e.start+e.key+8], nil)
+	}
+	// One large event must not pin its size in memory for good.
+	if cap(buf) > maxScratch {
+		buf = nil
+	}
+	if cap(idx) > maxScratch {
+		idx = nil
+	}
+	s.scratch, s.index, s.entries = buf, idx, ents
+}
+
+// maxScratch is the largest encoding buffer the writer keeps between groups.
+const maxScratch = 64 << 10
+
+// indexEntry locates one stream index entry in the writer's index buffer.
+type indexEntry struct{ start, key int }
+
 func (s *Store) answer(pending []pendingWrite) {
 	for i := range pending {
 		pending[i].req.done <- writeResult{res: pending[i].res, err: pending[i].err}
@@ -235,11 +279,16 @@ func (s *Store) answer(pending []pendingWrite) {
 }
 
 // publish makes committed records visible: it advances the head and hands
-// the records to live subscribers without ever waiting for them.
+// the records to live subscribers without ever waiting for them. recs is
+// the writer's buffer, so subscribers get a copy of it.
 func (s *Store) publish(recs []Record) {
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
 	s.head.Store(uint64(recs[len(recs)-1].Position))
+	if len(s.subs) == 0 {
+		return
+	}
+	recs = slices.Clone(recs)
 	for sub, ch := range s.subs {
 		select {
 		case ch <- recs:
@@ -268,8 +317,9 @@ func (s *Store) state(stream string) (*streamState, error) {
 	return st, nil
 }
 
-// decide applies the expected-revision and idempotency rules to one write
-// and returns the records to append (positions from next on).
+// decide applies the expected-revision and idempotency rules to one write.
+// It appends the records to write (positions from next on) to s.all and
+// returns them, a tail of s.all.
 func (s *Store) decide(req *writeReq, next Position, now time.Time) ([]Record, AppendResult, error) {
 	st, err := s.state(req.stream)
 	if err != nil {
@@ -290,11 +340,12 @@ func (s *Store) decide(req *writeReq, next Position, now time.Time) ([]Record, A
 	if len(req.events) == 0 {
 		return nil, currentResult(st), nil
 	}
-	recs := make([]Record, len(req.events))
+	start := len(s.all)
 	for i, e := range req.events {
-		recs[i] = Record{Position: next + Position(i), Stream: req.stream, Revision: Revision(st.last + 1 + int64(i)),
-			ID: e.ID, Type: e.Type, IsJSON: e.IsJSON, Created: now, Data: e.Data, CustomMetadata: e.CustomMetadata}
+		s.all = append(s.all, Record{Position: next + Position(i), Stream: req.stream, Revision: Revision(st.last + 1 + int64(i)),
+			ID: e.ID, Type: e.Type, IsJSON: e.IsJSON, Created: now, Data: e.Data, CustomMetadata: e.CustomMetadata})
 	}
+	recs := s.all[start:]
 	s.accept(st, recs)
 	last := recs[len(recs)-1]
 	return recs, AppendResult{Revision: last.Revision, Position: last.Position}, nil
@@ -309,7 +360,6 @@ func (s *Store) accept(st *streamState, recs []Record) {
 	}
 	for _, r := range recs {
 		s.recent[r.ID] = recentID{stream: r.Stream, rev: r.Revision}
-		s.group[streamRev{r.Stream, r.Revision}] = r
 	}
 	if isMetastream(last.Stream) {
 		if target, ok := s.states[last.Stream[2:]]; ok {
@@ -408,10 +458,13 @@ func (s *Store) recentRepeat(req *writeReq, st *streamState) (AppendResult, bool
 }
 
 // writerRecordAt is recordAt for the writer, which also sees the records
-// decided earlier in the group it is building.
+// decided earlier in the group it is building. Only retries and deletes
+// look, so a scan of the group beats indexing every record.
 func (s *Store) writerRecordAt(stream string, rev Revision) (Record, error) {
-	if r, ok := s.group[streamRev{stream, rev}]; ok {
-		return r, nil
+	for i := len(s.all) - 1; i >= 0; i-- {
+		if r := &s.all[i]; r.Revision == rev && r.Stream == stream {
+			return *r, nil
+		}
 	}
 	return s.recordAt(stream, rev)
 }
@@ -444,7 +497,8 @@ func (s *Store) decideDelete(req *writeReq, st *streamState, next Position, now 
 	}
 	rec := Record{Position: next, Stream: metastreamOf(req.stream), Revision: Revision(mst.last + 1),
 		ID: newEventID(), Type: TypeMetadata, IsJSON: true, Created: now, Data: meta}
-	recs := []Record{rec}
+	s.all = append(s.all, rec)
+	recs := s.all[len(s.all)-1:]
 	s.accept(mst, recs)
 	st.meta = parseMeta(meta)
 	return recs, AppendResult{Revision: rec.Revision, Position: rec.Position}, nil
@@ -457,7 +511,8 @@ func (s *Store) decideTombstone(req *writeReq, st *streamState, next Position, n
 	rec := Record{Position: next, Stream: req.stream, Revision: TombstoneRevision, ID: newEventID(),
 		Type: TypeStreamDeleted, IsJSON: true, Created: now, Data: []byte("{}")}
 	st.tombstoned = true
-	return []Record{rec}, AppendResult{Revision: rec.Revision, Position: rec.Position}, nil
+	s.all = append(s.all, rec)
+	return s.all[len(s.all)-1:], AppendResult{Revision: rec.Revision, Position: rec.Position}, nil
 }
 
 // expectationHolds checks a delete's or tombstone's expectation (no

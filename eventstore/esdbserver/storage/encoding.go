@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -18,19 +19,21 @@ const (
 	prefixStream = 'S'
 )
 
-func logKey(p Position) []byte {
-	k := make([]byte, 9)
-	k[0] = prefixLog
-	binary.BigEndian.PutUint64(k[1:], uint64(p))
-	return k
+func logKey(p Position) []byte { return appendLogKey(make([]byte, 0, 9), p) }
+
+func appendLogKey(dst []byte, p Position) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefixLog), uint64(p))
 }
 
 func streamKey(stream string, rev Revision) []byte {
-	k := make([]byte, 0, len(stream)+10)
-	k = append(k, prefixStream)
-	k = append(k, stream...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, uint64(rev))
+	return appendStreamKey(make([]byte, 0, len(stream)+10), stream, rev)
+}
+
+func appendStreamKey(dst []byte, stream string, rev Revision) []byte {
+	dst = append(dst, prefixStream)
+	dst = append(dst, stream...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint64(dst, uint64(rev))
 }
 
 // streamBounds are the iterator bounds of one stream's index.
@@ -44,12 +47,12 @@ func revFromStreamKey(k []byte) Revision {
 	return Revision(binary.BigEndian.Uint64(k[len(k)-8:]))
 }
 
-// encodeRecord serialises a record (without its position, which is the key).
-// Layout: version byte, then uvarint-length-prefixed stream, type, data and
-// custom metadata, the revision, the event ID, flags and created ticks.
-func encodeRecord(r *Record) []byte {
-	n := 1 + 8 + 16 + 1 + 8 + 4*binary.MaxVarintLen64 + len(r.Stream) + len(r.Type) + len(r.Data) + len(r.CustomMetadata)
-	b := make([]byte, 0, n)
+// appendRecord appends a record's serialised form (without its position,
+// which is the key) to b. Layout: version byte, the revision, the event ID,
+// flags and created ticks, then uvarint-length-prefixed stream, type, data
+// and custom metadata.
+func appendRecord(b []byte, r *Record) []byte {
+	b = slices.Grow(b, 1+8+16+1+8+4*binary.MaxVarintLen64+len(r.Stream)+len(r.Type)+len(r.Data)+len(r.CustomMetadata))
 	b = append(b, 1)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Revision))
 	b = append(b, r.ID[:]...)
@@ -59,16 +62,19 @@ func encodeRecord(r *Record) []byte {
 	}
 	b = append(b, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Created.UnixNano()))
-	for _, f := range [][]byte{[]byte(r.Stream), []byte(r.Type), r.Data, r.CustomMetadata} {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	return b
+	b = binary.AppendUvarint(b, uint64(len(r.Stream)))
+	b = append(b, r.Stream...)
+	b = binary.AppendUvarint(b, uint64(len(r.Type)))
+	b = append(b, r.Type...)
+	b = binary.AppendUvarint(b, uint64(len(r.Data)))
+	b = append(b, r.Data...)
+	b = binary.AppendUvarint(b, uint64(len(r.CustomMetadata)))
+	return append(b, r.CustomMetadata...)
 }
 
 var errCorruptRecord = errors.New("corrupt record")
 
-// decodeRecord parses what encodeRecord wrote. The byte slices of the result
+// decodeRecord parses what appendRecord wrote. The byte slices of the result
 // are copies, so the caller may keep them after the engine reuses its buffer.
 func decodeRecord(p Position, b []byte) (Record, error) {
 	if len(b) < 1+8+16+1+8 || b[0] != 1 {

@@ -53,18 +53,19 @@ type Store struct {
 	// Owned by the writer goroutine.
 	states map[string]*streamState
 	recent map[[16]byte]recentID
-	// group holds the records decided in the group being committed, which
-	// later requests of the same group may need to compare against.
-	group map[streamRev]Record
+	// all holds the records decided in the group being committed (later
+	// requests of the same group may need to compare against them);
+	// pending, scratch, index and entries are commitGroup's buffers. All
+	// are reused from group to group.
+	all     []Record
+	pending []pendingWrite
+	scratch []byte
+	index   []byte
+	entries []indexEntry
 	// lastGroup and commitTime (a moving average) drive linger.
 	lastGroup   int
 	commitTime  time.Duration
 	lingerTimer *time.Timer
-}
-
-type streamRev struct {
-	stream string
-	rev    Revision
 }
 
 // streamState is what the writer knows of a stream to decide appends.
@@ -125,7 +126,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		subs:    make(map[*Subscription]chan []Record),
 		states:  make(map[string]*streamState),
 		recent:  make(map[[16]byte]recentID),
-		group:   make(map[streamRev]Record),
 	}
 	head, err := s.lastPosition()
 	if err != nil {
