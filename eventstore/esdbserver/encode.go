@@ -191,7 +191,8 @@ func encodeAppendSuccess(res storage.AppendResult) encodedAppendResp {
 		succ = protowire.AppendVarint(succ, 0)
 	} else {
 		p := uint64(res.Position)
-		var pos []byte
+		var posBuf [2 * (1 + binary.MaxVarintLen64)]byte
+		pos := posBuf[:0]
 		if p != 0 {
 			pos = protowire.AppendTag(pos, fPositionCommit, protowire.VarintType)
 			pos = protowire.AppendVarint(pos, p)

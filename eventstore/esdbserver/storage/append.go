@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -45,32 +47,38 @@ type writeResult struct {
 // are durable, and only then are they visible to subscriptions.
 // Errors: *WrongExpectedVersionError, an error wrapping ErrStreamDeleted, ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, exp Expected, events []ProposedEvent) (AppendResult, error) {
-	return s.submit(ctx, &writeReq{kind: writeAppend, stream: stream, exp: exp, events: events})
+	return s.submit(ctx, writeAppend, stream, exp, events)
 }
 
 // Delete soft-deletes stream: reads find nothing, and a later append
 // continues after the last revision. It returns the position of the metadata
 // record it writes.
 func (s *Store) Delete(ctx context.Context, stream string, exp Expected) (Position, error) {
-	r, err := s.submit(ctx, &writeReq{kind: writeDelete, stream: stream, exp: exp})
+	r, err := s.submit(ctx, writeDelete, stream, exp, nil)
 	return r.Position, err
 }
 
 // Tombstone deletes stream for good and returns the position of the
 // $streamDeleted record it writes.
 func (s *Store) Tombstone(ctx context.Context, stream string, exp Expected) (Position, error) {
-	r, err := s.submit(ctx, &writeReq{kind: writeTombstone, stream: stream, exp: exp})
+	r, err := s.submit(ctx, writeTombstone, stream, exp, nil)
 	return r.Position, err
 }
 
-func (s *Store) submit(ctx context.Context, req *writeReq) (AppendResult, error) {
-	if stream := req.stream; stream == "" || bytes.IndexByte([]byte(stream), 0) >= 0 {
+// reqPool recycles write requests and their reply channels, two
+// allocations per append otherwise.
+var reqPool = sync.Pool{New: func() any { return &writeReq{done: make(chan writeResult, 1)} }}
+
+func (s *Store) submit(ctx context.Context, kind writeKind, stream string, exp Expected, events []ProposedEvent) (AppendResult, error) {
+	if stream == "" || strings.IndexByte(stream, 0) >= 0 {
 		return AppendResult{}, fmt.Errorf("%w: stream name %q is empty or contains NUL", ErrInvalidRequest, stream)
 	}
-	req.done = make(chan writeResult, 1)
+	req := reqPool.Get().(*writeReq)
+	req.kind, req.stream, req.exp, req.events = kind, stream, exp, events
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
+		s.recycle(req)
 		return AppendResult{}, ErrClosed
 	}
 	select {
@@ -78,6 +86,7 @@ func (s *Store) submit(ctx context.Context, req *writeReq) (AppendResult, error)
 		s.closeMu.RUnlock()
 	case <-ctx.Done():
 		s.closeMu.RUnlock()
+		s.recycle(req)
 		return AppendResult{}, ctx.Err()
 	}
 	// Once queued, the write is carried out even if ctx ends: the caller
@@ -85,10 +94,20 @@ func (s *Store) submit(ctx context.Context, req *writeReq) (AppendResult, error)
 	// event IDs is recognised as idempotent.
 	select {
 	case r := <-req.done:
+		// The writer is done with req once it has answered: it goes back
+		// to the pool. A request whose caller stopped waiting is not
+		// reused, since the writer may still answer it.
+		s.recycle(req)
 		return r.res, r.err
 	case <-ctx.Done():
 		return AppendResult{}, ctx.Err()
 	}
+}
+
+// recycle returns a request the writer no longer holds to the pool.
+func (s *Store) recycle(req *writeReq) {
+	*req = writeReq{done: req.done}
+	reqPool.Put(req)
 }
 
 // writer is the single goroutine that decides and commits writes.
