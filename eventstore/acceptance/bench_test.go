@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
 )
 
 // BenchmarkAppend measures durably acknowledged single-event appends to
@@ -20,12 +23,13 @@ import (
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			c := client(b)
+			c, srv := benchClient(b)
 			ctx := context.Background()
 			lat := make([][]time.Duration, writers)
 			var wg sync.WaitGroup
 			b.ResetTimer()
 			cpu := cpuTime()
+			stats := srv.WriteStats()
 			for w := 0; w < writers; w++ {
 				n := b.N / writers
 				if w < b.N%writers {
@@ -51,10 +55,31 @@ func BenchmarkAppend(b *testing.B) {
 			// Client and server share the process, so this is the whole
 			// CPU cost of an append (plus the benchmark's own bookkeeping).
 			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+			if st := srv.WriteStats(); st.Groups > stats.Groups {
+				b.ReportMetric(float64(st.Writes-stats.Writes)/float64(st.Groups-stats.Groups), "appends/sync")
+			}
 			reportLatency(b, slices.Concat(lat...))
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// statsSource is what benchClient's server reports; nil against an
+// external server (ORDO_ESDB_URL).
+type statsSource interface{ WriteStats() storage.WriteStats }
+
+type noStats struct{}
+
+func (noStats) WriteStats() storage.WriteStats { return storage.WriteStats{} }
+
+// benchClient is client, but also returns the embedded server, so the
+// benchmark can report how many appends shared each sync.
+func benchClient(b *testing.B) (*esdb.Client, statsSource) {
+	if os.Getenv("ORDO_ESDB_URL") != "" {
+		return client(b), noStats{}
+	}
+	srv := startEmbedded(b, b.TempDir(), 0)
+	return connect(b, srv.URL()), srv
 }
 
 // cpuTime is the user and system CPU time the process has used.

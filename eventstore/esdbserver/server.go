@@ -113,6 +113,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// WriteStats reports the store's group commits (see storage.WriteStats).
+func (s *Server) WriteStats() storage.WriteStats { return s.store.WriteStats() }
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 

@@ -121,6 +121,8 @@ func (s *Store) writer() {
 			start := time.Now()
 			s.commitGroup(g)
 			s.observe(len(g), time.Since(start))
+			s.syncs.Add(1)
+			s.synced.Add(uint64(len(g)))
 		case <-s.closing:
 			// Commit what was queued before Close.
 			for g := s.fill(group[:0]); len(g) > 0; g = s.fill(group[:0]) {

@@ -47,6 +47,9 @@ type Store struct {
 
 	head atomic.Uint64 // last durable position; readers never look beyond it
 
+	// syncs counts group commits, synced the writes they carried.
+	syncs, synced atomic.Uint64
+
 	subsMu sync.Mutex
 	subs   map[*Subscription]chan []Record // live subscribers and their buffers
 
@@ -168,6 +171,18 @@ func (s *Store) isClosed() bool {
 	default:
 		return false
 	}
+}
+
+// WriteStats counts the store's group commits since it was opened.
+type WriteStats struct {
+	Groups uint64 // group commits (one synced batch each, when it wrote anything)
+	Writes uint64 // appends, deletes and tombstones they carried
+}
+
+// WriteStats reports how well writes shared syncs: Writes/Groups is the
+// mean group size.
+func (s *Store) WriteStats() WriteStats {
+	return WriteStats{Groups: s.syncs.Load(), Writes: s.synced.Load()}
 }
 
 // Head is the position of the last durable record, 0 when the log is empty.
