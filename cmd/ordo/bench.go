@@ -21,6 +21,9 @@ import (
 
 // runBench is the load generator.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// The bench measures what ordo serve runs, so it collects garbage as
+	// serve does.
+	defer relaxGC()()
 	if len(args) > 0 && args[0] == "hot-sku" {
 		return runBenchHotSKU(ctx, args[1:], stdout, stderr)
 	}

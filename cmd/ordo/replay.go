@@ -83,7 +83,7 @@ func replayLocal(ctx context.Context, sf *storeFlags, dsn string, opts projectio
 		return err
 	}
 	defer m.Close()
-	defer gcForPass()()
+	defer relaxGC()()
 	prog := newProgress(stderr, "replay "+projections.Name, opts.From, head)
 	var last projections.RebuildProgress
 	opts.Interval = replayReport.interval

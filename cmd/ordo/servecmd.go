@@ -32,6 +32,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(fs.Output(), "\nRuns the Ordo service: the command workers behind the NATS JetStream command stream, the")
 		fmt.Fprintln(fs.Output(), "stock service and the order saga (reservations, payment timers), the read models and the")
 		fmt.Fprintln(fs.Output(), "HTTP and NATS query API, over the embedded (or an external) NATS and event store.")
+		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set: about a sixth less CPU per")
+		fmt.Fprintln(fs.Output(), "command for about twice the memory (set GOGC=100 or GOMEMLIMIT to choose).")
 		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
@@ -43,6 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	defer relaxGC()()
 	svc, err := serve.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -127,7 +125,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
-	defer gcForPass()()
+	defer relaxGC()()
 	prog := newProgress(stderr, "verify", 0, head)
 	lastPos := uint64(0)
 	progress := func(pos uint64, n int64) {
@@ -250,27 +248,6 @@ func verifyStore(ctx context.Context, store *eventstore.Store, filter eventstore
 		progress(head, read)
 	}
 	return rep, nil
-}
-
-// passGCPercent is the garbage collector's target during a pass. A pass
-// allocates a few KB an event (mostly the client's protobuf decoding) and
-// keeps little (each stream's folded state), so at Go's default of 100 the
-// collector ran every few thousand events and took about a third of the
-// CPU: BenchmarkVerify spent 15.5 cpu-µs an event at 100, 10.9 at 400 and
-// 9.9 at 800. A local replay allocates the same way (the client's decoding
-// and the read-model rows, written in chunks): 18.5 -> 15.7 cpu-µs an event
-// at 400. The price is memory: the heap may grow to five times the live
-// state instead of twice.
-const passGCPercent = 400
-
-// gcForPass sets passGCPercent unless GOGC is set in the environment, and
-// returns the function that restores the previous setting.
-func gcForPass() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	old := debug.SetGCPercent(passGCPercent)
-	return func() { debug.SetGCPercent(old) }
 }
 
 func streamHash(s string) uint32 {

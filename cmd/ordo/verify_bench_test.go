@@ -45,7 +45,7 @@ func filledStore(b *testing.B) string {
 // over the embedded store, with the garbage collector set as the command
 // sets it. One op is one pass; events/s is the figure.
 func BenchmarkVerify(b *testing.B) {
-	defer gcForPass()()
+	defer relaxGC()()
 	dir := filledStore(b)
 	ctx := context.Background()
 	sf := storeFlags{data: dir}
