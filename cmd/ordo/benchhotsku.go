@@ -71,6 +71,11 @@ type hotSKUOrdo struct {
 	// or may not have been applied.
 	Ambiguous int64       `json:"ambiguous"`
 	Check     hotSKUCheck `json:"check"`
+	// CPUPerOp is this process's CPU time (clients, NATS server, stock
+	// service and event store together) over the run, per reservation.
+	CPUPerOp time.Duration `json:"cpu_per_reservation_ns"`
+	// LoadAvg is the machine's 1-minute load average at the end of the run.
+	LoadAvg float64 `json:"load_average"`
 }
 
 // hotSKUCheck is the zero-oversell check at the end of Ordo's run.
@@ -226,12 +231,14 @@ func benchOrdoHotSKU(ctx context.Context, o hotSKUOptions, rep *hotSKUReport, st
 	if err != nil {
 		return err
 	}
+	cpu := processCPU()
 	res, err := ordonats.RunLoad(ctx, o.clients, o.duration, reserveOp(ctx, client, rep.SKU, &ok, &ambiguous))
+	cpu = processCPU() - cpu
 	stopProfile()
 	if err != nil {
 		return err
 	}
-	rep.Ordo = hotSKUOrdo{LoadResult: res, Ambiguous: ambiguous.Load()}
+	rep.Ordo = hotSKUOrdo{LoadResult: res, Ambiguous: ambiguous.Load(), CPUPerOp: cpu / time.Duration(max(res.Ops, 1)), LoadAvg: loadAverage()}
 	rep.Ordo.Check = checkOversell(ctx, client, esdbURL, rep.SKU, ok.Load(), ambiguous.Load())
 	bare, err := measureRequestReply(ctx, url, nc, o.clients, o.duration)
 	if err != nil {
@@ -803,6 +810,14 @@ func stopProcess(cmd *exec.Cmd) {
 	}
 }
 
+// loadAverage is the 1-minute load average (0 where /proc/loadavg is missing).
+func loadAverage() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f, _, _ := strings.Cut(string(b), " ")
+	v, _ := strconv.ParseFloat(f, 64)
+	return v
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], " | ")
@@ -817,6 +832,7 @@ func printHotSKU(w io.Writer, rep hotSKUReport) {
 	}
 	o := rep.Ordo
 	line("ordo stock API (durable)", o.LoadResult)
+	fmt.Fprintf(w, "  %.1f cpu-µs per reservation (this whole process), load average %.2f\n", float64(o.CPUPerOp.Nanoseconds())/1e3, o.LoadAvg)
 	c := o.Check
 	switch {
 	case c.OK:

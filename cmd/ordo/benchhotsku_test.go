@@ -28,6 +28,9 @@ func TestBenchHotSKU(t *testing.T) {
 	if o.Ops == 0 || o.Errors != 0 || o.Ambiguous != 0 || o.PerSec <= 0 {
 		t.Fatalf("ordo result %+v, want reservations without errors", o.LoadResult)
 	}
+	if o.CPUPerOp <= 0 {
+		t.Fatalf("cpu per reservation %v, want it measured", o.CPUPerOp)
+	}
 	if !c.Ran || !c.OK || !c.Folded || len(c.Problems) > 0 {
 		t.Fatalf("oversell check %+v, want it run, folded and ok", c)
 	}
