@@ -270,10 +270,13 @@ func (l *lane) run() {
 		}
 		batch = l.fill(batch)
 		l.linger(&batch, target)
-		l.process(batch)
+		queued := l.process(batch)
 		// The callers just answered come back with their next command
-		// while the ones queued meanwhile wait: expect both in the next batch.
-		target = min(len(batch)+len(l.in), cap(batch))
+		// while the ones queued during the append wait: expect both in
+		// the next batch. (Counted before the answers went out: a caller
+		// that is back already must not count twice, or every batch of
+		// quick callers would wait out Linger for callers that do not exist.)
+		target = min(len(batch)+queued, cap(batch))
 		clear(batch)
 		idle.Reset(l.svc.opts.IdleStop)
 	}
@@ -344,8 +347,10 @@ func (l *lane) failQueued(err error) {
 }
 
 // process decides and appends one batch, retrying on conflicts with a
-// fresh stock; every pending command gets exactly one result.
-func (l *lane) process(batch []*pending) {
+// fresh stock; every pending command gets exactly one result. It returns
+// how many commands were queued once the batch's outcome was known, before
+// any of its callers heard it.
+func (l *lane) process(batch []*pending) (queued int) {
 	live := batch[:0:0]
 	for _, p := range batch {
 		if p.ctx == nil || p.ctx.Err() == nil { // the caller gave up before we started: do nothing for it
@@ -363,19 +368,22 @@ func (l *lane) process(batch []*pending) {
 		results, err = l.try(ctx, batch)
 		cancel()
 		if err == nil {
+			queued = len(l.in)
 			for i, p := range batch {
 				p.done(results[i])
 			}
-			return
+			return queued
 		}
 		l.stock = nil // reload: the store knows better than our memory
 		if !errors.Is(err, ErrConflict) {
 			break
 		}
 	}
+	queued = len(l.in)
 	for _, p := range batch {
 		p.done(StockResult{CommandID: p.req.CommandID, Err: fmt.Errorf("stock %s: %w", l.sku, err)})
 	}
+	return queued
 }
 
 // stockEventTypes are the StockResult.Events of commands that appended one
