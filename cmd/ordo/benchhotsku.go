@@ -101,6 +101,10 @@ type hotSKUClassic struct {
 	Result  *ordonats.LoadResult `json:"result,omitempty"`
 	Check   string               `json:"check,omitempty"`
 	CheckOK bool                 `json:"check_ok"`
+	// ServerCPUPerOp and ClientCPUPerOp are the CPU time per reservation
+	// of the server's process and of this one (the clients), where measured.
+	ServerCPUPerOp time.Duration `json:"server_cpu_per_reservation_ns,omitempty"`
+	ClientCPUPerOp time.Duration `json:"client_cpu_per_reservation_ns,omitempty"`
 }
 
 // errSoldOut: a classic system refused a reservation. With hotSKUStock
@@ -411,7 +415,7 @@ func benchRedisHotSKU(ctx context.Context, o hotSKUOptions, sku string) hotSKUCl
 		return hotSKUClassic{Skipped: "temporary directory: " + err.Error()}
 	}
 	defer os.RemoveAll(dir)
-	addr, stop, err := startRedis(ctx, bin, dir)
+	addr, pid, stop, err := startRedis(ctx, bin, dir)
 	if err != nil {
 		return hotSKUClassic{Skipped: "redis-server did not start: " + err.Error()}
 	}
@@ -429,6 +433,7 @@ func benchRedisHotSKU(ctx context.Context, o hotSKUOptions, sku string) hotSKUCl
 		return hotSKUClassic{Skipped: "prepare redis-server: " + err.Error()}
 	}
 	var ok atomic.Int64
+	serverCPU, clientCPU := childCPU(pid), processCPU()
 	res, _ := ordonats.RunLoad(ctx, o.clients, o.duration, func(_ context.Context, c, _ int) error {
 		v, err := conns[c].do("EVALSHA", sha, "1", key, "1")
 		if err != nil {
@@ -440,7 +445,11 @@ func benchRedisHotSKU(ctx context.Context, o hotSKUOptions, sku string) hotSKUCl
 		ok.Add(1)
 		return nil
 	})
+	serverCPU, clientCPU = childCPU(pid)-serverCPU, processCPU()-clientCPU
 	out := hotSKUClassic{Setup: setup, Result: &res}
+	if res.Ops > 0 {
+		out.ServerCPUPerOp, out.ClientCPUPerOp = serverCPU/time.Duration(res.Ops), clientCPU/time.Duration(res.Ops)
+	}
 	left, err := conns[0].do("GET", key)
 	n, _ := strconv.ParseInt(fmt.Sprint(left), 10, 64)
 	out.CheckOK = err == nil && n == hotSKUStock-ok.Load()
@@ -453,16 +462,16 @@ func benchRedisHotSKU(ctx context.Context, o hotSKUOptions, sku string) hotSKUCl
 
 // startRedis starts redis-server on a free loopback port, durable on
 // every write, and waits until it answers PING.
-func startRedis(ctx context.Context, bin, dir string) (addr string, stop func(), err error) {
+func startRedis(ctx context.Context, bin, dir string) (addr string, pid int, stop func(), err error) {
 	port, err := freeLoopbackPort()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
 		"--logfile", filepath.Join(dir, "redis.log"))
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop = func() { stopProcess(cmd) }
 	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -477,9 +486,47 @@ func startRedis(ctx context.Context, bin, dir string) (addr string, stop func(),
 	}); err != nil {
 		stop()
 		log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-		return "", nil, fmt.Errorf("%w; log: %s", err, lastLines(string(log), 3))
+		return "", 0, nil, fmt.Errorf("%w; log: %s", err, lastLines(string(log), 3))
 	}
-	return addr, stop, nil
+	return addr, cmd.Process.Pid, stop, nil
+}
+
+// childCPU is the user plus system CPU time process pid has used.
+func childCPU(pid int) time.Duration { return procCPU(pid, false) }
+
+// procCPU is the user plus system CPU time process pid has used (with
+// reaped, that of the children it waited for), from /proc/<pid>/stat in
+// clock ticks of 10 ms (Linux's USER_HZ is 100); 0 where it cannot be read.
+func procCPU(pid int, reaped bool) time.Duration {
+	f := procStat(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	fields := f[11:13] // utime, stime: fields 14 and 15 of proc_pid_stat(5)
+	if reaped {
+		fields = f[11:15] // and cutime, cstime
+	}
+	var ticks int64
+	for _, v := range fields {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// procStat returns the fields of /proc/<pid>/stat after the command name
+// (which is in parentheses and may hold spaces): f[0] is the state, f[1]
+// the parent's pid. Nil where it cannot be read.
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 // prepareRedis checks durability settings, stocks the key and loads the
@@ -602,10 +649,11 @@ func (rc *respConn) read(depth int) (any, error) {
 func benchPostgresHotSKU(ctx context.Context, o hotSKUOptions, sku string) hotSKUClassic {
 	dsn := os.Getenv("ORDO_BENCH_POSTGRES_DSN")
 	where := "$ORDO_BENCH_POSTGRES_DSN"
+	var serverCPU func() time.Duration // nil for a server this bench did not start
 	if dsn == "" {
 		var stop func()
 		var err error
-		if dsn, stop, err = startPostgres(ctx, max(100, o.clients+20)); err != nil {
+		if dsn, serverCPU, stop, err = startPostgres(ctx, max(100, o.clients+20)); err != nil {
 			return hotSKUClassic{Skipped: err.Error()}
 		}
 		defer stop()
@@ -630,6 +678,11 @@ func benchPostgresHotSKU(ctx context.Context, o hotSKUOptions, sku string) hotSK
 	defer conns[0].Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table)
 	update := "UPDATE " + table + " SET qty = qty - $1 WHERE sku = $2 AND qty >= $1"
 	var ok atomic.Int64
+	var pgCPU time.Duration
+	if serverCPU != nil {
+		pgCPU = serverCPU()
+	}
+	clientCPU := processCPU()
 	res, _ := ordonats.RunLoad(ctx, o.clients, o.duration, func(_ context.Context, c, _ int) error {
 		rctx, cancel := context.WithTimeout(ctx, hotSKURequestTimeout)
 		defer cancel()
@@ -643,7 +696,11 @@ func benchPostgresHotSKU(ctx context.Context, o hotSKUOptions, sku string) hotSK
 		ok.Add(1)
 		return nil
 	})
+	clientCPU = processCPU() - clientCPU
 	out := hotSKUClassic{Setup: setup + " (" + where + ")", Result: &res}
+	if serverCPU != nil && res.Ops > 0 {
+		out.ServerCPUPerOp, out.ClientCPUPerOp = (serverCPU()-pgCPU)/time.Duration(res.Ops), clientCPU/time.Duration(res.Ops)
+	}
 	var left int64
 	err = conns[0].QueryRow(ctx, "SELECT qty FROM "+table+" WHERE sku = $1", sku).Scan(&left)
 	out.CheckOK = err == nil && left == hotSKUStock-ok.Load()
@@ -677,28 +734,29 @@ func preparePostgres(ctx context.Context, c *pgx.Conn, table, sku string) (strin
 
 // startPostgres starts a throwaway cluster as .ci/postgres.sh does: initdb
 // in a temporary directory, trust on loopback, run as the postgres user
-// when root. It returns the DSN and a function that stops and removes it.
-func startPostgres(ctx context.Context, maxConns int) (dsn string, stop func(), err error) {
+// when root. It returns the DSN, the CPU time the cluster's processes have
+// used so far (see clusterCPU), and a function that stops and removes it.
+func startPostgres(ctx context.Context, maxConns int) (dsn string, cpu func() time.Duration, stop func(), err error) {
 	bin := postgresBinDir()
 	if bin == "" {
-		return "", nil, errors.New("PostgreSQL is not installed: no initdb on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)")
+		return "", nil, nil, errors.New("PostgreSQL is not installed: no initdb on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)")
 	}
 	asOwner, chown, err := postgresOwner()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	dir, err := os.MkdirTemp("", "ordo-bench-pg-")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := chown(dir); err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	port, err := freeLoopbackPort()
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	steps := [][]string{
 		{filepath.Join(bin, "initdb"), "-D", dir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"},
@@ -715,10 +773,39 @@ func startPostgres(ctx context.Context, maxConns int) (dsn string, stop func(), 
 		cancel()
 		if err != nil {
 			stop()
-			return "", nil, fmt.Errorf("PostgreSQL did not start: %s: %v: %s", filepath.Base(s[0]), err, lastLines(string(out), 3))
+			return "", nil, nil, fmt.Errorf("PostgreSQL did not start: %s: %v: %s", filepath.Base(s[0]), err, lastLines(string(out), 3))
 		}
 	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), stop, nil
+	cpu = func() time.Duration { return clusterCPU(filepath.Join(dir, "postmaster.pid")) }
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), cpu, stop, nil
+}
+
+// clusterCPU is the CPU time used by a PostgreSQL cluster: its postmaster
+// (named by the first line of pidFile), the children it reaped, and the
+// children still running (backends, background workers). 0 where /proc
+// cannot be read.
+func clusterCPU(pidFile string) time.Duration {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return 0
+	}
+	total := procCPU(pm, true)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == pm {
+			continue
+		}
+		if f := procStat(pid); len(f) > 12 && f[1] == strconv.Itoa(pm) {
+			total += procCPU(pid, false)
+		}
+	}
+	return total
 }
 
 // postgresBinDir finds initdb and pg_ctl: on PATH, or in the newest
@@ -865,6 +952,11 @@ func printHotSKU(w io.Writer, rep hotSKUReport) {
 			continue
 		}
 		line(cl.name, *cl.c.Result)
+		if cl.c.ServerCPUPerOp > 0 {
+			fmt.Fprintf(w, "  %.1f cpu-µs per reservation (server %.1f, this process's clients %.1f)\n",
+				float64((cl.c.ServerCPUPerOp+cl.c.ClientCPUPerOp).Nanoseconds())/1e3,
+				float64(cl.c.ServerCPUPerOp.Nanoseconds())/1e3, float64(cl.c.ClientCPUPerOp.Nanoseconds())/1e3)
+		}
 		fmt.Fprintf(w, "  %s; check: %s\n", cl.c.Setup, cl.c.Check)
 	}
 	fmt.Fprintln(w)

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +85,17 @@ func TestRESPConn(t *testing.T) {
 	rc := &respConn{r: bufio.NewReader(strings.NewReader("-NOSCRIPT No matching script\r\n"))}
 	if _, err := rc.read(0); err == nil || !strings.Contains(err.Error(), "NOSCRIPT") {
 		t.Fatalf("error reply: %v", err)
+	}
+}
+
+// TestProcStat reads this process's /proc stat: the parent's pid where
+// stat(5) puts it, whatever the command name holds.
+func TestProcStat(t *testing.T) {
+	f := procStat(os.Getpid())
+	if len(f) < 15 || f[1] != strconv.Itoa(os.Getppid()) {
+		t.Fatalf("procStat: %q, want the parent %d second", f, os.Getppid())
+	}
+	if got := clusterCPU(filepath.Join(t.TempDir(), "postmaster.pid")); got != 0 {
+		t.Fatalf("clusterCPU without a cluster: %v, want 0", got)
 	}
 }
