@@ -15,7 +15,7 @@ import (
 	"github.com/ordo-dev/ordo/eventstore"
 )
 
-func openStore(t *testing.T) *eventstore.Store {
+func openStore(t testing.TB) *eventstore.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -26,11 +26,7 @@ import (
 func BenchmarkStockHotSKU(b *testing.B) {
 	const callers, sku = 64, "bench-hot"
 	ctx := context.Background()
-	store, err := eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(b)
 	svc := commands.NewStockService(eventstore.CommandStore{Store: store}, commands.StockOptions{})
 	defer svc.Close()
 	if r := svc.Execute(ctx, commands.StockRequest{CommandID: uuid.NewString(), Command: domain.AddStock{SKU: sku, Quantity: 1_000_000_000}}); r.Err != nil {

@@ -64,8 +64,8 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// statsSource is what benchClient's server reports; nil against an
-// external server (ORDO_ESDB_URL).
+// statsSource is what benchClient's server reports; zero (noStats) against
+// an external server (ORDO_ESDB_URL), where appends/sync is not reported.
 type statsSource interface{ WriteStats() storage.WriteStats }
 
 type noStats struct{}
