@@ -26,6 +26,8 @@ import (
 //	PaymentSucceeded → stop the timer
 //	OrderCancelled,
 //	StockRejected    → release the order's stock, stop the timer
+//	OrderRefunded    → release the order's stock (nothing when it shipped:
+//	                   its reservation was committed)
 //	OrderShipped     → commit the order's stock
 //
 // Every step is idempotent — reservations are per order, order commands
@@ -256,6 +258,13 @@ type sagaJob struct {
 // or until the saga stops (stop is the Run context; work outlives it
 // only to finish a step cleanly).
 func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
+	if !domain.IsCanonicalOrderID(j.orderID) {
+		// A stream named with another spelling of an order ID (written before
+		// order IDs were made canonical): no command can address it, and
+		// every step would be refused as invalid forever.
+		s.log.Error("saga: an order stream's ID is not a lower-case UUID; skipped (ordo verify reports it)", "order", j.orderID, "revision", j.event.Revision)
+		return
+	}
 	ev, err := domain.DecodeEvent(j.event.Type, j.event.Data, j.event.Metadata)
 	if err != nil {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
@@ -303,6 +312,11 @@ func (s *Saga) step(ctx context.Context, orderID string, ev domain.Event) error 
 		if _, rejected := d.(domain.StockRejected); !rejected {
 			s.cancelTimer(ctx, orderID) // a rejected order never had a timer
 		}
+		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.ReleaseStock{SKU: sku, OrderID: orderID} })
+	case domain.OrderRefunded:
+		// Fully refunded while paid and not shipped, the order is over: its
+		// reservation must not outlive it. After a shipment its reservation
+		// was committed, and releasing finds nothing.
 		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.ReleaseStock{SKU: sku, OrderID: orderID} })
 	case domain.OrderShipped:
 		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.CommitStock{SKU: sku, OrderID: orderID} })
@@ -353,9 +367,12 @@ func (s *Saga) reserve(ctx context.Context, orderID string, lines []domain.Line,
 	for i, r := range results {
 		switch {
 		case r.Err == nil:
-		case errors.Is(r.Err, domain.ErrOutOfStock), errors.Is(r.Err, domain.ErrIllegalTransition):
+		case errors.Is(r.Err, domain.ErrOutOfStock), errors.Is(r.Err, domain.ErrIllegalTransition), errors.Is(r.Err, domain.ErrReservationConflict):
 			// Out of stock, or the reservation was already released by an
-			// earlier run of this step that rejected the order.
+			// earlier run of this step that rejected the order, or the order
+			// holds another quantity than its lines (reserved by a client
+			// before stock reserves were the saga's alone): the order cannot
+			// be backed as it is, and releasing gives back what it holds.
 			short = append(short, skus[i])
 		default:
 			return r.Err
