@@ -340,6 +340,15 @@ func stepID(orderID, step string) string {
 
 var sagaNamespace = uuid.MustParse("5b1d6a57-7a4b-4c8e-9d3e-0b2c7f6e4a10")
 
+// SagaStockReservedID is the command ID of the saga's MarkStockReserved for
+// an order: a StockReserved that carries it was recorded by the saga after
+// it reserved the order's stock (ordo verify holds such orders to their SKU
+// streams).
+func SagaStockReservedID(orderID string) string { return stepID(orderID, sagaStockReserved) }
+
+// sagaStockReserved is the step of the saga's MarkStockReserved.
+const sagaStockReserved = "stock-reserved"
+
 // reserve reserves every line, all or nothing, and records the outcome on
 // the order.
 func (s *Saga) reserve(ctx context.Context, orderID string, lines []domain.Line, meta domain.EventMeta) error {
@@ -382,7 +391,7 @@ func (s *Saga) reserve(ctx context.Context, orderID string, lines []domain.Line,
 		return stepID(orderID, step), meta.CorrelationID, meta.CommandID
 	}
 	if len(short) == 0 {
-		id, corr, cause := cmdMeta("stock-reserved")
+		id, corr, cause := cmdMeta(sagaStockReserved)
 		res := s.orders.Execute(ctx, commandRequest(domain.MarkStockReserved{Order: orderID}, id, corr, cause))
 		switch {
 		case res.Err == nil:
