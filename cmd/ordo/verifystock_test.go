@@ -45,7 +45,9 @@ func TestVerifyCrossStream(t *testing.T) {
 		return id
 	}
 	markedByClient := func(id string) { raw(commands.StreamName(id), "client-"+uuid.NewString(), domain.StockReserved{}) }
-	markedBySaga := func(id string) { raw(commands.StreamName(id), commands.SagaStockReservedID(id), domain.StockReserved{}) }
+	markedBySaga := func(id string) {
+		raw(commands.StreamName(id), commands.SagaStockReservedID(id), domain.StockReserved{})
+	}
 	reserve := func(sku, id string, qty int64) {
 		raw(domain.StockStream(sku), "r-"+id, domain.InventoryReserved{SKU: sku, OrderID: id, Quantity: qty})
 	}
