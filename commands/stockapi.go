@@ -127,12 +127,14 @@ func (a *StockAPI) reserve(ctx context.Context, req StockRequest, c domain.Reser
 		return failed(err)
 	}
 	res := a.stock.Execute(ctx, req)
-	if res.Err != nil {
-		return res
+	if res.Err != nil || len(res.Events) == 0 {
+		return res // refused, or held already: nothing new can outlive the order
 	}
 	// The order may have been cancelled (or shipped) after it was read and
 	// before the reservation was durable, and the saga may have settled its
-	// stock before the reservation existed: read it again now.
+	// stock before the reservation existed: read it again now. (One read of
+	// the order's stream per new reservation, the price of a check that
+	// holds across processes.)
 	after, err := a.orders.orderView(ctx, c.OrderID, true)
 	if err != nil {
 		return failed(fmt.Errorf("read order %s after reserving %s for it (resend with the same command_id): %w", c.OrderID, c.SKU, err))
