@@ -165,3 +165,29 @@ func TestVerifyCrossStream(t *testing.T) {
 		t.Fatalf("verify --stock all: %v %s, want a usage error", err, out)
 	}
 }
+
+// TestVerifyReportsASecondSpellingOfAnOrder: a stream written for an
+// order ID in upper case (before IDs were made canonical, the same UUID
+// made a second order) is reported, not trusted.
+func TestVerifyReportsASecondSpellingOfAnOrder(t *testing.T) {
+	dir := t.TempDir()
+	ctx := testCtx(t)
+	store, err := eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{DataDir: filepath.Join(dir, "eventstore")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upper := strings.ToUpper(uuid.NewString())
+	typ, data, meta, err := domain.NewCodec().Encode(domain.Event{Type: domain.EvtOrderPlaced, Version: 1, Data: domain.OrderPlaced{OrderID: upper, CustomerID: "c",
+		Lines: []domain.Line{{SKU: "s", Quantity: 1, UnitPrice: 100}}, Total: domain.Money{Amount: 100, Currency: "EUR"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, commands.StreamName(upper), eventstore.NoStream(), eventstore.EventData{ID: uuid.New(), Type: typ, Data: data, Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	out, _, err := cli(ctx, "verify", "--data", dir, "--quiet")
+	if _, failed := err.(cliError); !failed || !strings.Contains(out, commands.StreamName(upper)) || !strings.Contains(out, "lower case") {
+		t.Fatalf("verify of an upper-case order stream: %v\n%s", err, out)
+	}
+}
