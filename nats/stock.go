@@ -45,12 +45,15 @@ type StockReply struct {
 	Error     *ErrorBody `json:"error,omitempty"`
 }
 
-// StockHandler is what the stock API needs (commands.StockService).
+// StockHandler is what the stock API needs (commands.StockAPI, which
+// checks reservations against their orders before commands.StockService's
+// lanes decide them).
 type StockHandler interface {
 	// Submit queues a command; done gets its result exactly once, and
 	// must neither block nor take long.
 	Submit(req commands.StockRequest, done func(commands.StockResult))
-	// Get returns a SKU's stock. Errors: *domain.Error for a bad SKU, else infrastructure.
+	// Get returns a SKU's stock. Errors: *domain.Error for a bad SKU or one
+	// that never had stock (not_found), else infrastructure.
 	Get(ctx context.Context, sku string) (domain.StockView, error)
 }
 

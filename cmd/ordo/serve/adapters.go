@@ -25,7 +25,10 @@ type executor struct {
 	sagaStock bool
 }
 
-var _ ordonats.Executor = executor{}
+var (
+	_ ordonats.Executor     = executor{}
+	_ ordonats.StockHandler = (*commands.StockAPI)(nil)
+)
 
 func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Outcome {
 	// The subject's order ID in any case names the order of its canonical
