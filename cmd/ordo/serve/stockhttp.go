@@ -11,8 +11,9 @@ import (
 
 // registerStock serves GET /v1/stock/{sku}: the SKU's stock as its single
 // writer holds it now (on hand, reserved, available, revision), for the
-// dashboards watching a sale; 404 not_found for a SKU that never had stock. It is served over HTTP and, like the read
-// models, over NATS (ordo.query.v1.stock.<sku>).
+// dashboards watching a sale; 404 not_found for a SKU that never had
+// stock. It is served over HTTP and, like the read models, over NATS
+// (ordo.query.v1.stock.<sku>).
 func (s *Service) registerStock(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/stock/{sku}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
