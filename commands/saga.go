@@ -26,6 +26,8 @@ import (
 //	PaymentSucceeded → stop the timer
 //	OrderCancelled,
 //	StockRejected    → release the order's stock, stop the timer
+//	OrderRefunded    → release the order's stock (nothing when it shipped:
+//	                   its reservation was committed)
 //	OrderShipped     → commit the order's stock
 //
 // Every step is idempotent — reservations are per order, order commands
@@ -256,6 +258,13 @@ type sagaJob struct {
 // or until the saga stops (stop is the Run context; work outlives it
 // only to finish a step cleanly).
 func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
+	if !domain.IsCanonicalOrderID(j.orderID) {
+		// A stream named with another spelling of an order ID (written before
+		// order IDs were made canonical): no command can address it, and
+		// every step would be refused as invalid forever.
+		s.log.Error("saga: an order stream's ID is not a lower-case UUID; skipped (ordo verify reports it)", "order", j.orderID, "revision", j.event.Revision)
+		return
+	}
 	ev, err := domain.DecodeEvent(j.event.Type, j.event.Data, j.event.Metadata)
 	if err != nil {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
@@ -304,6 +313,11 @@ func (s *Saga) step(ctx context.Context, orderID string, ev domain.Event) error 
 			s.cancelTimer(ctx, orderID) // a rejected order never had a timer
 		}
 		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.ReleaseStock{SKU: sku, OrderID: orderID} })
+	case domain.OrderRefunded:
+		// Fully refunded while paid and not shipped, the order is over: its
+		// reservation must not outlive it. After a shipment its reservation
+		// was committed, and releasing finds nothing.
+		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.ReleaseStock{SKU: sku, OrderID: orderID} })
 	case domain.OrderShipped:
 		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.CommitStock{SKU: sku, OrderID: orderID} })
 	}
@@ -325,6 +339,15 @@ func stepID(orderID, step string) string {
 }
 
 var sagaNamespace = uuid.MustParse("5b1d6a57-7a4b-4c8e-9d3e-0b2c7f6e4a10")
+
+// SagaStockReservedID is the command ID of the saga's MarkStockReserved for
+// an order: a StockReserved that carries it was recorded by the saga after
+// it reserved the order's stock (ordo verify holds such orders to their SKU
+// streams).
+func SagaStockReservedID(orderID string) string { return stepID(orderID, sagaStockReserved) }
+
+// sagaStockReserved is the step of the saga's MarkStockReserved.
+const sagaStockReserved = "stock-reserved"
 
 // reserve reserves every line, all or nothing, and records the outcome on
 // the order.
@@ -353,9 +376,12 @@ func (s *Saga) reserve(ctx context.Context, orderID string, lines []domain.Line,
 	for i, r := range results {
 		switch {
 		case r.Err == nil:
-		case errors.Is(r.Err, domain.ErrOutOfStock), errors.Is(r.Err, domain.ErrIllegalTransition):
+		case errors.Is(r.Err, domain.ErrOutOfStock), errors.Is(r.Err, domain.ErrIllegalTransition), errors.Is(r.Err, domain.ErrReservationConflict):
 			// Out of stock, or the reservation was already released by an
-			// earlier run of this step that rejected the order.
+			// earlier run of this step that rejected the order, or the order
+			// holds another quantity than its lines (reserved by a client
+			// before stock reserves were the saga's alone): the order cannot
+			// be backed as it is, and releasing gives back what it holds.
 			short = append(short, skus[i])
 		default:
 			return r.Err
@@ -365,7 +391,7 @@ func (s *Saga) reserve(ctx context.Context, orderID string, lines []domain.Line,
 		return stepID(orderID, step), meta.CorrelationID, meta.CommandID
 	}
 	if len(short) == 0 {
-		id, corr, cause := cmdMeta("stock-reserved")
+		id, corr, cause := cmdMeta(sagaStockReserved)
 		res := s.orders.Execute(ctx, commandRequest(domain.MarkStockReserved{Order: orderID}, id, corr, cause))
 		switch {
 		case res.Err == nil:

@@ -164,7 +164,9 @@ func (s *Service) parse(req Request) (domain.Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.OrderID != "" && cmd.OrderID() != req.OrderID {
+	// The transport's order ID (a NATS subject's) in any case names the
+	// order whose canonical ID the command carries (see domain.NormalizeOrderID).
+	if to, _ := domain.NormalizeOrderID(req.OrderID); req.OrderID != "" && cmd.OrderID() != to {
 		return nil, &domain.Error{Code: domain.CodeInvalidCommand, Field: "order_id", Message: fmt.Sprintf(
 			"the body names order %q but the command was addressed to order %q", cmd.OrderID(), req.OrderID)}
 	}
@@ -302,13 +304,15 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// GetOrder returns the order as its aggregate sees it now. Unknown or
+// GetOrder returns the order as its aggregate sees it now; the ID may be a
+// UUID in any case (it names the order of its canonical form). Unknown or
 // malformed IDs give a *domain.Error with CodeNotFound or CodeInvalidCommand.
 func (s *Service) GetOrder(ctx context.Context, orderID string) (domain.OrderView, error) {
-	if !domain.IsUUID(orderID) {
+	id, ok := domain.NormalizeOrderID(orderID)
+	if !ok {
 		return domain.OrderView{}, &domain.Error{Code: domain.CodeInvalidCommand, Field: "order_id", Message: fmt.Sprintf("%q is not a UUID", orderID)}
 	}
-	return s.orderView(ctx, orderID, true)
+	return s.orderView(ctx, id, true)
 }
 
 // orderView returns the order's view. With fresh it reads the events after

@@ -93,7 +93,8 @@ func (c PaymentCallback) CommandID() string {
 }
 
 // DecodePaymentCallback decodes and validates a callback body with the
-// rules of DecodeCommand: one JSON object, no unknown fields, valid values.
+// rules of DecodeCommand: one JSON object, no unknown fields, valid values,
+// and the order ID in its canonical lower-case form.
 func DecodePaymentCallback(body []byte) (PaymentCallback, error) {
 	var c PaymentCallback
 	d := json.NewDecoder(bytes.NewReader(body))
@@ -104,6 +105,7 @@ func DecodePaymentCallback(body []byte) (PaymentCallback, error) {
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return PaymentCallback{}, invalid("", "the body must be one JSON object with nothing after it")
 	}
+	c.Order, _ = NormalizeOrderID(c.Order) // before CommandID: one payment, one key, whatever the spelling
 	if err := c.Validate(); err != nil {
 		return PaymentCallback{}, err
 	}

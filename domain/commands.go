@@ -288,36 +288,6 @@ func (c RejectRefund) Validate() error {
 	return checkText("reason", c.Reason, true)
 }
 
-// checkOrderID requires the canonical UUID text form, which is safe in
-// stream names, NATS subjects and URLs alike.
-func checkOrderID(id string) error {
-	if !IsUUID(id) {
-		return invalid("order_id", "must be a UUID such as 0b6f7c1e-3f4a-4a53-9a7e-2f1f5d0c9b1a, got %q", truncate(id))
-	}
-	return nil
-}
-
-// IsUUID reports whether s is a UUID in canonical 8-4-4-4-12 hex form.
-func IsUUID(s string) bool {
-	if len(s) != uuidTextSize {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // checkID accepts identifiers chosen by other systems: 1 to 128 characters
 // from letters, digits and - _ . : so they are safe in keys and subjects.
 func checkID(field, id string) error {
@@ -380,9 +350,10 @@ func CommandTypes() []string {
 }
 
 // DecodeCommand decodes a command from its wire name and JSON body and
-// validates it. Unknown names give CodeUnknownCommand; malformed JSON,
-// unknown fields, wrong types and invalid values give CodeInvalidCommand
-// naming the field.
+// validates it. An order ID that is a UUID in upper or mixed case is put
+// in its canonical lower-case form (see NormalizeOrderID). Unknown names
+// give CodeUnknownCommand; malformed JSON, unknown fields, wrong types and
+// invalid values give CodeInvalidCommand naming the field.
 func DecodeCommand(commandType string, body []byte) (Command, error) {
 	dec, ok := commandDecoders[commandType]
 	if !ok {
@@ -396,6 +367,7 @@ func DecodeCommand(commandType string, body []byte) (Command, error) {
 	if err != nil {
 		return nil, err
 	}
+	cmd = canonicalCommand(cmd)
 	if err := cmd.Validate(); err != nil {
 		return nil, err
 	}

@@ -11,17 +11,19 @@ type Code string
 
 // The error codes.
 const (
-	CodeInvalidCommand    Code = "invalid_command"     // a field is missing or wrong
-	CodeUnknownCommand    Code = "unknown_command"     // no such command type
-	CodeIllegalTransition Code = "illegal_transition"  // the lifecycle does not allow the command now
-	CodeAmountMismatch    Code = "amount_mismatch"     // a payment's amount or currency differs from the order total
-	CodeRefundExceedsPaid Code = "refund_exceeds_paid" // refunds would exceed the money received
-	CodeOutOfStock        Code = "out_of_stock"        // a SKU has less available stock than a reservation asks for
-	CodeNotFound          Code = "not_found"           // the order (or refund) does not exist
-	CodeConflict          Code = "conflict"            // concurrent writers kept winning; retry
-	CodePayloadTooLarge   Code = "payload_too_large"   // the command is larger than allowed
-	CodeUnavailable       Code = "unavailable"         // a dependency is down; retry later
-	CodeInternal          Code = "internal"            // a bug; the message is generic, details are logged
+	CodeInvalidCommand      Code = "invalid_command"      // a field is missing or wrong
+	CodeUnknownCommand      Code = "unknown_command"      // no such command type
+	CodeIllegalTransition   Code = "illegal_transition"   // the lifecycle does not allow the command now
+	CodeAmountMismatch      Code = "amount_mismatch"      // a payment's amount or currency differs from the order total
+	CodeRefundExceedsPaid   Code = "refund_exceeds_paid"  // refunds would exceed the money received
+	CodeOutOfStock          Code = "out_of_stock"         // a SKU has less available stock than a reservation asks for
+	CodeReservationConflict Code = "reservation_conflict" // a reservation does not match its order's lines, or the order holds another one of the SKU
+	CodeSagaOnly            Code = "saga_only"            // only the stock saga sends this while it manages stock (no --manual-stock)
+	CodeNotFound            Code = "not_found"            // the order (or refund, or stocked SKU) does not exist
+	CodeConflict            Code = "conflict"             // concurrent writers kept winning; retry
+	CodePayloadTooLarge     Code = "payload_too_large"    // the command is larger than allowed
+	CodeUnavailable         Code = "unavailable"          // a dependency is down; retry later
+	CodeInternal            Code = "internal"             // a bug; the message is generic, details are logged
 )
 
 // codeInfo is the one table that maps codes to transport statuses: the HTTP
@@ -31,23 +33,26 @@ var codeInfo = map[Code]struct {
 	http int
 	nats int
 }{
-	CodeInvalidCommand:    {400, 400},
-	CodeUnknownCommand:    {400, 400},
-	CodeIllegalTransition: {409, 409},
-	CodeAmountMismatch:    {422, 422},
-	CodeRefundExceedsPaid: {422, 422},
-	CodeOutOfStock:        {409, 409},
-	CodeNotFound:          {404, 404},
-	CodeConflict:          {409, 409},
-	CodePayloadTooLarge:   {413, 413},
-	CodeUnavailable:       {503, 503},
-	CodeInternal:          {500, 500},
+	CodeInvalidCommand:      {400, 400},
+	CodeUnknownCommand:      {400, 400},
+	CodeIllegalTransition:   {409, 409},
+	CodeAmountMismatch:      {422, 422},
+	CodeRefundExceedsPaid:   {422, 422},
+	CodeOutOfStock:          {409, 409},
+	CodeReservationConflict: {409, 409},
+	CodeSagaOnly:            {403, 403},
+	CodeNotFound:            {404, 404},
+	CodeConflict:            {409, 409},
+	CodePayloadTooLarge:     {413, 413},
+	CodeUnavailable:         {503, 503},
+	CodeInternal:            {500, 500},
 }
 
 // Codes lists every error code, for documentation and tests.
 func Codes() []Code {
 	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
-		CodeRefundExceedsPaid, CodeOutOfStock, CodeNotFound, CodeConflict, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
+		CodeRefundExceedsPaid, CodeOutOfStock, CodeReservationConflict, CodeSagaOnly, CodeNotFound, CodeConflict,
+		CodePayloadTooLarge, CodeUnavailable, CodeInternal}
 }
 
 // HTTPStatus is the HTTP status for a code; unknown codes map to 500.
@@ -97,11 +102,15 @@ var (
 	ErrAmountMismatch    = &Error{Code: CodeAmountMismatch}
 	ErrRefundExceedsPaid = &Error{Code: CodeRefundExceedsPaid}
 	ErrOutOfStock        = &Error{Code: CodeOutOfStock}
-	ErrNotFound          = &Error{Code: CodeNotFound}
-	ErrConflict          = &Error{Code: CodeConflict}
-	ErrPayloadTooLarge   = &Error{Code: CodePayloadTooLarge}
-	ErrUnavailable       = &Error{Code: CodeUnavailable}
-	ErrInternal          = &Error{Code: CodeInternal}
+	// ErrReservationConflict matches CodeReservationConflict.
+	ErrReservationConflict = &Error{Code: CodeReservationConflict}
+	// ErrSagaOnly matches CodeSagaOnly.
+	ErrSagaOnly        = &Error{Code: CodeSagaOnly}
+	ErrNotFound        = &Error{Code: CodeNotFound}
+	ErrConflict        = &Error{Code: CodeConflict}
+	ErrPayloadTooLarge = &Error{Code: CodePayloadTooLarge}
+	ErrUnavailable     = &Error{Code: CodeUnavailable}
+	ErrInternal        = &Error{Code: CodeInternal}
 )
 
 // CodeOf returns the code of a domain error anywhere in err's chain, and

@@ -86,8 +86,9 @@ type (
 		SKU      string `json:"sku"`
 		Quantity int64  `json:"quantity"`
 	}
-	// ReserveStock holds units for an order. Reserving again for the same
-	// order changes nothing: a reservation is never applied twice.
+	// ReserveStock holds units for an order. Reserving the same quantity
+	// again for the order changes nothing: a reservation is never applied
+	// twice; another quantity is refused (reservation_conflict).
 	ReserveStock struct {
 		SKU      string `json:"sku"`
 		OrderID  string `json:"order_id"`
@@ -209,7 +210,9 @@ func (s *Stock) View() StockView {
 // Decide turns a stock command into events without changing the stock;
 // the caller appends them and folds them with Apply. No events and a nil
 // error mean the command was already done (a repeated reservation, a
-// release of nothing). Errors: invalid_command, out_of_stock.
+// release of nothing). Errors: invalid_command, out_of_stock,
+// reservation_conflict (the order holds another quantity), illegal_transition
+// (the order's reservation was already settled).
 func (s *Stock) Decide(cmd StockCommand) ([]EventData, error) {
 	if err := cmd.Validate(); err != nil {
 		return nil, err
@@ -221,7 +224,11 @@ func (s *Stock) Decide(cmd StockCommand) ([]EventData, error) {
 	case AddStock:
 		return []EventData{InventoryAdded{SKU: s.sku, Quantity: c.Quantity}}, nil
 	case ReserveStock:
-		if _, ok := s.open[c.OrderID]; ok {
+		if held, ok := s.open[c.OrderID]; ok {
+			if held != c.Quantity {
+				return nil, &Error{Code: CodeReservationConflict, Field: "quantity", Message: fmt.Sprintf(
+					"order %s already holds %d of %s; a reservation is never changed: this one asks for %d", c.OrderID, held, s.sku, c.Quantity)}
+			}
 			return nil, nil
 		}
 		if _, ok := s.settled[c.OrderID]; ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -40,6 +41,10 @@ func TestStockDecide(t *testing.T) {
 			ReserveStock{SKU: "s", OrderID: testOrder, Quantity: 3}, "", CodeOutOfStock, StockView{OnHand: 5, Reserved: 3, Available: 2}},
 		{"reserve twice", []StockCommand{AddStock{SKU: "s", Quantity: 5}, ReserveStock{SKU: "s", OrderID: testOrder, Quantity: 2}},
 			ReserveStock{SKU: "s", OrderID: testOrder, Quantity: 2}, "", "", StockView{OnHand: 5, Reserved: 2, Available: 3}},
+		{"reserve again with another quantity", []StockCommand{AddStock{SKU: "s", Quantity: 5}, ReserveStock{SKU: "s", OrderID: testOrder, Quantity: 2}},
+			ReserveStock{SKU: "s", OrderID: testOrder, Quantity: 3}, "", CodeReservationConflict, StockView{OnHand: 5, Reserved: 2, Available: 3}},
+		{"reserve for an upper-case order ID", []StockCommand{AddStock{SKU: "s", Quantity: 5}},
+			ReserveStock{SKU: "s", OrderID: strings.ToUpper(testOrder), Quantity: 1}, "", CodeInvalidCommand, StockView{OnHand: 5, Available: 5}},
 		{"reserve after release", []StockCommand{AddStock{SKU: "s", Quantity: 5}, ReserveStock{SKU: "s", OrderID: testOrder, Quantity: 2}, ReleaseStock{SKU: "s", OrderID: testOrder}},
 			ReserveStock{SKU: "s", OrderID: testOrder, Quantity: 2}, "", CodeIllegalTransition, StockView{OnHand: 5, Available: 5}},
 		{"reserve for a bad order ID", []StockCommand{AddStock{SKU: "s", Quantity: 5}}, ReserveStock{SKU: "s", OrderID: "x", Quantity: 1}, "", CodeInvalidCommand, StockView{OnHand: 5, Available: 5}},

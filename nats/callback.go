@@ -35,6 +35,7 @@ import (
 // Options may set the correlation and causation IDs; the command ID is
 // always the derived one.
 func (c *Client) PaymentCallback(ctx context.Context, cb domain.PaymentCallback, opts ...SendOption) (Outcome, error) {
+	cb.Order, _ = domain.NormalizeOrderID(cb.Order) // one order, one idempotency key, whatever the case
 	if err := cb.Validate(); err != nil {
 		return Outcome{OrderID: cb.Order}, err
 	}

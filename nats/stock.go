@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,7 +35,8 @@ type StockRequest struct {
 }
 
 // StockReply is the reply: the stock after the command, the events it
-// appended (none when it was already done) and where, or an error.
+// appended (none when it was already done) and where, or an error (on the
+// wire, an error reply is {"error":{…}} alone, with no stock fields).
 type StockReply struct {
 	domain.StockView
 	CommandID string     `json:"command_id,omitempty"`
@@ -43,12 +45,15 @@ type StockReply struct {
 	Error     *ErrorBody `json:"error,omitempty"`
 }
 
-// StockHandler is what the stock API needs (commands.StockService).
+// StockHandler is what the stock API needs (commands.StockAPI, which
+// checks reservations against their orders before commands.StockService's
+// lanes decide them).
 type StockHandler interface {
 	// Submit queues a command; done gets its result exactly once, and
 	// must neither block nor take long.
 	Submit(req commands.StockRequest, done func(commands.StockResult))
-	// Get returns a SKU's stock. Errors: *domain.Error for a bad SKU, else infrastructure.
+	// Get returns a SKU's stock. Errors: *domain.Error for a bad SKU or one
+	// that never had stock (not_found), else infrastructure.
 	Get(ctx context.Context, sku string) (domain.StockView, error)
 }
 
@@ -89,6 +94,11 @@ func serveStock(nc *natsgo.Conn, h StockHandler, m *natsgo.Msg, log *slog.Logger
 		}()
 		return
 	}
+	if len(m.Data) > maxStockRequest {
+		replyStock(nc, m.Reply, stockFailure(&domain.Error{Code: domain.CodePayloadTooLarge, Message: fmt.Sprintf(
+			"a stock request is at most %d bytes (64 KiB), this one is %d", maxStockRequest, len(m.Data))}, sku, op, log))
+		return
+	}
 	req, err := stockCommand(sku, op, m.Data)
 	if err != nil {
 		replyStock(nc, m.Reply, stockFailure(err, sku, op, log))
@@ -108,16 +118,19 @@ func serveStock(nc *natsgo.Conn, h StockHandler, m *natsgo.Msg, log *slog.Logger
 func stockCommand(sku, op string, body []byte) (commands.StockRequest, error) {
 	req, err := decodeStockRequest(body)
 	if err != nil {
-		return commands.StockRequest{}, &domain.Error{Code: domain.CodeInvalidCommand, Message: "the body must be a JSON object: " + err.Error()}
+		return commands.StockRequest{}, stockBodyError(err)
 	}
+	// An order ID in upper or mixed case names the order of its canonical
+	// (lower-case) form, as everywhere else.
+	orderID, _ := domain.NormalizeOrderID(req.OrderID)
 	var cmd domain.StockCommand
 	switch op {
 	case "add":
 		cmd = domain.AddStock{SKU: sku, Quantity: req.Quantity}
 	case "reserve":
-		cmd = domain.ReserveStock{SKU: sku, OrderID: req.OrderID, Quantity: req.Quantity}
+		cmd = domain.ReserveStock{SKU: sku, OrderID: orderID, Quantity: req.Quantity}
 	case "release":
-		cmd = domain.ReleaseStock{SKU: sku, OrderID: req.OrderID}
+		cmd = domain.ReleaseStock{SKU: sku, OrderID: orderID}
 	default:
 		return commands.StockRequest{}, &domain.Error{Code: domain.CodeUnknownCommand, Message: fmt.Sprintf("unknown stock operation %q; use add, get, reserve or release", op)}
 	}
@@ -125,6 +138,35 @@ func stockCommand(sku, op string, body []byte) (commands.StockRequest, error) {
 		return commands.StockRequest{}, &domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "is required: 1 to 128 letters, digits or - _ = ."}
 	}
 	return commands.StockRequest{CommandID: req.CommandID, CorrelationID: req.CommandID, Command: cmd}, nil
+}
+
+// maxStockRequest is the largest stock request body accepted, the command
+// stream's limit; a real one is under a hundred bytes.
+const maxStockRequest = 64 << 10
+
+// stockBodyError says what is wrong with a body that does not decode, in
+// the request's own terms rather than the decoder's.
+func stockBodyError(err error) *domain.Error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		want := "a string"
+		if te.Field == "quantity" {
+			want = "a whole number"
+		}
+		return &domain.Error{Code: domain.CodeInvalidCommand, Field: te.Field, Message: fmt.Sprintf("must be %s, got a JSON %s", want, jsonKind(te.Value))}
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return &domain.Error{Code: domain.CodeInvalidCommand, Field: strings.Trim(f, `"`),
+			Message: "is not a field of a stock request; the fields are command_id, order_id and quantity"}
+	}
+	return &domain.Error{Code: domain.CodeInvalidCommand, Message: `the body must be one JSON object such as {"command_id":"c-1","order_id":"0b6f7c1e-3f4a-4a53-9a7e-2f1f5d0c9b1a","quantity":2}`}
+}
+
+// jsonKind names the kind of JSON value an UnmarshalTypeError found
+// ("number 1.5" is a number).
+func jsonKind(value string) string {
+	kind, _, _ := strings.Cut(value, " ")
+	return kind
 }
 
 // stockFailure is the reply to a refused or failed stock request.
@@ -137,6 +179,11 @@ func stockFailure(err error, sku, op string, log *slog.Logger) StockReply {
 	return StockReply{Error: &ErrorBody{Code: string(domain.CodeUnavailable), Message: "the stock could not be changed or read; retry with the same command_id"}}
 }
 
+// stockError is the body of an error reply.
+type stockError struct {
+	Error *ErrorBody `json:"error"`
+}
+
 // stockOK is the status header of every successful reply, shared: nats.go
 // only reads a message's header.
 var stockOK = natsgo.Header{HeaderStatus: []string{"200"}}
@@ -146,9 +193,14 @@ func replyStock(nc *natsgo.Conn, inbox string, reply StockReply) {
 	if inbox == "" {
 		return
 	}
-	out := &natsgo.Msg{Subject: inbox, Data: marshalStockReply(reply), Header: stockOK}
+	out := &natsgo.Msg{Subject: inbox, Header: stockOK}
 	if reply.Error != nil {
+		// The error alone: no stock fields, which would read as a SKU
+		// with nothing on hand.
+		out.Data, _ = json.Marshal(stockError{Error: reply.Error})
 		out.Header = natsgo.Header{HeaderStatus: []string{strconv.Itoa(domain.NATSStatus(domain.Code(reply.Error.Code)))}}
+	} else {
+		out.Data = marshalStockReply(reply)
 	}
 	_ = nc.PublishMsg(out) // a lost reply is a timeout for the requester, who resends the command ID
 }
@@ -193,8 +245,10 @@ func (c *Client) AddStock(ctx context.Context, sku string, quantity int64, comma
 	return c.stockRequest(ctx, sku, "add", StockRequest{CommandID: commandID, Quantity: quantity})
 }
 
-// ReserveStock reserves units of a SKU for an order; repeating it for the
-// same order changes nothing. Errors match domain.ErrOutOfStock.
+// ReserveStock reserves units of a SKU for an order: an order that exists,
+// for exactly its quantity of the SKU. Repeating it changes nothing.
+// Errors match domain.ErrOutOfStock, ErrNotFound, ErrReservationConflict,
+// ErrIllegalTransition, or ErrSagaOnly when the service's saga reserves.
 func (c *Client) ReserveStock(ctx context.Context, sku, orderID string, quantity int64, commandID string) (StockReply, error) {
 	if commandID == "" {
 		commandID = uuid.NewString()
@@ -202,7 +256,9 @@ func (c *Client) ReserveStock(ctx context.Context, sku, orderID string, quantity
 	return c.stockRequest(ctx, sku, "reserve", StockRequest{CommandID: commandID, OrderID: orderID, Quantity: quantity})
 }
 
-// ReleaseStock gives an order's reservation back.
+// ReleaseStock gives an order's reservation back; refused while the order
+// awaits payment or is paid, and with ErrSagaOnly when the service's saga
+// manages stock.
 func (c *Client) ReleaseStock(ctx context.Context, sku, orderID, commandID string) (StockReply, error) {
 	if commandID == "" {
 		commandID = uuid.NewString()
@@ -210,7 +266,8 @@ func (c *Client) ReleaseStock(ctx context.Context, sku, orderID, commandID strin
 	return c.stockRequest(ctx, sku, "release", StockRequest{CommandID: commandID, OrderID: orderID})
 }
 
-// GetStock reads a SKU's stock.
+// GetStock reads a SKU's stock; a SKU that never had stock is
+// domain.ErrNotFound.
 func (c *Client) GetStock(ctx context.Context, sku string) (domain.StockView, error) {
 	r, err := c.stockRequest(ctx, sku, "get", StockRequest{})
 	return r.StockView, err

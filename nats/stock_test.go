@@ -2,7 +2,9 @@ package nats
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +94,67 @@ func TestServeStock(t *testing.T) {
 	}
 	if v, err := c.GetStock(ctx, "sku-1"); err != nil || v.OnHand != 5 {
 		t.Fatalf("get: %+v, %v", v, err)
+	}
+}
+
+// TestServeStockErrorReplies: a refused request gets the error alone (no
+// zeroed stock fields that read as an empty SKU), in the request's own
+// terms (no Go decoder text), an oversized body is payload_too_large, and
+// an upper-case order ID reaches the handler in its canonical form.
+func TestServeStockErrorReplies(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	h := &fakeStock{}
+	sub, err := ServeStock(nc, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	order := uuid.NewString()
+	big := `{"command_id":"c","order_id":"` + order + `","quantity":1,"pad":"` + strings.Repeat("x", 70_000) + `"}`
+	for _, tc := range []struct {
+		name, body, code, field, status string
+	}{
+		{"70 KB body", big, "payload_too_large", "", "413"},
+		{"quantity of the wrong type", `{"command_id":"c","order_id":"` + order + `","quantity":"two"}`, "invalid_command", "quantity", "400"},
+		{"quantity with a fraction", `{"command_id":"c","order_id":"` + order + `","quantity":1.5}`, "invalid_command", "quantity", "400"},
+		{"order ID of the wrong type", `{"command_id":"c","order_id":7,"quantity":1}`, "invalid_command", "order_id", "400"},
+		{"unknown field", `{"command_id":"c","order_id":"` + order + `","quantity":1,"qty":1}`, "invalid_command", "qty", "400"},
+		{"not JSON", `{"command_id":`, "invalid_command", "", "400"},
+		{"array", `[1,2]`, "invalid_command", "", "400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := nc.Request(SubjectStockPrefix+"sku-1.reserve", []byte(tc.body), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var raw map[string]json.RawMessage
+			if err := json.Unmarshal(m.Data, &raw); err != nil {
+				t.Fatalf("reply %s: %v", m.Data, err)
+			}
+			if len(raw) != 1 || raw["error"] == nil {
+				t.Fatalf("reply %s, want only an error", m.Data)
+			}
+			var body struct{ Error ErrorBody }
+			_ = json.Unmarshal(m.Data, &body)
+			e := body.Error
+			if e.Code != tc.code || e.Field != tc.field || m.Header.Get(HeaderStatus) != tc.status {
+				t.Fatalf("reply %s, status %s; want code %s, field %q, status %s", m.Data, m.Header.Get(HeaderStatus), tc.code, tc.field, tc.status)
+			}
+			for _, leak := range []string{"json:", "Go ", "struct", "int64", "unmarshal"} {
+				if strings.Contains(e.Message, leak) {
+					t.Fatalf("message %q shows decoder text %q", e.Message, leak)
+				}
+			}
+		})
+	}
+	upper := strings.ToUpper(order)
+	m, err := nc.Request(SubjectStockPrefix+"sku-1.reserve", []byte(`{"command_id":"u","order_id":"`+upper+`","quantity":1}`), 5*time.Second)
+	if err != nil || m.Header.Get(HeaderStatus) != "200" {
+		t.Fatalf("reserve for an upper-case order ID: %v, %s", err, m.Data)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if got := h.reqs[len(h.reqs)-1].Command; got != (domain.ReserveStock{SKU: "sku-1", OrderID: order, Quantity: 1}) {
+		t.Fatalf("handler got %+v, want the order's canonical ID %s", got, order)
 	}
 }

@@ -51,8 +51,8 @@ func (a *API) Register(mux *http.ServeMux) {
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !domain.IsUUID(id) {
+	id, ok := domain.NormalizeOrderID(r.PathValue("id")) // a UUID in any case names one order
+	if !ok {
 		writeError(w, domain.CodeInvalidCommand, "id", fmt.Sprintf("order IDs are UUIDs, got %q", id))
 		return
 	}

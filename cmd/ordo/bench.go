@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -130,6 +131,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// awaitStockDecided waits until the service's saga has reserved the
+// order's stock (polling the order), or says why it did not.
+func awaitStockDecided(ctx context.Context, c *ordonats.Client, id string) error {
+	for {
+		v, err := c.GetOrder(ctx, id)
+		switch {
+		case err != nil:
+			return err
+		case v.State == domain.StateAwaitingPayment:
+			return nil
+		case v.State != domain.StatePlaced:
+			return fmt.Errorf("order %s is %s (%s), not awaiting payment", id, v.State, v.Cancelled)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // processCPU is the user plus system CPU time this process has used.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
@@ -142,6 +164,7 @@ func processCPU() time.Duration {
 // lifecycleOp returns one command per call; each client walks its own
 // orders through the five commands of the happy path in turn.
 func lifecycleOp(c *ordonats.Client) func(ctx context.Context, client, i int) error {
+	var sagaReserves atomic.Bool // the service refused a client's MarkStockReserved: its saga records the stock
 	return func(ctx context.Context, client, i int) error {
 		// Orders are derived from (client, i/5) so every step addresses the
 		// order the previous steps of this client built.
@@ -151,9 +174,18 @@ func lifecycleOp(c *ordonats.Client) func(ctx context.Context, client, i int) er
 		case 0:
 			_, err = c.PlaceOrder(ctx, domain.PlaceOrder{Order: id, CustomerID: "bench", Currency: "EUR", Lines: []domain.Line{{SKU: "sku-1", Quantity: 1, UnitPrice: 1000}}})
 		case 1:
+			if sagaReserves.Load() {
+				return awaitStockDecided(ctx, c, id)
+			}
 			_, err = c.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id})
-			if errors.Is(err, domain.ErrIllegalTransition) {
-				err = nil // the service's saga reserved the stock first
+			switch {
+			case errors.Is(err, domain.ErrSagaOnly):
+				// The service's saga reserves (it runs without --manual-stock):
+				// this step is its reservation, which the client waits for.
+				sagaReserves.Store(true)
+				return awaitStockDecided(ctx, c, id)
+			case errors.Is(err, domain.ErrIllegalTransition):
+				err = nil // the stock was decided before
 			}
 		case 2:
 			_, err = c.ConfirmPayment(ctx, domain.ConfirmPayment{Order: id, PaymentID: "p-" + id[:8], Amount: 1000})

@@ -46,6 +46,7 @@ const (
 type hotSKUOptions struct {
 	clients    int
 	duration   time.Duration
+	orders     int // orders placed before the run; each reservation takes one
 	natsURL    string
 	esdbURL    string
 	compare    bool
@@ -114,7 +115,9 @@ var errSoldOut = errors.New("sold out")
 func runBenchHotSKU(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ordo bench hot-sku [--clients N] [--duration D] [--nats-url URL] [--json]",
 		"Reservations per second on ONE SKU: N closed-loop clients each reserve 1 unit for a fresh order\n"+
-			"through the NATS stock API; a reply means the event store has fsync'd the reservation. At the\n"+
+			"through the NATS stock API; a reply means the event store has fsync'd the reservation. The\n"+
+			"stock API reserves only for orders that exist, so --orders orders are placed first (not\n"+
+			"measured), on a service run with --manual-stock (where clients reserve themselves). At the\n"+
 			"end it checks zero oversell: the service's reserved count equals the successful reservations,\n"+
 			"available = on hand - reserved >= 0, and the SKU's stream replays through the domain.\n"+
 			"It then measures bare NATS request-reply with the same clients (the transport's ceiling) and,\n"+
@@ -127,6 +130,7 @@ func runBenchHotSKU(ctx context.Context, args []string, stdout, stderr io.Writer
 	var o hotSKUOptions
 	fs.IntVar(&o.clients, "clients", 64, "concurrent closed-loop clients")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each measurement runs")
+	fs.IntVar(&o.orders, "orders", 20_000, "orders placed (for 1 unit of the SKU each) before Ordo's run, which ends when every one holds its reservation or --duration passes: the stock API reserves only for orders that exist")
 	fs.StringVar(&o.natsURL, "nats-url", "", "a running ordo serve (default: start an embedded one in a temporary directory)")
 	fs.StringVar(&o.esdbURL, "esdb-url", "", "with --nats-url: its event store, so the check can replay the SKU's stream")
 	fs.BoolVar(&o.compare, "compare", true, "also measure Redis+Lua and PostgreSQL when they are installed")
@@ -138,8 +142,8 @@ func runBenchHotSKU(ctx context.Context, args []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("bench hot-sku takes no arguments, got %q", fs.Args())}
 	}
-	if o.clients < 1 || o.clients > 10_000 || o.duration <= 0 {
-		return usageError{"--clients must be between 1 and 10000 and --duration positive"}
+	if o.clients < 1 || o.clients > 10_000 || o.duration <= 0 || o.orders < 1 {
+		return usageError{"--clients must be between 1 and 10000, --duration and --orders positive"}
 	}
 	rep := hotSKUReport{Clients: o.clients, Duration: o.duration, SKU: "bench-hot-" + uuid.NewString()[:8]}
 	if err := benchOrdoHotSKU(ctx, o, &rep, stderr); err != nil {
@@ -207,7 +211,8 @@ func benchOrdoHotSKU(ctx context.Context, o hotSKUOptions, rep *hotSKUReport, st
 			return err
 		}
 		defer os.RemoveAll(dir)
-		svc, err := serve.Start(ctx, serve.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0"})
+		svc, err := serve.Start(ctx, serve.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0",
+			ManualStock: true}) // the bench reserves itself, through the stock API
 		if err != nil {
 			return err
 		}
@@ -230,13 +235,19 @@ func benchOrdoHotSKU(ctx context.Context, o hotSKUOptions, rep *hotSKUReport, st
 	if err != nil {
 		return fmt.Errorf("stock the bench SKU %s: %w", rep.SKU, err)
 	}
+	pool, err := placeHotSKUOrders(ctx, client, nc, rep.SKU, o.orders, max(o.clients, 64))
+	if err != nil {
+		return err
+	}
 	var ok, ambiguous atomic.Int64
 	stopProfile, err := startCPUProfile(o.cpuProfile)
 	if err != nil {
 		return err
 	}
+	runCtx, used := context.WithCancel(ctx) // cancelled once every order holds its reservation
+	defer used()
 	cpu := processCPU()
-	res, err := ordonats.RunLoad(ctx, o.clients, o.duration, reserveOp(ctx, client, rep.SKU, &ok, &ambiguous))
+	res, err := ordonats.RunLoad(runCtx, o.clients, o.duration, reserveOp(runCtx, client, rep.SKU, pool, used, &ok, &ambiguous))
 	cpu = processCPU() - cpu
 	stopProfile()
 	if err != nil {
@@ -253,15 +264,92 @@ func benchOrdoHotSKU(ctx context.Context, o hotSKUOptions, rep *hotSKUReport, st
 	return nil
 }
 
-// reserveOp reserves 1 unit for a fresh order per call. A request runs to
-// its end even when the run's time is up (it uses neither the run's context
-// nor ctx's cancellation, only the client's timeout of
-// hotSKURequestTimeout), so every reservation the service applied is
-// counted; one whose reply was lost is resent with the same command ID.
-func reserveOp(ctx context.Context, c *ordonats.Client, sku string, ok, ambiguous *atomic.Int64) func(context.Context, int, int) error {
+// placeHotSKUOrders places n orders of 1 unit of sku, with the given
+// number of concurrent clients, and returns their IDs in a closed channel
+// once the service's saga and read models have taken them in, so that
+// work is not measured with the reservations.
+func placeHotSKUOrders(ctx context.Context, c *ordonats.Client, nc *natsgo.Conn, sku string, n, clients int) (chan string, error) {
+	var last atomic.Uint64 // the highest position of an OrderPlaced
+	ids := make(chan string, n)
+	todo := make(chan struct{}, n)
+	for range n {
+		todo <- struct{}{}
+	}
+	close(todo)
+	errs := make(chan error, clients)
+	for range clients {
+		go func() {
+			for range todo {
+				id := uuid.NewString()
+				out, err := c.PlaceOrder(ctx, domain.PlaceOrder{Order: id, CustomerID: "bench", Currency: "EUR",
+					Lines: []domain.Line{{SKU: sku, Quantity: 1, UnitPrice: 100}}}, ordonats.WithCommandID("place-"+id))
+				if err != nil {
+					errs <- fmt.Errorf("place the bench's orders: %w", err)
+					return
+				}
+				for p := last.Load(); out.Position > p; p = last.Load() {
+					if last.CompareAndSwap(p, out.Position) {
+						break
+					}
+				}
+				ids <- id
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range clients {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	close(ids)
+	if first != nil {
+		return nil, first
+	}
+	return ids, awaitCaughtUp(ctx, nc, last.Load())
+}
+
+// awaitCaughtUp waits until the service's saga and read models have handled
+// every event up to pos (through their NATS queries), at most a few minutes.
+func awaitCaughtUp(ctx context.Context, nc *natsgo.Conn, pos uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for {
+		saga, sagaErr := nc.RequestWithContext(ctx, "ordo.query.v1.saga", nil)
+		var st struct {
+			Position uint64 `json:"position"`
+		}
+		if sagaErr == nil && json.Unmarshal(saga.Data, &st) == nil && st.Position >= pos {
+			// Waits (up to the service's --read-wait) for the read models.
+			m, err := nc.RequestWithContext(ctx, "ordo.query.v1.stats", []byte("min_position="+strconv.FormatUint(pos, 10)))
+			if err == nil && m.Header.Get(ordonats.HeaderStatus) == "200" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the service's saga and read models did not take in the bench's orders: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// reserveOp reserves 1 unit for the next order of the pool per call, and
+// ends the run (used) when the pool is empty. A request runs to its end
+// even when the run's time is up (it uses neither the run's context nor
+// ctx's cancellation, only the client's timeout of hotSKURequestTimeout),
+// so every reservation the service applied is counted; one whose reply was
+// lost is resent with the same command ID.
+func reserveOp(ctx context.Context, c *ordonats.Client, sku string, pool <-chan string, used func(), ok, ambiguous *atomic.Int64) func(context.Context, int, int) error {
 	rctx := context.WithoutCancel(ctx)
 	return func(_ context.Context, _, _ int) error {
-		order, cmd := uuid.NewString(), uuid.NewString()
+		order, more := <-pool
+		if !more {
+			used()
+			return context.Canceled // not an error: the run is over
+		}
+		cmd := uuid.NewString()
 		var err error
 		for range hotSKUAttempts {
 			_, err = c.ReserveStock(rctx, sku, order, 1, cmd)

@@ -20,7 +20,7 @@ func TestBenchHotSKU(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var out, errOut strings.Builder
-	if err := run(ctx, []string{"bench", "hot-sku", "--clients", "2", "--duration", "1s", "--compare=false", "--json"}, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"bench", "hot-sku", "--clients", "2", "--duration", "1s", "--orders", "1000", "--compare=false", "--json"}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
 	var rep hotSKUReport

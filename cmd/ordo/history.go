@@ -38,6 +38,7 @@ type step struct {
 // with the state after it, until stop (if set) says to stop before an
 // event. It returns the order as folded.
 func replayOrder(ctx context.Context, store *eventstore.Store, orderID string, stop func(step) bool, each func(step)) (*domain.Order, error) {
+	orderID, _ = domain.NormalizeOrderID(orderID) // a UUID in any case names the order of its lower-case form
 	codec := domain.NewCodec()
 	order := domain.NewOrder(orderID)
 	errStop := errors.New("stop")

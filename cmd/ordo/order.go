@@ -27,10 +27,10 @@ type orderVerb struct {
 func orderVerbs() []orderVerb {
 	return []orderVerb{
 		{"place", "--customer ID --line SKU:QTY:UNIT_PRICE --currency CODE", "place an order (prints its new order ID)", flagsPlace},
-		{"stock-reserved", "ORDER_ID", "record that stock is reserved (until the stock saga does it)", func(fs *flag.FlagSet) func(string) (domain.Command, error) {
+		{"stock-reserved", "ORDER_ID", "record that stock is reserved (a service run with --manual-stock only)", func(fs *flag.FlagSet) func(string) (domain.Command, error) {
 			return func(id string) (domain.Command, error) { return domain.MarkStockReserved{Order: id}, nil }
 		}},
-		{"stock-rejected", "ORDER_ID --reason R", "record that stock could not be reserved", func(fs *flag.FlagSet) func(string) (domain.Command, error) {
+		{"stock-rejected", "ORDER_ID --reason R", "record that stock could not be reserved (--manual-stock only)", func(fs *flag.FlagSet) func(string) (domain.Command, error) {
 			reason := fs.String("reason", "out_of_stock", "why")
 			return func(id string) (domain.Command, error) {
 				return domain.MarkStockRejected{Order: id, Reason: *reason}, nil
@@ -105,8 +105,16 @@ func flagsPlace(fs *flag.FlagSet) func(string) (domain.Command, error) {
 		if *orderID == "" {
 			*orderID = uuid.NewString()
 		}
-		return domain.PlaceOrder{Order: *orderID, CustomerID: *customer, Currency: *currency, Lines: lines}, nil
+		return domain.PlaceOrder{Order: canonicalOrderArg(*orderID), CustomerID: *customer, Currency: *currency, Lines: lines}, nil
 	}
+}
+
+// canonicalOrderArg is an order ID as typed: a UUID in upper or mixed
+// case names the order of its lower-case form, the one the service keeps
+// (anything else is sent as it is, for the service to refuse).
+func canonicalOrderArg(id string) string {
+	n, _ := domain.NormalizeOrderID(strings.TrimSpace(id))
+	return n
 }
 
 // lineFlags collects --line SKU:QTY:UNIT_PRICE values.
@@ -192,7 +200,7 @@ func printOrderUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-16s %-55s %s\n", v.name, v.args, v.summary)
 	}
 	fmt.Fprintf(w, "  %-16s %-55s %s\n", "get", "ORDER_ID", "show the order as its aggregate sees it")
-	fmt.Fprintln(w, "\nExample:\n  id=$(ordo order place --customer c-1 --line sku-1:2:1250 --currency EUR)\n  ordo order stock-reserved $id && ordo order pay $id --amount 2500 --payment-id pay-1")
+	fmt.Fprintln(w, "\nExample:\n  id=$(ordo order place --customer c-1 --line sku-1:2:1250 --currency EUR)\n  ordo order get $id    # awaiting_payment once the saga reserved the stock\n  ordo order pay $id --amount 2500 --payment-id pay-1")
 }
 
 func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stderr io.Writer) error {
@@ -215,7 +223,7 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 	case v.name != "place" && len(pos) != 1:
 		return usageError{fmt.Sprintf("%s needs exactly one ORDER_ID, got %d arguments", v.name, len(pos))}
 	case v.name != "place":
-		orderID = pos[0]
+		orderID = canonicalOrderArg(pos[0])
 	}
 	cmd, err := build(orderID)
 	if err != nil {
@@ -313,7 +321,7 @@ func runOrderGet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer done()
-	view, err := client.GetOrder(ctx, pos[0])
+	view, err := client.GetOrder(ctx, canonicalOrderArg(pos[0]))
 	if *cf.asJSON {
 		return printJSON(stdout, view, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -63,4 +64,40 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// TestReadmeErrorCodes fails when the README's table of error codes misses
+// a code of the domain's table, shows another status for it, or lists a
+// code the domain does not have.
+func TestReadmeErrorCodes(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Error codes\n")
+	if !ok {
+		t.Fatal("README.md has no Error codes section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rows := map[string]string{} // code → status column
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
+	}
+	for _, c := range domain.Codes() {
+		want := strconv.Itoa(domain.HTTPStatus(c))
+		if n := domain.NATSStatus(c); n != domain.HTTPStatus(c) {
+			want += " / " + strconv.Itoa(n)
+		}
+		if got, ok := rows[string(c)]; !ok || got != want {
+			t.Errorf("README error codes: %s has status %q, want %q", c, got, want)
+		}
+		delete(rows, string(c))
+	}
+	for code := range rows {
+		t.Errorf("README error codes list %q, which the domain does not have", code)
+	}
 }

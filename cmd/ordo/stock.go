@@ -76,7 +76,8 @@ func runStockGet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("ordo stock get SKU [--json]",
 		"Prints the SKU's stock as its event stream says: on hand (added minus shipped), reserved for\n"+
 			"orders that have not shipped, available (on hand minus reserved, never below zero) and the\n"+
-			"stream revision. A SKU that never had stock shows zeros and revision -1.",
+			"stream revision. A SKU that never had stock is an error (not_found, exit status 1): an\n"+
+			"unknown SKU is more often a typo than a product with nothing on hand.",
 		[]string{"ordo stock get sku-1", "ordo stock get sku-1 --json --nats-url nats://10.0.0.5:4222"}, stderr)
 	cf := addClientFlags(fs)
 	pos, err := parseInterleaved(fs, args)

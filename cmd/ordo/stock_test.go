@@ -60,8 +60,16 @@ func TestStockCLI(t *testing.T) {
 	if out, err := cli("get", "sku-cli"); err != nil || out != "sku-cli  on hand 120  reserved 0  available 120  revision 1\n" {
 		t.Fatalf("get: %q %v", out, err)
 	}
-	if none, err := cliJSON("get", "sku-never-stocked"); err != nil || none["on_hand"] != float64(0) || none["revision"] != float64(-1) {
-		t.Fatalf("get of a SKU without events: %v %v", none, err)
+	// A SKU that never had stock is not found (exit status 1), not an
+	// empty stock with revision -1; the error reply holds no stock fields.
+	none, err := cliJSON("get", "sku-never-stocked")
+	if e, ok := none["error"].(map[string]any); exitCode(err, &strings.Builder{}) != 1 || !ok || e["code"] != "not_found" || len(none) != 1 {
+		t.Fatalf("get --json of a SKU without events: %v %v, want only a not_found error and exit status 1", none, err)
+	}
+	var stderr strings.Builder
+	if out, err := cli("get", "sku-never-stocked"); exitCode(err, &stderr) != 1 || out != "" ||
+		!strings.Contains(stderr.String(), "not_found") || !strings.Contains(stderr.String(), "ordo stock add sku-never-stocked") {
+		t.Fatalf("get of a SKU without events: stdout %q, stderr %q, err %v; want exit status 1 and how to add stock", out, stderr.String(), err)
 	}
 
 	for _, tc := range []struct {

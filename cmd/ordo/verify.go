@@ -28,13 +28,16 @@ type violation struct {
 
 // verifyReport is what ordo verify found.
 type verifyReport struct {
-	Events     int64       `json:"events"`
-	Streams    int         `json:"streams"` // order streams
-	SKUs       int         `json:"sku_streams"`
-	Skipped    int64       `json:"skipped_events"` // in streams of a kind verify has no model for
-	Violations []violation `json:"violations"`
-	Seconds    float64     `json:"seconds"`
-	PerSecond  float64     `json:"events_per_second"`
+	Events  int64 `json:"events"`
+	Streams int   `json:"streams"` // order streams
+	SKUs    int   `json:"sku_streams"`
+	Skipped int64 `json:"skipped_events"` // in streams of a kind verify has no model for
+	// CrossChecked: the orders that reached awaiting_payment were held to
+	// their SKU streams (not with --prefix, which reads only some streams).
+	CrossChecked bool        `json:"cross_stream_checked"`
+	Violations   []violation `json:"violations"`
+	Seconds      float64     `json:"seconds"`
+	PerSecond    float64     `json:"events_per_second"`
 }
 
 // verifier folds every order stream through the domain, which refuses any
@@ -44,17 +47,24 @@ type verifier struct {
 	codec   *domain.Codec
 	streams map[string]*streamCheck
 	report  verifyReport
+	// For the cross-stream check (verifystock.go): the StockReserved of
+	// this verifier's order streams, and its SKU streams' reservations.
+	claims []*stockClaim
+	skus   map[string]*skuFacts
 }
 
 // streamCheck follows one stream: the revision its next event must have,
-// and the fold into its aggregate.
+// the fold into its aggregate, and what the cross-stream check notes of
+// it (order or stock, by the stream's kind).
 type streamCheck struct {
 	next  uint64
 	apply func(domain.Event) error
+	order *orderTrack
+	stock *skuFacts
 }
 
 func newVerifier() *verifier {
-	return &verifier{codec: domain.NewCodec(), streams: make(map[string]*streamCheck)}
+	return &verifier{codec: domain.NewCodec(), streams: make(map[string]*streamCheck), skus: make(map[string]*skuFacts)}
 }
 
 // checkFor starts following a stream, or returns nil for a kind of stream
@@ -62,12 +72,14 @@ func newVerifier() *verifier {
 func (v *verifier) checkFor(stream string) *streamCheck {
 	if id, ok := strings.CutPrefix(stream, commands.StreamName("")); ok {
 		v.report.Streams++
-		return &streamCheck{apply: domain.NewOrder(id).Apply}
+		return &streamCheck{apply: domain.NewOrder(id).Apply, order: &orderTrack{id: id}}
 	}
 	if sku, ok := domain.SKUOfStream(stream); ok {
 		v.report.SKUs++
 		st := domain.NewStock(sku)
-		return &streamCheck{apply: func(ev domain.Event) error { return st.Apply(ev.Data) }}
+		facts := &skuFacts{}
+		v.skus[sku] = facts
+		return &streamCheck{apply: func(ev domain.Event) error { return st.Apply(ev.Data) }, stock: facts}
 	}
 	return nil
 }
@@ -93,6 +105,13 @@ func (v *verifier) add(e eventstore.RecordedEvent) {
 	}
 	if err := c.apply(ev); err != nil {
 		v.flag(e, err.Error())
+		return
+	}
+	switch {
+	case c.order != nil:
+		v.observeOrder(c.order, e, ev)
+	case c.stock != nil:
+		v.observeStock(c.stock, e, ev)
 	}
 }
 
@@ -102,16 +121,22 @@ func (v *verifier) flag(e eventstore.RecordedEvent, reason string) {
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo verify [--prefix order-] [--json] [--esdb-url URL | --data DIR]",
+	fs := newFlagSet("ordo verify [--prefix order-] [--stock auto|ordo] [--json] [--esdb-url URL | --data DIR]",
 		"Replays every stream through the domain: order streams through the lifecycle (FSM) and\n"+
 			"the money invariants, stock streams (sku-…) through the stock invariants (never\n"+
-			"oversold, a reservation settled once). Reports each violation with stream, revision\n"+
+			"oversold, a reservation settled once). Then, across streams: every order that reached\n"+
+			"awaiting_payment must have had its lines' stock reserved in its SKU streams by then, and\n"+
+			"kept it until it was cancelled, refunded or shipped, if its stock is Ordo's: the saga\n"+
+			"recorded the reservation, or a SKU of the order had a stock stream before (with\n"+
+			"--manual-stock another system keeps the stock), or --stock ordo says every order's is.\n"+
+			"Reports each violation with stream, revision\n"+
 			"and reason; exits with status 1 if any. Progress goes to stderr; the report to stdout.\n"+
 			"The pass runs the garbage collector less often than Go's default (GOGC=400), so the\n"+
 			"heap may grow to five times the folded state; set GOGC (e.g. GOGC=100) to choose.",
 		[]string{"ordo verify", "ordo verify --prefix order-0b9f --json", "ordo verify --esdb-url 'esdb://db1:2113?tls=false'"}, stderr)
 	sf.register(fs)
 	prefix := fs.String("prefix", "", "verify only streams whose name starts with this, e.g. order- or sku- (default: every stream)")
+	scope := fs.String("stock", string(stockAuto), "whose stock the cross-stream check holds to the SKU streams: auto (decided per order from the events) or ordo (every order's: the service never ran with --manual-stock)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -119,6 +144,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("verify takes no arguments, got %q", fs.Args())}
+	}
+	if s := stockScope(*scope); s != stockAuto && s != stockOrdo {
+		return usageError{fmt.Sprintf("--stock must be auto or ordo, got %q", *scope)}
 	}
 	store, head, err := sf.openAtHead(ctx)
 	if err != nil {
@@ -138,7 +166,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *prefix != "" {
 		filter.StreamPrefixes = []string{*prefix}
 	}
-	rep, err := verifyStore(ctx, store, filter, head, progress)
+	rep, err := verifyStoreScoped(ctx, store, filter, head, progress, stockScope(*scope))
 	if err != nil {
 		return err
 	}
@@ -168,6 +196,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if rep.Skipped > 0 {
 			fmt.Fprintf(stdout, "; %d events in streams that are neither orders nor stock were not checked", rep.Skipped)
 		}
+		if !rep.CrossChecked {
+			fmt.Fprint(stdout, "; with --prefix, orders were not checked against their SKU streams")
+		}
 		fmt.Fprintln(stdout)
 	}
 	if len(rep.Violations) > 0 {
@@ -183,6 +214,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // verifier per CPU, each owning its streams' state, so a stream's events
 // stay in order.
 func verifyStore(ctx context.Context, store *eventstore.Store, filter eventstore.Filter, head uint64, progress func(pos uint64, events int64)) (verifyReport, error) {
+	return verifyStoreScoped(ctx, store, filter, head, progress, stockAuto)
+}
+
+// verifyStoreScoped is verifyStore with the cross-stream check's scope (--stock).
+func verifyStoreScoped(ctx context.Context, store *eventstore.Store, filter eventstore.Filter, head uint64, progress func(pos uint64, events int64), scope stockScope) (verifyReport, error) {
 	start := time.Now()
 	workers := max(runtime.GOMAXPROCS(0), 1)
 	const batchSize = 512
@@ -231,12 +267,22 @@ func verifyStore(ctx context.Context, store *eventstore.Store, filter eventstore
 		return verifyReport{}, err
 	}
 	var rep verifyReport
+	var claims []*stockClaim
+	skus := map[string]*skuFacts{} // each SKU's stream is one verifier's
 	for _, v := range verifiers {
 		rep.Events += v.report.Events
 		rep.Skipped += v.report.Skipped
 		rep.Violations = append(rep.Violations, v.report.Violations...)
 		rep.Streams += v.report.Streams
 		rep.SKUs += v.report.SKUs
+		claims = append(claims, v.claims...)
+		for sku, f := range v.skus {
+			skus[sku] = f
+		}
+	}
+	// Streams left out by a filter would look like missing reservations.
+	if rep.CrossChecked = len(filter.StreamPrefixes) == 0; rep.CrossChecked {
+		rep.Violations = append(rep.Violations, crossCheck(claims, skus, scope)...)
 	}
 	sort.Slice(rep.Violations, func(i, j int) bool {
 		a, b := rep.Violations[i], rep.Violations[j]

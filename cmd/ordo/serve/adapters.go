@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -19,17 +20,31 @@ import (
 type executor struct {
 	svc *commands.Service
 	log *slog.Logger
+	// sagaStock: the saga reserves every order's stock (the service runs
+	// without --manual-stock), so the stock outcome is its alone to record.
+	sagaStock bool
 }
 
-var _ ordonats.Executor = executor{}
+var (
+	_ ordonats.Executor     = executor{}
+	_ ordonats.StockHandler = (*commands.StockAPI)(nil)
+)
 
 func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Outcome {
-	res := x.svc.Execute(ctx, commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: cmd.OrderID,
+	// The subject's order ID in any case names the order of its canonical
+	// form; the outcome names that one.
+	orderID, _ := domain.NormalizeOrderID(cmd.OrderID)
+	out := ordonats.Outcome{CommandID: cmd.ID, OrderID: orderID, Events: []string{}}
+	if x.sagaStock && sagaOnly(cmd.Type) {
+		out.Error = &ordonats.ErrorBody{Code: string(domain.CodeSagaOnly), Message: fmt.Sprintf(
+			"%s is sent by Ordo's stock saga, which reserves the order's stock when it is placed; clients send it only to a service run with --manual-stock", cmd.Type)}
+		return out
+	}
+	res := x.svc.Execute(ctx, commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: orderID,
 		CorrelationID: cmd.CorrelationID, CausationID: cmd.CausationID, Body: cmd.Body})
-	out := ordonats.Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Revision: res.Revision, Position: res.Position,
-		Events: res.Events, State: string(res.State), Duplicate: res.Duplicate}
-	if out.Events == nil {
-		out.Events = []string{}
+	out.Revision, out.Position, out.State, out.Duplicate = res.Revision, res.Position, string(res.State), res.Duplicate
+	if res.Events != nil {
+		out.Events = res.Events
 	}
 	if res.Err == nil {
 		return out
@@ -43,6 +58,13 @@ func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Ou
 	out.Retry = true
 	out.Error = &ordonats.ErrorBody{Code: string(domain.CodeUnavailable), Message: "the event store did not accept the command; it will be retried"}
 	return out
+}
+
+// sagaOnly reports whether a command records the stock saga's decision: with
+// the saga on, a client that sent it could move an order to awaiting
+// payment with no stock reserved (or cancel it on a whim).
+func sagaOnly(commandType string) bool {
+	return commandType == domain.CmdMarkStockReserved || commandType == domain.CmdMarkStockRejected
 }
 
 func mustJS(nc *natsgo.Conn) jetstream.JetStream {

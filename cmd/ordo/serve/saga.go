@@ -32,7 +32,8 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge (24h by default), or its timers expire before they fire", cfg.PaymentTimeout)
 	}
 	s.stock = commands.NewStockService(eventstore.CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
-	sub, err := ordonats.ServeStock(s.nc, s.stock, cfg.Logger)
+	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
+	sub, err := ordonats.ServeStock(s.nc, s.stockAPI, cfg.Logger)
 	if err != nil {
 		return fmt.Errorf("serve the stock API: %w", err)
 	}

@@ -63,6 +63,7 @@ type Service struct {
 	reads        *projections.Manager
 	runtimePath  string // serve.json, removed at shutdown
 	stock        *commands.StockService
+	stockAPI     *commands.StockAPI // the stock as clients reach it
 	stockSub     *natsgo.Subscription
 	stopSaga     func() error
 	saga         *commands.Saga
@@ -85,7 +86,7 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	}
 	cmdSvc := commands.New(eventstore.CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
 	cfg.Commands.Logger = cfg.Logger
-	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger}, cfg.Commands)
+	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, cfg.Commands)
 	if err != nil {
 		return nil, err
 	}
