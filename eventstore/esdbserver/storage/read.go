@@ -31,6 +31,17 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 	if st.tombstoned {
 		return fmt.Errorf("stream %q: %w", stream, ErrStreamDeleted)
 	}
+	// A metastream goes with its stream: once the stream is tombstoned its
+	// metadata is deleted too, as in EventStoreDB.
+	if isMetastream(stream) {
+		gone, err := s.tombstonedAt(stream[2:], head)
+		if err != nil {
+			return err
+		}
+		if gone {
+			return fmt.Errorf("stream %q: %w", stream[2:], ErrStreamDeleted)
+		}
+	}
 	first := st.firstVisible(stream)
 	if st.last < 0 || first > st.last {
 		return fmt.Errorf("stream %q: %w", stream, ErrStreamNotFound)
@@ -45,13 +56,16 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 		return err
 	}
 	defer it.Close()
+	// Revisions are compared as unsigned numbers: the client may ask for any
+	// uint64, and one at or above 2^63 must not wrap to a negative start.
+	beyond := uint64(from) > uint64(st.last)
 	var ok bool
 	switch {
-	case dir == Forwards && fromEnd:
+	case dir == Forwards && (fromEnd || beyond):
 		return nil
 	case dir == Forwards:
 		ok = it.SeekGE(streamKey(stream, Revision(max64(int64(from), first))))
-	case fromEnd || int64(from) > st.last:
+	case fromEnd || beyond:
 		ok = it.SeekLT(streamKey(stream, TombstoneRevision))
 	default:
 		ok = it.SeekGE(streamKey(stream, from))
@@ -96,6 +110,20 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 		}
 	}
 	return it.Error()
+}
+
+// tombstonedAt reports whether stream has a durable tombstone (at or
+// below head).
+func (s *Store) tombstonedAt(stream string, head Position) (bool, error) {
+	v, closer, err := s.db.Get(streamKey(stream, TombstoneRevision))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read tombstone of %s: %w", stream, err)
+	}
+	defer closer.Close()
+	return Position(beUint64(v)) <= head, nil
 }
 
 func step(it *pebble.Iterator, dir Direction) bool {
