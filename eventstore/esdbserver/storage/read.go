@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -228,46 +226,6 @@ func (s *Store) scan(ctx context.Context, lo, hi Position, dir Direction, fn fun
 		}
 	}
 	return it.Error()
-}
-
-// compile turns a filter into a predicate. An $all filter also leaves out
-// the store's internal bookkeeping streams, as EventStoreDB does.
-func (f Filter) compile() (func(*Record) bool, error) {
-	var re *regexp.Regexp
-	if pat := f.StreamRegex + f.TypeRegex; pat != "" {
-		var err error
-		if re, err = regexp.Compile(pat); err != nil {
-			return nil, fmt.Errorf("%w: filter regex %q: %v", ErrInvalidRequest, pat, err)
-		}
-	}
-	filtered := len(f.StreamPrefixes) > 0 || len(f.TypePrefixes) > 0 || re != nil
-	return func(r *Record) bool {
-		if !filtered {
-			return true
-		}
-		if strings.HasPrefix(r.Stream, "$epoch-information") {
-			return false
-		}
-		switch {
-		case len(f.StreamPrefixes) > 0:
-			return hasAnyPrefix(r.Stream, f.StreamPrefixes)
-		case len(f.TypePrefixes) > 0:
-			return hasAnyPrefix(r.Type, f.TypePrefixes)
-		case f.StreamRegex != "":
-			return re.MatchString(r.Stream)
-		default:
-			return re.MatchString(r.Type)
-		}
-	}, nil
-}
-
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func isStop(err error) bool     { return errors.Is(err, errStop) }
