@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
@@ -52,6 +53,7 @@ type Server struct {
 	log   *slog.Logger
 	store *storage.Store
 	grpc  *grpc.Server
+	http  *http.Server // answers HTTP/1.x requests on the same port (http1.go)
 	lis   net.Listener
 	done  chan error
 }
@@ -108,7 +110,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	gossip.RegisterGossipServer(s.grpc, &gossipService{srv: s, id: uuid.New()})
 	persistent.RegisterPersistentSubscriptionsServer(s.grpc, persistent.UnimplementedPersistentSubscriptionsServer{})
 	projections.RegisterProjectionsServer(s.grpc, projections.UnimplementedProjectionsServer{})
-	go func() { s.done <- s.grpc.Serve(lis) }()
+	mux := newConnMux(lis)
+	s.http = newHTTP1Server()
+	go func() { s.done <- s.grpc.Serve(mux.grpc) }()
+	go func() { _ = s.http.Serve(mux.http) }()
+	go mux.serve()
 	s.log.Info("event store listening", "addr", lis.Addr().String(), "data", cfg.DataDir)
 	return s, nil
 }
@@ -133,6 +139,7 @@ func (s *Server) URL() string {
 // Close stops the server: new calls are refused, running calls get up to
 // five seconds to finish (subscriptions are ended), then the store closes.
 func (s *Server) Close() error {
+	_ = s.http.Close()
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	// Subscriptions never finish by themselves: closing the store ends them.
