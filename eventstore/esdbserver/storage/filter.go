@@ -66,6 +66,14 @@ func (f Filter) compile() (func(*Record) bool, error) {
 	}, nil
 }
 
+// Validate reports whether the filter can be used: its regular expression
+// compiles within the limits above and its prefixes stay within theirs.
+// Errors wrap ErrInvalidRequest.
+func (f Filter) Validate() error {
+	_, err := f.compile()
+	return err
+}
+
 // IsAllBookkeeping reports whether stream holds the store's own
 // bookkeeping that filtered $all reads leave out (EventStoreDB's
 // DefaultAllFilter): the epoch stream, and the checkpoints and parked
