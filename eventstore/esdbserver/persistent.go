@@ -39,7 +39,7 @@ func (p *persistentService) Create(ctx context.Context, req *persistent.CreateRe
 		return nil, err
 	}
 	if err := p.mgr.Create(ctx, spec); err != nil {
-		return nil, p.error(ctx, spec.Source.Stream, spec.Group, err)
+		return nil, p.statusOf(ctx, spec.Source.Stream, spec.Group, err)
 	}
 	return &persistent.CreateResp{}, nil
 }
@@ -55,7 +55,7 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 		return nil, err
 	}
 	if err := p.mgr.Update(ctx, spec); err != nil {
-		return nil, p.error(ctx, spec.Source.Stream, spec.Group, err)
+		return nil, p.statusOf(ctx, spec.Source.Stream, spec.Group, err)
 	}
 	return &persistent.UpdateResp{}, nil
 }
@@ -70,7 +70,7 @@ func (p *persistentService) Delete(ctx context.Context, req *persistent.DeleteRe
 		return nil, status.Error(codes.InvalidArgument, "delete request names neither a stream nor $all")
 	}
 	if err := p.mgr.Delete(ctx, stream, o.GetGroupName()); err != nil {
-		return nil, p.error(ctx, stream, o.GetGroupName(), err)
+		return nil, p.statusOf(ctx, stream, o.GetGroupName(), err)
 	}
 	return &persistent.DeleteResp{}, nil
 }
@@ -99,7 +99,7 @@ func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadSer
 	}
 	c, err := p.mgr.Connect(stream, o.GetGroupName(), int(o.GetBufferSize()), connectionName(ctx), peerAddr(ctx))
 	if err != nil {
-		return p.error(ctx, stream, o.GetGroupName(), err)
+		return p.statusOf(ctx, stream, o.GetGroupName(), err)
 	}
 	defer c.Close()
 	confirm := &persistent.ReadResp{Content: &persistent.ReadResp_SubscriptionConfirmation_{
@@ -114,7 +114,7 @@ func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadSer
 			if ctx.Err() != nil {
 				return status.FromContextError(ctx.Err()).Err()
 			}
-			return p.error(ctx, stream, o.GetGroupName(), err)
+			return p.statusOf(ctx, stream, o.GetGroupName(), err)
 		}
 		retry := int32(min(d.RetryCount, math.MaxInt32))
 		if err := call.SendMsg(encodeResolved(d.Event, d.Link, retry)); err != nil {
@@ -166,7 +166,7 @@ func (p *persistentService) GetInfo(ctx context.Context, req *persistent.GetInfo
 	}
 	info, err := p.mgr.Info(stream, o.GetGroupName())
 	if err != nil {
-		return nil, p.error(ctx, stream, o.GetGroupName(), err)
+		return nil, p.statusOf(ctx, stream, o.GetGroupName(), err)
 	}
 	return &persistent.GetInfoResp{SubscriptionInfo: subscriptionInfo(info)}, nil
 }
@@ -182,7 +182,7 @@ func (p *persistentService) List(ctx context.Context, req *persistent.ListReq) (
 	}
 	infos, err := p.mgr.List(stream)
 	if err != nil {
-		return nil, p.error(ctx, stream, "", err)
+		return nil, p.statusOf(ctx, stream, "", err)
 	}
 	resp := &persistent.ListResp{}
 	for _, in := range infos {
@@ -203,7 +203,7 @@ func (p *persistentService) ReplayParked(ctx context.Context, req *persistent.Re
 		stopAt = &s.StopAt
 	}
 	if err := p.mgr.ReplayParked(stream, o.GetGroupName(), stopAt); err != nil {
-		return nil, p.error(ctx, stream, o.GetGroupName(), err)
+		return nil, p.statusOf(ctx, stream, o.GetGroupName(), err)
 	}
 	return &persistent.ReplayParkedResp{}, nil
 }
@@ -211,14 +211,14 @@ func (p *persistentService) ReplayParked(ctx context.Context, req *persistent.Re
 // RestartSubsystem stops every group and starts them again.
 func (p *persistentService) RestartSubsystem(ctx context.Context, _ *shared.Empty) (*shared.Empty, error) {
 	if err := p.mgr.Restart(ctx); err != nil {
-		return nil, p.error(ctx, "", "", err)
+		return nil, p.statusOf(ctx, "", "", err)
 	}
 	return &shared.Empty{}, nil
 }
 
-// error maps a manager error to EventStoreDB's status and trailers
+// statusOf maps a manager error to EventStoreDB's status and trailers
 // (RpcExceptions): the clients recognise these cases by their codes.
-func (p *persistentService) error(ctx context.Context, stream, group string, err error) error {
+func (p *persistentService) statusOf(ctx context.Context, stream, group string, err error) error {
 	ts := trailerOf(ctx)
 	pairs := func(exception string, kv ...string) []string {
 		return append([]string{"exception", exception, "stream-name", stream, "group-name", group}, kv...)

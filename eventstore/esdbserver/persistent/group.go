@@ -222,7 +222,7 @@ func (g *group) tryPush(now time.Time) {
 		g.retries = slices.Delete(g.retries, i, i+1)
 		g.send(c, m, now)
 	}
-	sent := false
+	shrunk := false
 	for i := 0; i < len(g.buffer); {
 		m := g.buffer[i]
 		if m.skip {
@@ -230,6 +230,7 @@ func (g *group) tryPush(now time.Time) {
 				g.applySkip(m, now)
 				g.buffer[0] = nil
 				g.buffer = g.buffer[1:]
+				shrunk = true
 				continue
 			}
 			i++
@@ -250,9 +251,9 @@ func (g *group) tryPush(now time.Time) {
 			g.buffer = slices.Delete(g.buffer, i, i+1)
 		}
 		g.send(c, m, now)
-		sent = true
+		shrunk = true
 	}
-	if sent {
+	if shrunk {
 		g.signalRoom()
 	}
 }
