@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
@@ -27,13 +28,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long an order may await payment before it is cancelled and its stock released")
 	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
+	var mem memoryLimit
+	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ordo serve [flags]")
 		fmt.Fprintln(fs.Output(), "\nRuns the Ordo service: the command workers behind the NATS JetStream command stream, the")
 		fmt.Fprintln(fs.Output(), "stock service and the order saga (reservations, payment timers), the read models and the")
 		fmt.Fprintln(fs.Output(), "HTTP and NATS query API, over the embedded (or an external) NATS and event store.")
 		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set: about a sixth less CPU per")
-		fmt.Fprintln(fs.Output(), "command for about twice the memory (set GOGC=100 or GOMEMLIMIT to choose).")
+		fmt.Fprintln(fs.Output(), "command for about twice the memory (set GOGC=100 to choose); a soft memory limit (--memory-limit,")
+		fmt.Fprintln(fs.Output(), "GOMEMLIMIT, or 3/4 of the memory available) makes it collect earlier whenever memory runs short.")
 		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
@@ -46,6 +50,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	defer relaxGC()()
+	defer applyMemoryLimit(mem, os.Getenv, availableMemory, cfg.Logger)()
 	svc, err := serve.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -49,11 +49,15 @@ func (c passThroughCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return c.CodecV2.Unmarshal(data, v)
 }
 
-// Field numbers from the client's protos/streams.proto and shared.proto.
+// Field numbers from the client's protos/streams.proto, persistent.proto
+// (whose ReadResp.ReadEvent has the same layout plus a retry count) and
+// shared.proto.
 const (
 	fReadRespEvent          = 1 // ReadResp.event (ReadEvent)
 	fReadEventEvent         = 1 // ReadEvent.event (RecordedEvent)
+	fReadEventLink          = 2 // ReadEvent.link (RecordedEvent)
 	fReadEventCommit        = 3 // ReadEvent.commit_position
+	fReadEventRetryCount    = 5 // persistent ReadEvent.retry_count
 	fRecordedID             = 1 // RecordedEvent.id (UUID)
 	fRecordedStream         = 2 // RecordedEvent.stream_identifier
 	fRecordedRevision       = 3
@@ -73,59 +77,126 @@ const (
 // (100-ns ticks since the Unix epoch) is mandatory: the client exits the
 // process without it.
 func encodeEvent(r storage.Record) encodedEvent {
-	ct := "application/octet-stream"
-	if r.IsJSON {
-		ct = "application/json"
-	}
-	pos := uint64(r.Position)
+	return encodeResolved(&r, nil, -1)
+}
 
-	created := strconv.FormatInt(r.Created.UnixNano()/100, 10)
-	meta := [3][2]string{{"type", r.Type}, {"content-type", ct}, {"created", created}}
-	most, least := binary.BigEndian.Uint64(r.ID[:8]), binary.BigEndian.Uint64(r.ID[8:])
-
-	// Sizes first, so the message is written into one allocation.
-	uuidSize := protowire.SizeTag(fStructuredMost) + protowire.SizeVarint(most) +
-		protowire.SizeTag(fStructuredLeast) + protowire.SizeVarint(least)
-	idSize := protowire.SizeTag(fUUIDStructured) + protowire.SizeBytes(uuidSize)
-	streamSize := protowire.SizeTag(fStreamName) + protowire.SizeBytes(len(r.Stream))
-	recSize := protowire.SizeTag(fRecordedID) + protowire.SizeBytes(idSize) +
-		protowire.SizeTag(fRecordedStream) + protowire.SizeBytes(streamSize)
-	if r.Revision != 0 {
-		recSize += protowire.SizeTag(fRecordedRevision) + protowire.SizeVarint(uint64(r.Revision))
+// encodeResolved writes the ReadResp of a resolved event: ev is the event
+// (nil when a link could not be resolved), link the link that led to it
+// (nil for a plain event). The position of the message is the original
+// event's: the link's when there is one. A retry count >= 0 is written as
+// a persistent subscription's retry_count (the same ReadResp layout).
+func encodeResolved(ev, link *storage.Record, retry int32) encodedEvent {
+	orig := ev
+	if link != nil {
+		orig = link
 	}
-	if pos != 0 {
-		recSize += protowire.SizeTag(fRecordedPrepare) + protowire.SizeTag(fRecordedCommit) + 2*protowire.SizeVarint(pos)
+	pos := uint64(orig.Position)
+	var evSize, linkSize int
+	var evMeta, linkMeta recordedMeta
+	readEventSize := protowire.SizeTag(fReadEventCommit) + protowire.SizeVarint(pos)
+	if ev != nil {
+		evMeta = newRecordedMeta(ev)
+		evSize = recordedSize(ev, &evMeta)
+		readEventSize += protowire.SizeTag(fReadEventEvent) + protowire.SizeBytes(evSize)
 	}
-	var entrySize [3]int
-	for i, kv := range meta {
-		entrySize[i] = protowire.SizeTag(fMapKey) + protowire.SizeBytes(len(kv[0])) + protowire.SizeTag(fMapValue) + protowire.SizeBytes(len(kv[1]))
-		recSize += protowire.SizeTag(fRecordedMetadata) + protowire.SizeBytes(entrySize[i])
+	if link != nil {
+		linkMeta = newRecordedMeta(link)
+		linkSize = recordedSize(link, &linkMeta)
+		readEventSize += protowire.SizeTag(fReadEventLink) + protowire.SizeBytes(linkSize)
 	}
-	if len(r.CustomMetadata) > 0 {
-		recSize += protowire.SizeTag(fRecordedCustomMetadata) + protowire.SizeBytes(len(r.CustomMetadata))
+	if retry >= 0 {
+		readEventSize += protowire.SizeTag(fReadEventRetryCount) + protowire.SizeVarint(uint64(retry))
 	}
-	if len(r.Data) > 0 {
-		recSize += protowire.SizeTag(fRecordedData) + protowire.SizeBytes(len(r.Data))
-	}
-	readEventSize := protowire.SizeTag(fReadEventEvent) + protowire.SizeBytes(recSize) +
-		protowire.SizeTag(fReadEventCommit) + protowire.SizeVarint(pos)
 
 	out := make([]byte, 0, protowire.SizeTag(fReadRespEvent)+protowire.SizeBytes(readEventSize))
 	out = protowire.AppendTag(out, fReadRespEvent, protowire.BytesType)
 	out = protowire.AppendVarint(out, uint64(readEventSize))
-	out = protowire.AppendTag(out, fReadEventEvent, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(recSize))
+	if ev != nil {
+		out = protowire.AppendTag(out, fReadEventEvent, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(evSize))
+		out = appendRecorded(out, ev, &evMeta)
+	}
+	if link != nil {
+		out = protowire.AppendTag(out, fReadEventLink, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(linkSize))
+		out = appendRecorded(out, link, &linkMeta)
+	}
+	// The oneof member is set even when zero, so it is always written.
+	out = protowire.AppendTag(out, fReadEventCommit, protowire.VarintType)
+	out = protowire.AppendVarint(out, pos)
+	if retry >= 0 {
+		out = protowire.AppendTag(out, fReadEventRetryCount, protowire.VarintType)
+		out = protowire.AppendVarint(out, uint64(retry))
+	}
+	return out
+}
 
+// recordedMeta is what a RecordedEvent's size and encoding both need.
+type recordedMeta struct {
+	kv        [3][2]string // type, content-type, created
+	entrySize [3]int
+	most      uint64
+	least     uint64
+	idSize    int
+	uuidSize  int
+	streamLen int
+}
+
+func newRecordedMeta(r *storage.Record) recordedMeta {
+	ct := "application/octet-stream"
+	if r.IsJSON {
+		ct = "application/json"
+	}
+	m := recordedMeta{kv: [3][2]string{{"type", r.Type}, {"content-type", ct},
+		{"created", strconv.FormatInt(r.Created.UnixNano()/100, 10)}}}
+	m.most, m.least = binary.BigEndian.Uint64(r.ID[:8]), binary.BigEndian.Uint64(r.ID[8:])
+	m.uuidSize = protowire.SizeTag(fStructuredMost) + protowire.SizeVarint(m.most) +
+		protowire.SizeTag(fStructuredLeast) + protowire.SizeVarint(m.least)
+	m.idSize = protowire.SizeTag(fUUIDStructured) + protowire.SizeBytes(m.uuidSize)
+	m.streamLen = protowire.SizeTag(fStreamName) + protowire.SizeBytes(len(r.Stream))
+	for i, kv := range m.kv {
+		m.entrySize[i] = protowire.SizeTag(fMapKey) + protowire.SizeBytes(len(kv[0])) + protowire.SizeTag(fMapValue) + protowire.SizeBytes(len(kv[1]))
+	}
+	return m
+}
+
+// recordedSize is the size of r's RecordedEvent, so a message is written
+// into one allocation.
+func recordedSize(r *storage.Record, m *recordedMeta) int {
+	pos := uint64(r.Position)
+	size := protowire.SizeTag(fRecordedID) + protowire.SizeBytes(m.idSize) +
+		protowire.SizeTag(fRecordedStream) + protowire.SizeBytes(m.streamLen)
+	if r.Revision != 0 {
+		size += protowire.SizeTag(fRecordedRevision) + protowire.SizeVarint(uint64(r.Revision))
+	}
+	if pos != 0 {
+		size += protowire.SizeTag(fRecordedPrepare) + protowire.SizeTag(fRecordedCommit) + 2*protowire.SizeVarint(pos)
+	}
+	for i := range m.kv {
+		size += protowire.SizeTag(fRecordedMetadata) + protowire.SizeBytes(m.entrySize[i])
+	}
+	if len(r.CustomMetadata) > 0 {
+		size += protowire.SizeTag(fRecordedCustomMetadata) + protowire.SizeBytes(len(r.CustomMetadata))
+	}
+	if len(r.Data) > 0 {
+		size += protowire.SizeTag(fRecordedData) + protowire.SizeBytes(len(r.Data))
+	}
+	return size
+}
+
+// appendRecorded writes r's RecordedEvent (without its tag and length).
+func appendRecorded(out []byte, r *storage.Record, m *recordedMeta) []byte {
+	pos := uint64(r.Position)
 	out = protowire.AppendTag(out, fRecordedID, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(idSize))
+	out = protowire.AppendVarint(out, uint64(m.idSize))
 	out = protowire.AppendTag(out, fUUIDStructured, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(uuidSize))
+	out = protowire.AppendVarint(out, uint64(m.uuidSize))
 	out = protowire.AppendTag(out, fStructuredMost, protowire.VarintType)
-	out = protowire.AppendVarint(out, most)
+	out = protowire.AppendVarint(out, m.most)
 	out = protowire.AppendTag(out, fStructuredLeast, protowire.VarintType)
-	out = protowire.AppendVarint(out, least)
+	out = protowire.AppendVarint(out, m.least)
 	out = protowire.AppendTag(out, fRecordedStream, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(streamSize))
+	out = protowire.AppendVarint(out, uint64(m.streamLen))
 	out = protowire.AppendTag(out, fStreamName, protowire.BytesType)
 	out = protowire.AppendString(out, r.Stream)
 	if r.Revision != 0 {
@@ -138,9 +209,9 @@ func encodeEvent(r storage.Record) encodedEvent {
 		out = protowire.AppendTag(out, fRecordedCommit, protowire.VarintType)
 		out = protowire.AppendVarint(out, pos)
 	}
-	for i, kv := range meta {
+	for i, kv := range m.kv {
 		out = protowire.AppendTag(out, fRecordedMetadata, protowire.BytesType)
-		out = protowire.AppendVarint(out, uint64(entrySize[i]))
+		out = protowire.AppendVarint(out, uint64(m.entrySize[i]))
 		out = protowire.AppendTag(out, fMapKey, protowire.BytesType)
 		out = protowire.AppendString(out, kv[0])
 		out = protowire.AppendTag(out, fMapValue, protowire.BytesType)
@@ -154,9 +225,6 @@ func encodeEvent(r storage.Record) encodedEvent {
 		out = protowire.AppendTag(out, fRecordedData, protowire.BytesType)
 		out = protowire.AppendBytes(out, r.Data)
 	}
-	// The oneof member is set even when zero, so it is always written.
-	out = protowire.AppendTag(out, fReadEventCommit, protowire.VarintType)
-	out = protowire.AppendVarint(out, pos)
 	return out
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"google.golang.org/protobuf/proto"
@@ -33,6 +34,80 @@ func TestEncodeEventMatchesProto(t *testing.T) {
 			t.Fatalf("hand-encoded %v\nwant        %v", &got, want)
 		}
 	}
+}
+
+// TestEncodeResolvedMatchesProto: a resolved link (event and link), an
+// unresolved one (link alone) and a persistent subscription's event with
+// its retry count decode to the generated messages.
+func TestEncodeResolvedMatchesProto(t *testing.T) {
+	created := time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
+	ev := storage.Record{Position: 3, Stream: "target", Revision: 1, ID: [16]byte{1}, Type: "Thing", IsJSON: true, Created: created, Data: []byte(`{}`)}
+	link := storage.Record{Position: 7, Stream: "links", Revision: 0, ID: [16]byte{2}, Type: "$>", Created: created, Data: []byte("1@target")}
+	for _, tc := range []struct {
+		name      string
+		ev, link  *storage.Record
+		retry     int32
+		wantEvent *storage.Record
+	}{
+		{"resolved", &ev, &link, -1, &ev},
+		{"unresolved", nil, &link, -1, nil},
+		{"persistent, retried", &ev, nil, 3, &ev},
+		{"persistent, resolved, first delivery", &ev, &link, 0, &ev},
+	} {
+		wire := encodeResolved(tc.ev, tc.link, tc.retry)
+		orig := tc.ev
+		if tc.link != nil {
+			orig = tc.link
+		}
+		if tc.retry < 0 {
+			want := &streams.ReadResp_ReadEvent{Position: &streams.ReadResp_ReadEvent_CommitPosition{CommitPosition: uint64(orig.Position)}}
+			if tc.ev != nil {
+				want.Event = eventResp(*tc.ev).GetEvent().GetEvent()
+			}
+			if tc.link != nil {
+				want.Link = eventResp(*tc.link).GetEvent().GetEvent()
+			}
+			var got streams.ReadResp
+			if err := proto.Unmarshal(wire, &got); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if !proto.Equal(got.GetEvent(), want) {
+				t.Fatalf("%s: hand-encoded %v\nwant %v", tc.name, got.GetEvent(), want)
+			}
+			continue
+		}
+		var got persistent.ReadResp
+		if err := proto.Unmarshal(wire, &got); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		want := &persistent.ReadResp_ReadEvent{
+			Position: &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: uint64(orig.Position)},
+			Count:    &persistent.ReadResp_ReadEvent_RetryCount{RetryCount: tc.retry},
+		}
+		if tc.ev != nil {
+			want.Event = persistentRecorded(t, *tc.ev)
+		}
+		if tc.link != nil {
+			want.Link = persistentRecorded(t, *tc.link)
+		}
+		if !proto.Equal(got.GetEvent(), want) {
+			t.Fatalf("%s: hand-encoded %v\nwant %v", tc.name, got.GetEvent(), want)
+		}
+	}
+}
+
+// persistentRecorded is r as a persistent subscription's RecordedEvent,
+// which has the streams one's layout.
+func persistentRecorded(t *testing.T, r storage.Record) *persistent.ReadResp_ReadEvent_RecordedEvent {
+	b, err := proto.Marshal(eventResp(r).GetEvent().GetEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out persistent.ReadResp_ReadEvent_RecordedEvent
+	if err := proto.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
 }
 
 // FuzzEncodeEvent holds encodeEvent to the generated message for any

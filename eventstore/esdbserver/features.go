@@ -29,14 +29,19 @@ func (featuresService) GetSupportedMethods(context.Context, *shared.Empty) (*ser
 	m := func(name string, features ...string) *serverfeatures.SupportedMethod {
 		return &serverfeatures.SupportedMethod{MethodName: name, ServiceName: svc, Features: features}
 	}
-	return &serverfeatures.SupportedMethods{
-		EventStoreServerVersion: ServerVersion,
-		Methods: []*serverfeatures.SupportedMethod{
-			m("read", "position", "events"), m("append"), m("delete"), m("tombstone"),
-			{MethodName: "read", ServiceName: "event_store.client.gossip.gossip"},
-			{MethodName: "getsupportedmethods", ServiceName: "event_store.client.server_features.serverfeatures"},
-		},
-	}, nil
+	methods := []*serverfeatures.SupportedMethod{
+		m("read", "position", "events"), m("append"), m("delete"), m("tombstone"),
+		{MethodName: "read", ServiceName: "event_store.client.gossip.gossip"},
+		{MethodName: "getsupportedmethods", ServiceName: "event_store.client.server_features.serverfeatures"},
+	}
+	// Every persistent subscription method, with the features "stream" and
+	// "all" as EventStoreDB lists them: the clients then use gRPC (not the
+	// HTTP API) for the management calls, and allow groups on $all.
+	for _, name := range []string{"create", "update", "delete", "read", "getinfo", "replayparked", "list", "restartsubsystem"} {
+		methods = append(methods, &serverfeatures.SupportedMethod{MethodName: name,
+			ServiceName: "event_store.client.persistent_subscriptions.persistentsubscriptions", Features: []string{"stream", "all"}})
+	}
+	return &serverfeatures.SupportedMethods{EventStoreServerVersion: ServerVersion, Methods: methods}, nil
 }
 
 // gossipService describes a one-node cluster whose leader is this server,

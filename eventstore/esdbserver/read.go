@@ -1,10 +1,13 @@
 package esdbserver
 
 import (
+	"context"
 	"errors"
+	"math"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -32,13 +35,14 @@ func (s *streamsService) Read(req *streams.ReadReq, out streams.Streams_ReadServ
 	if o.GetReadDirection() == streams.ReadReq_Options_Backwards {
 		dir = storage.Backwards
 	}
-	send := func(r storage.Record) error { return out.SendMsg(encodeEvent(r)) }
+	resolve := o.GetResolveLinks()
+	send := func(r storage.Record) error { return s.srv.sendEvent(out.Context(), out, r, resolve) }
 	if st := o.GetStream(); st != nil {
 		name := string(st.GetStreamIdentifier().GetStreamName())
 		if err := checkStreamName(name); err != nil {
 			return err
 		}
-		from, fromEnd := storage.Revision(st.GetRevision()), st.GetEnd() != nil
+		from, fromEnd := streamStart(st)
 		err := s.srv.store.ReadStream(out.Context(), name, from, fromEnd, dir, o.GetCount(), send)
 		if errors.Is(err, storage.ErrStreamNotFound) {
 			// Not found is a message, then a normal end of the call.
@@ -98,8 +102,9 @@ func (s *streamsService) subscribe(o *streams.ReadReq_Options, filter storage.Fi
 		if err := checkStreamName(name); err != nil {
 			return err
 		}
+		from, fromEnd := streamStart(st)
 		sub, err = s.srv.store.SubscribeStream(ctx, name, storage.SubscribeStreamOptions{
-			From: storage.Revision(st.GetRevision()), FromStart: st.GetStart() != nil, FromEnd: st.GetEnd() != nil})
+			From: from, FromStart: st.GetStart() != nil, FromEnd: fromEnd})
 	} else {
 		all := o.GetAll()
 		sub, err = s.srv.store.SubscribeAll(ctx, storage.SubscribeAllOptions{
@@ -127,7 +132,7 @@ func (s *streamsService) subscribe(o *streams.ReadReq_Options, filter storage.Fi
 		var resp *streams.ReadResp
 		switch m.Kind {
 		case storage.MessageRecord:
-			if err := out.SendMsg(encodeEvent(m.Record)); err != nil {
+			if err := s.srv.sendEvent(ctx, out, m.Record, o.GetResolveLinks()); err != nil {
 				return err
 			}
 			continue
@@ -144,4 +149,40 @@ func (s *streamsService) subscribe(o *streams.ReadReq_Options, filter storage.Fi
 			return err
 		}
 	}
+}
+
+// streamStart is where a stream read or subscription starts. The client
+// may send any uint64: 2^64-1 is EventStoreDB's encoding of End
+// (StreamRevision.End); anything else is a revision, which the store
+// compares unsigned (forwards from beyond the last event reads nothing, a
+// subscription after it waits for events beyond it).
+func streamStart(st *streams.ReadReq_Options_StreamOptions) (from storage.Revision, fromEnd bool) {
+	if st.GetEnd() != nil {
+		return 0, true
+	}
+	if rev, ok := st.GetRevisionOption().(*streams.ReadReq_Options_StreamOptions_Revision); ok {
+		if rev.Revision == math.MaxUint64 {
+			return 0, true
+		}
+		return storage.Revision(rev.Revision), false
+	}
+	return 0, false
+}
+
+// sendEvent sends one event of a read or subscription. With resolveLinks,
+// a link event ($> with data "<revision>@<stream>") goes out as the event
+// it points to with the link attached, or as the link alone when the
+// target cannot be read, as EventStoreDB does.
+func (srv *Server) sendEvent(ctx context.Context, out grpc.ServerStream, r storage.Record, resolveLinks bool) error {
+	if !resolveLinks || r.Type != storage.TypeLink {
+		return out.SendMsg(encodeEvent(r))
+	}
+	target, ok, err := srv.store.ResolveLink(ctx, &r)
+	if err != nil {
+		return srv.storeError(out, r.Stream, err)
+	}
+	if !ok {
+		return out.SendMsg(encodeResolved(nil, &r, -1))
+	}
+	return out.SendMsg(encodeResolved(&target, &r, -1))
 }

@@ -1,7 +1,8 @@
 // Package esdbserver is Ordo's embedded event store: a durable, single-node
-// server that speaks the EventStoreDB gRPC protocol (Streams, ServerFeatures,
-// Gossip), so applications use the official EventStoreDB client against it
-// exactly as against an EventStoreDB or KurrentDB cluster.
+// server that speaks the EventStoreDB gRPC protocol (Streams, persistent
+// subscriptions, ServerFeatures, Gossip), so applications use the official
+// EventStoreDB client against it exactly as against an EventStoreDB or
+// KurrentDB cluster.
 //
 // Storage is the storage package (pebble, group commit). This package maps
 // the wire protocol onto it, including the details the Go client depends on
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
@@ -25,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	ps "github.com/ordo-dev/ordo/eventstore/esdbserver/persistent"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
 )
 
@@ -51,7 +54,9 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	store *storage.Store
+	subs  *ps.Manager // persistent subscriptions
 	grpc  *grpc.Server
+	http  *http.Server // answers HTTP/1.x requests on the same port (http1.go)
 	lis   net.Listener
 	done  chan error
 }
@@ -75,12 +80,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	subs, err := ps.Start(ctx, st, ps.Options{Logger: cfg.Logger.With("component", "persistent-subscriptions")})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
+		subs.Close()
 		st.Close()
 		return nil, fmt.Errorf("event store listen on %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, lis: lis, done: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, subs: subs, lis: lis, done: make(chan error, 1)}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMessageSize),
 		grpc.MaxSendMsgSize(maxMessageSize),
@@ -106,9 +117,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	streams.RegisterStreamsServer(s.grpc, &streamsService{srv: s})
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, &featuresService{})
 	gossip.RegisterGossipServer(s.grpc, &gossipService{srv: s, id: uuid.New()})
-	persistent.RegisterPersistentSubscriptionsServer(s.grpc, persistent.UnimplementedPersistentSubscriptionsServer{})
+	persistent.RegisterPersistentSubscriptionsServer(s.grpc, &persistentService{srv: s, mgr: subs})
 	projections.RegisterProjectionsServer(s.grpc, projections.UnimplementedProjectionsServer{})
-	go func() { s.done <- s.grpc.Serve(lis) }()
+	mux := newConnMux(lis)
+	s.http = newHTTP1Server()
+	go func() { s.done <- s.grpc.Serve(mux.grpc) }()
+	go func() { _ = s.http.Serve(mux.http) }()
+	go mux.serve()
 	s.log.Info("event store listening", "addr", lis.Addr().String(), "data", cfg.DataDir)
 	return s, nil
 }
@@ -133,13 +148,16 @@ func (s *Server) URL() string {
 // Close stops the server: new calls are refused, running calls get up to
 // five seconds to finish (subscriptions are ended), then the store closes.
 func (s *Server) Close() error {
+	_ = s.http.Close()
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
-	// Subscriptions never finish by themselves: closing the store ends them.
+	// Subscriptions never finish by themselves: stopping the persistent
+	// subscription groups and closing the store ends them.
 	time.AfterFunc(100*time.Millisecond, func() {
 		select {
 		case <-stopped:
 		default:
+			s.subs.Close()
 			s.store.Close()
 		}
 	})
@@ -149,5 +167,6 @@ func (s *Server) Close() error {
 		s.grpc.Stop()
 		<-stopped
 	}
+	s.subs.Close()
 	return s.store.Close()
 }

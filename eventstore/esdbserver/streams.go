@@ -30,6 +30,9 @@ type streamsService struct {
 func (s *streamsService) Append(stream streams.Streams_AppendServer) error {
 	var m appendMsg
 	if err := stream.RecvMsg(&m); err != nil {
+		if errors.Is(err, io.EOF) {
+			return status.Error(codes.InvalidArgument, "append request without any message: the first must carry options (stream and expected revision)")
+		}
 		return err
 	}
 	if m.content != contentOptions {
@@ -74,7 +77,23 @@ func (s *streamsService) Append(stream streams.Streams_AppendServer) error {
 		}
 		return s.srv.storeError(stream, name, err)
 	}
+	if res.NoPosition {
+		res = s.srv.emptyAppendPosition(res)
+	}
 	return stream.SendMsg(encodeAppendSuccess(res))
+}
+
+// emptyAppendPosition gives an append without events a position, as
+// EventStoreDB does: it writes an empty record for it and answers with that
+// record's log position, after every record before the append and before
+// every one after it. The store writes nothing for it; its durable head is
+// the nearest position (a subscription or wait from it misses nothing that
+// came after the append).
+func (srv *Server) emptyAppendPosition(res storage.AppendResult) storage.AppendResult {
+	if head := srv.store.Head(); head > 0 {
+		res.NoPosition, res.Position = false, head
+	}
+	return res
 }
 
 func checkStreamName(name string) error {

@@ -374,8 +374,17 @@ func (s *Store) decide(req *writeReq, next Position, now time.Time) ([]Record, A
 			ID: e.ID, Type: e.Type, IsJSON: e.IsJSON, Created: now, Data: e.Data, CustomMetadata: e.CustomMetadata})
 	}
 	recs := s.all[start:]
-	s.accept(st, recs)
 	last := recs[len(recs)-1]
+	if isMetastream(req.stream) {
+		// New metadata of a soft-deleted stream keeps it truncated (softdelete.go).
+		all, err := s.keepSoftDeleted(req.stream, st.last, recs, start, next, now)
+		if err != nil {
+			s.all = s.all[:start]
+			return nil, AppendResult{}, err
+		}
+		recs = all
+	}
+	s.accept(st, recs)
 	return recs, AppendResult{Revision: last.Revision, Position: last.Position}, nil
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -31,6 +29,17 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 	if st.tombstoned {
 		return fmt.Errorf("stream %q: %w", stream, ErrStreamDeleted)
 	}
+	// A metastream goes with its stream: once the stream is tombstoned its
+	// metadata is deleted too, as in EventStoreDB.
+	if isMetastream(stream) {
+		gone, err := s.tombstonedAt(stream[2:], head)
+		if err != nil {
+			return err
+		}
+		if gone {
+			return fmt.Errorf("stream %q: %w", stream[2:], ErrStreamDeleted)
+		}
+	}
 	first := st.firstVisible(stream)
 	if st.last < 0 || first > st.last {
 		return fmt.Errorf("stream %q: %w", stream, ErrStreamNotFound)
@@ -45,13 +54,16 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 		return err
 	}
 	defer it.Close()
+	// Revisions are compared as unsigned numbers: the client may ask for any
+	// uint64, and one at or above 2^63 must not wrap to a negative start.
+	beyond := uint64(from) > uint64(st.last)
 	var ok bool
 	switch {
-	case dir == Forwards && fromEnd:
+	case dir == Forwards && (fromEnd || beyond):
 		return nil
 	case dir == Forwards:
 		ok = it.SeekGE(streamKey(stream, Revision(max64(int64(from), first))))
-	case fromEnd || int64(from) > st.last:
+	case fromEnd || beyond:
 		ok = it.SeekLT(streamKey(stream, TombstoneRevision))
 	default:
 		ok = it.SeekGE(streamKey(stream, from))
@@ -96,6 +108,20 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 		}
 	}
 	return it.Error()
+}
+
+// tombstonedAt reports whether stream has a durable tombstone (at or
+// below head).
+func (s *Store) tombstonedAt(stream string, head Position) (bool, error) {
+	v, closer, err := s.db.Get(streamKey(stream, TombstoneRevision))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read tombstone of %s: %w", stream, err)
+	}
+	defer closer.Close()
+	return Position(beUint64(v)) <= head, nil
 }
 
 func step(it *pebble.Iterator, dir Direction) bool {
@@ -200,46 +226,6 @@ func (s *Store) scan(ctx context.Context, lo, hi Position, dir Direction, fn fun
 		}
 	}
 	return it.Error()
-}
-
-// compile turns a filter into a predicate. An $all filter also leaves out
-// the store's internal bookkeeping streams, as EventStoreDB does.
-func (f Filter) compile() (func(*Record) bool, error) {
-	var re *regexp.Regexp
-	if pat := f.StreamRegex + f.TypeRegex; pat != "" {
-		var err error
-		if re, err = regexp.Compile(pat); err != nil {
-			return nil, fmt.Errorf("%w: filter regex %q: %v", ErrInvalidRequest, pat, err)
-		}
-	}
-	filtered := len(f.StreamPrefixes) > 0 || len(f.TypePrefixes) > 0 || re != nil
-	return func(r *Record) bool {
-		if !filtered {
-			return true
-		}
-		if strings.HasPrefix(r.Stream, "$epoch-information") {
-			return false
-		}
-		switch {
-		case len(f.StreamPrefixes) > 0:
-			return hasAnyPrefix(r.Stream, f.StreamPrefixes)
-		case len(f.TypePrefixes) > 0:
-			return hasAnyPrefix(r.Type, f.TypePrefixes)
-		case f.StreamRegex != "":
-			return re.MatchString(r.Stream)
-		default:
-			return re.MatchString(r.Type)
-		}
-	}, nil
-}
-
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func isStop(err error) bool     { return errors.Is(err, errStop) }

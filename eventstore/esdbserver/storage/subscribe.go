@@ -2,7 +2,11 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // MessageKind says what a subscription message carries.
@@ -106,7 +110,10 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, opts Subscri
 		}
 		sub.lastRev = st.last
 	case !opts.FromStart:
-		sub.lastRev = int64(opts.From)
+		// A revision at or above 2^63 is after every event a stream can
+		// hold: nothing but a tombstone follows it. Converted as it is, it
+		// would wrap to a negative revision and start from the beginning.
+		sub.lastRev = int64(min(opts.From, Revision(math.MaxInt64)))
 	}
 	return sub, nil
 }
@@ -223,7 +230,7 @@ func (sub *Subscription) catchUp() error {
 func (sub *Subscription) readChunk(head Position, n int) (int, error) {
 	read := 0
 	if sub.stream != "" {
-		err := sub.s.ReadStream(sub.ctx, sub.stream, Revision(sub.lastRev+1), false, Forwards, 0, func(r Record) error {
+		err := sub.s.ReadStream(sub.ctx, sub.stream, nextRevision(sub.lastRev), false, Forwards, 0, func(r Record) error {
 			if r.Position > head {
 				return errStop
 			}
@@ -258,6 +265,12 @@ func (sub *Subscription) readChunk(head Position, n int) (int, error) {
 // readTombstone delivers the $streamDeleted record of a tombstoned stream.
 func (sub *Subscription) readTombstone(head Position) error {
 	r, err := sub.s.recordAt(sub.stream, TombstoneRevision)
+	if errors.Is(err, pebble.ErrNotFound) {
+		// A metastream is deleted with its stream and has no tombstone
+		// record of its own: the subscription just ends.
+		sub.err = fmt.Errorf("stream %q: %w", sub.stream, ErrStreamDeleted)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -300,4 +313,13 @@ func (sub *Subscription) consider(r Record, catchingUp bool) {
 		}
 	}
 	_ = catchingUp
+}
+
+// nextRevision is the revision after last (-1: none yet), computed without
+// signed overflow: after the largest revision comes 2^63, beyond every event.
+func nextRevision(last int64) Revision {
+	if last < 0 {
+		return 0
+	}
+	return Revision(last) + 1
 }
