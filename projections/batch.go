@@ -46,19 +46,22 @@ type orderRow struct {
 	customerID, currency string
 	total                int64
 	lines, state         string
+	stateSince           string // when the order entered state
 	revision             uint64
 	placedAt, updatedAt  string
 }
 
 type paymentRow struct {
 	status                    string
+	since                     string // when status took its value
 	amountDue, paid, refunded int64
 	provider, paymentID       string
 	updatedAt                 string
 }
 
 type shipmentRow struct {
-	status, carrier, trackingNumber   string
+	status, since                     string
+	carrier, trackingNumber           string
 	shippedAt, deliveredAt, updatedAt string
 }
 
@@ -86,7 +89,8 @@ type table struct {
 var (
 	orderViewsTable = table{"order_views", []string{"order_id", "customer_id", "currency", "total", "lines", "state", "revision", "placed_at", "updated_at",
 		"payment_status", "amount_due", "paid", "refunded", "provider", "payment_id", "payment_updated_at",
-		"shipping_status", "carrier", "tracking_number", "shipped_at", "delivered_at", "shipping_updated_at"}, "order_id"}
+		"shipping_status", "carrier", "tracking_number", "shipped_at", "delivered_at", "shipping_updated_at",
+		"state_since", "payment_since", "shipping_since"}, "order_id"}
 	refundsTable = table{"refunds", []string{"order_id", "refund_id", "currency", "amount", "reason", "automatic", "status", "requested_at", "settled_at", "updated_at"}, "order_id, refund_id"}
 )
 
@@ -95,7 +99,8 @@ func (o *orderView) args() []any {
 	r, p, s := &o.order, &o.payment, &o.shipment
 	return []any{o.id, r.customerID, r.currency, r.total, r.lines, r.state, r.revision, r.placedAt, r.updatedAt,
 		p.status, p.amountDue, p.paid, p.refunded, p.provider, p.paymentID, p.updatedAt,
-		s.status, s.carrier, s.trackingNumber, s.shippedAt, s.deliveredAt, s.updatedAt}
+		s.status, s.carrier, s.trackingNumber, s.shippedAt, s.deliveredAt, s.updatedAt,
+		r.stateSince, p.since, s.since}
 }
 
 func (r *refundRow) args() []any {
@@ -114,7 +119,7 @@ func (b *batch) applyAll(changes []change) error {
 	}
 	for _, c := range changes {
 		if c.err != nil {
-			return c.err
+			return badEvent(c.err)
 		}
 		if c.orderID == "" {
 			continue
@@ -160,7 +165,8 @@ func (b *batch) load(changes []change) error {
 
 const loadOrdersSQL = `SELECT order_id, customer_id, currency, total, lines, state, revision, placed_at, updated_at,
 	payment_status, amount_due, paid, refunded, provider, payment_id, payment_updated_at,
-	shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at
+	shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at,
+	state_since, payment_since, shipping_since
 	FROM order_views WHERE order_id IN `
 
 // loadOrders reads the stored rows of orders ids; an order without rows
@@ -175,7 +181,8 @@ func (b *batch) loadOrders(ids []string) error {
 			r, p, s := &o.order, &o.payment, &o.shipment
 			if err := rows.Scan(&o.id, &r.customerID, &r.currency, &r.total, &r.lines, &r.state, &r.revision, &r.placedAt, &r.updatedAt,
 				&p.status, &p.amountDue, &p.paid, &p.refunded, &p.provider, &p.paymentID, &p.updatedAt,
-				&s.status, &s.carrier, &s.trackingNumber, &s.shippedAt, &s.deliveredAt, &s.updatedAt); err != nil {
+				&s.status, &s.carrier, &s.trackingNumber, &s.shippedAt, &s.deliveredAt, &s.updatedAt,
+				&r.stateSince, &p.since, &s.since); err != nil {
 				return err
 			}
 			b.orders[o.id] = o
