@@ -17,8 +17,9 @@ const (
 	CodeAmountMismatch    Code = "amount_mismatch"     // a payment's amount or currency differs from the order total
 	CodeRefundExceedsPaid Code = "refund_exceeds_paid" // refunds would exceed the money received
 	CodeOutOfStock        Code = "out_of_stock"        // a SKU has less available stock than a reservation asks for
-	CodeNotFound          Code = "not_found"           // the order (or refund) does not exist
-	CodeConflict          Code = "conflict"            // concurrent writers kept winning; retry
+	CodeNotFound          Code = "not_found"           // the order (or refund, HTTP endpoint, rebuild to follow) does not exist
+	CodeConflict          Code = "conflict"            // concurrent writers kept winning, or (admin) a rebuild already runs; retry
+	CodeMethodNotAllowed  Code = "method_not_allowed"  // the HTTP endpoint exists but not for this method (Allow lists those it takes)
 	CodePayloadTooLarge   Code = "payload_too_large"   // the command is larger than allowed
 	CodeUnavailable       Code = "unavailable"         // a dependency is down; retry later
 	CodeInternal          Code = "internal"            // a bug; the message is generic, details are logged
@@ -39,6 +40,7 @@ var codeInfo = map[Code]struct {
 	CodeOutOfStock:        {409, 409},
 	CodeNotFound:          {404, 404},
 	CodeConflict:          {409, 409},
+	CodeMethodNotAllowed:  {405, 405},
 	CodePayloadTooLarge:   {413, 413},
 	CodeUnavailable:       {503, 503},
 	CodeInternal:          {500, 500},
@@ -47,7 +49,7 @@ var codeInfo = map[Code]struct {
 // Codes lists every error code, for documentation and tests.
 func Codes() []Code {
 	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
-		CodeRefundExceedsPaid, CodeOutOfStock, CodeNotFound, CodeConflict, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
+		CodeRefundExceedsPaid, CodeOutOfStock, CodeNotFound, CodeConflict, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
 }
 
 // HTTPStatus is the HTTP status for a code; unknown codes map to 500.
