@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -84,14 +85,19 @@ type table struct {
 	name string
 	cols []string
 	key  string // the conflict target of an upsert
+	// fixed are the columns no event changes after the row's first: an
+	// upsert leaves them out, so the indexes on them are not rewritten.
+	fixed []string
 }
 
 var (
 	orderViewsTable = table{"order_views", []string{"order_id", "customer_id", "currency", "total", "lines", "state", "revision", "placed_at", "updated_at",
 		"payment_status", "amount_due", "paid", "refunded", "provider", "payment_id", "payment_updated_at",
 		"shipping_status", "carrier", "tracking_number", "shipped_at", "delivered_at", "shipping_updated_at",
-		"state_since", "payment_since", "shipping_since"}, "order_id"}
-	refundsTable = table{"refunds", []string{"order_id", "refund_id", "currency", "amount", "reason", "automatic", "status", "requested_at", "settled_at", "updated_at"}, "order_id, refund_id"}
+		"state_since", "payment_since", "shipping_since"}, "order_id",
+		[]string{"customer_id", "currency", "total", "lines", "placed_at", "amount_due"}}
+	refundsTable = table{"refunds", []string{"order_id", "refund_id", "currency", "amount", "reason", "automatic", "status", "requested_at", "settled_at", "updated_at"}, "order_id, refund_id",
+		[]string{"currency", "amount", "reason", "automatic", "requested_at"}}
 )
 
 // args are the row's values in the order of orderViewsTable.cols.
@@ -291,7 +297,7 @@ func (t table) insertSQL(n int, upsert bool) string {
 		sb.WriteString(" ON CONFLICT (" + t.key + ") DO UPDATE SET ")
 		first := true
 		for _, c := range t.cols {
-			if strings.Contains(", "+t.key+", ", ", "+c+", ") {
+			if strings.Contains(", "+t.key+", ", ", "+c+", ") || slices.Contains(t.fixed, c) {
 				continue
 			}
 			if !first {
