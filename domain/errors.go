@@ -19,8 +19,9 @@ const (
 	CodeOutOfStock          Code = "out_of_stock"         // a SKU has less available stock than a reservation asks for
 	CodeReservationConflict Code = "reservation_conflict" // a reservation does not match its order's lines, or the order holds another one of the SKU
 	CodeSagaOnly            Code = "saga_only"            // only the stock saga sends this while it manages stock (no --manual-stock)
-	CodeNotFound            Code = "not_found"            // the order (or refund, or stocked SKU) does not exist
-	CodeConflict            Code = "conflict"             // concurrent writers kept winning; retry
+	CodeNotFound            Code = "not_found"            // the order (or refund, stocked SKU, HTTP endpoint, rebuild to follow) does not exist
+	CodeConflict            Code = "conflict"             // concurrent writers kept winning, or (admin) a rebuild already runs; retry
+	CodeMethodNotAllowed    Code = "method_not_allowed"   // the HTTP endpoint exists but not for this method (Allow lists those it takes)
 	CodePayloadTooLarge     Code = "payload_too_large"    // the command is larger than allowed
 	CodeUnavailable         Code = "unavailable"          // a dependency is down; retry later
 	CodeInternal            Code = "internal"             // a bug; the message is generic, details are logged
@@ -43,6 +44,7 @@ var codeInfo = map[Code]struct {
 	CodeSagaOnly:            {403, 403},
 	CodeNotFound:            {404, 404},
 	CodeConflict:            {409, 409},
+	CodeMethodNotAllowed:    {405, 405},
 	CodePayloadTooLarge:     {413, 413},
 	CodeUnavailable:         {503, 503},
 	CodeInternal:            {500, 500},
@@ -52,7 +54,7 @@ var codeInfo = map[Code]struct {
 func Codes() []Code {
 	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
 		CodeRefundExceedsPaid, CodeOutOfStock, CodeReservationConflict, CodeSagaOnly, CodeNotFound, CodeConflict,
-		CodePayloadTooLarge, CodeUnavailable, CodeInternal}
+		CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
 }
 
 // HTTPStatus is the HTTP status for a code; unknown codes map to 500.

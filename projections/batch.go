@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -46,19 +47,22 @@ type orderRow struct {
 	customerID, currency string
 	total                int64
 	lines, state         string
+	stateSince           string // when the order entered state
 	revision             uint64
 	placedAt, updatedAt  string
 }
 
 type paymentRow struct {
 	status                    string
+	since                     string // when status took its value
 	amountDue, paid, refunded int64
 	provider, paymentID       string
 	updatedAt                 string
 }
 
 type shipmentRow struct {
-	status, carrier, trackingNumber   string
+	status, since                     string
+	carrier, trackingNumber           string
 	shippedAt, deliveredAt, updatedAt string
 }
 
@@ -81,13 +85,19 @@ type table struct {
 	name string
 	cols []string
 	key  string // the conflict target of an upsert
+	// fixed are the columns no event changes after the row's first: an
+	// upsert leaves them out, so the indexes on them are not rewritten.
+	fixed []string
 }
 
 var (
 	orderViewsTable = table{"order_views", []string{"order_id", "customer_id", "currency", "total", "lines", "state", "revision", "placed_at", "updated_at",
 		"payment_status", "amount_due", "paid", "refunded", "provider", "payment_id", "payment_updated_at",
-		"shipping_status", "carrier", "tracking_number", "shipped_at", "delivered_at", "shipping_updated_at"}, "order_id"}
-	refundsTable = table{"refunds", []string{"order_id", "refund_id", "currency", "amount", "reason", "automatic", "status", "requested_at", "settled_at", "updated_at"}, "order_id, refund_id"}
+		"shipping_status", "carrier", "tracking_number", "shipped_at", "delivered_at", "shipping_updated_at",
+		"state_since", "payment_since", "shipping_since"}, "order_id",
+		[]string{"customer_id", "currency", "total", "lines", "placed_at", "amount_due"}}
+	refundsTable = table{"refunds", []string{"order_id", "refund_id", "currency", "amount", "reason", "automatic", "status", "requested_at", "settled_at", "updated_at"}, "order_id, refund_id",
+		[]string{"currency", "amount", "reason", "automatic", "requested_at"}}
 )
 
 // args are the row's values in the order of orderViewsTable.cols.
@@ -95,7 +105,8 @@ func (o *orderView) args() []any {
 	r, p, s := &o.order, &o.payment, &o.shipment
 	return []any{o.id, r.customerID, r.currency, r.total, r.lines, r.state, r.revision, r.placedAt, r.updatedAt,
 		p.status, p.amountDue, p.paid, p.refunded, p.provider, p.paymentID, p.updatedAt,
-		s.status, s.carrier, s.trackingNumber, s.shippedAt, s.deliveredAt, s.updatedAt}
+		s.status, s.carrier, s.trackingNumber, s.shippedAt, s.deliveredAt, s.updatedAt,
+		r.stateSince, p.since, s.since}
 }
 
 func (r *refundRow) args() []any {
@@ -114,7 +125,7 @@ func (b *batch) applyAll(changes []change) error {
 	}
 	for _, c := range changes {
 		if c.err != nil {
-			return c.err
+			return badEvent(c.err)
 		}
 		if c.orderID == "" {
 			continue
@@ -160,7 +171,8 @@ func (b *batch) load(changes []change) error {
 
 const loadOrdersSQL = `SELECT order_id, customer_id, currency, total, lines, state, revision, placed_at, updated_at,
 	payment_status, amount_due, paid, refunded, provider, payment_id, payment_updated_at,
-	shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at
+	shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at,
+	state_since, payment_since, shipping_since
 	FROM order_views WHERE order_id IN `
 
 // loadOrders reads the stored rows of orders ids; an order without rows
@@ -175,7 +187,8 @@ func (b *batch) loadOrders(ids []string) error {
 			r, p, s := &o.order, &o.payment, &o.shipment
 			if err := rows.Scan(&o.id, &r.customerID, &r.currency, &r.total, &r.lines, &r.state, &r.revision, &r.placedAt, &r.updatedAt,
 				&p.status, &p.amountDue, &p.paid, &p.refunded, &p.provider, &p.paymentID, &p.updatedAt,
-				&s.status, &s.carrier, &s.trackingNumber, &s.shippedAt, &s.deliveredAt, &s.updatedAt); err != nil {
+				&s.status, &s.carrier, &s.trackingNumber, &s.shippedAt, &s.deliveredAt, &s.updatedAt,
+				&r.stateSince, &p.since, &s.since); err != nil {
 				return err
 			}
 			b.orders[o.id] = o
@@ -284,7 +297,7 @@ func (t table) insertSQL(n int, upsert bool) string {
 		sb.WriteString(" ON CONFLICT (" + t.key + ") DO UPDATE SET ")
 		first := true
 		for _, c := range t.cols {
-			if strings.Contains(", "+t.key+", ", ", "+c+", ") {
+			if strings.Contains(", "+t.key+", ", ", "+c+", ") || slices.Contains(t.fixed, c) {
 				continue
 			}
 			if !first {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -43,9 +44,10 @@ func (a *API) runner() *Runner {
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/orders/{id}", a.getOrder)
-	mux.HandleFunc("GET /v1/payments", listHandler(a, (*Store).ListPayments))
-	mux.HandleFunc("GET /v1/shipments", listHandler(a, (*Store).ListShipments))
-	mux.HandleFunc("GET /v1/refunds", listHandler(a, (*Store).ListRefunds))
+	mux.HandleFunc("GET /v1/orders", listHandler(a, "/v1/orders", (*Store).ListOrders, "state", "customer", "older_than", "limit", "cursor", "min_position"))
+	mux.HandleFunc("GET /v1/payments", listHandler(a, "/v1/payments", (*Store).ListPayments, "status", "older_than", "limit", "cursor", "min_position"))
+	mux.HandleFunc("GET /v1/shipments", listHandler(a, "/v1/shipments", (*Store).ListShipments, "status", "payment_status", "older_than", "limit", "cursor", "min_position"))
+	mux.HandleFunc("GET /v1/refunds", listHandler(a, "/v1/refunds", (*Store).ListRefunds, "status", "older_than", "limit", "cursor", "min_position"))
 	mux.HandleFunc("GET /v1/stats", a.stats)
 	mux.HandleFunc("GET /v1/projections", a.projections)
 }
@@ -53,10 +55,15 @@ func (a *API) Register(mux *http.ServeMux) {
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 	id, ok := domain.NormalizeOrderID(r.PathValue("id")) // a UUID in any case names one order
 	if !ok {
-		writeError(w, domain.CodeInvalidCommand, "id", fmt.Sprintf("order IDs are UUIDs, got %q", id))
+		writeError(w, domain.CodeInvalidCommand, "id", fmt.Sprintf("order IDs are UUIDs, got %s", quote(id)))
 		return
 	}
-	if !a.waitMinPosition(w, r) {
+	v := r.URL.Query()
+	if err := checkParams(v, "/v1/orders/{id}", "min_position"); err != nil {
+		a.queryError(w, r, err)
+		return
+	}
+	if !a.waitMinPosition(w, r, v.Get("min_position")) {
 		return
 	}
 	o, err := a.store().GetOrder(r.Context(), id)
@@ -71,29 +78,57 @@ func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// headCheckAfter is how long a query with min_position waits before it
+// checks that the position exists at all.
+const headCheckAfter = 100 * time.Millisecond
+
 // waitMinPosition implements read-your-writes: with min_position (the
 // position a command reply carried) the query waits, bounded, until the
-// projection has applied it.
-func (a *API) waitMinPosition(w http.ResponseWriter, r *http.Request) bool {
-	raw := r.URL.Query().Get("min_position")
+// projection has applied it. A position beyond the event store's head
+// cannot be reached by waiting (no command reply carries one): it is
+// refused at once.
+func (a *API) waitMinPosition(w http.ResponseWriter, r *http.Request, raw string) bool {
 	if raw == "" {
 		return true
 	}
 	pos, err := strconv.ParseUint(raw, 10, 64)
 	if err != nil {
-		writeError(w, domain.CodeInvalidCommand, "min_position", "must be a non-negative integer position from a command reply")
+		writeError(w, domain.CodeInvalidCommand, "min_position", fmt.Sprintf("must be a non-negative integer position from a command reply, got %s", quote(raw)))
 		return false
 	}
+	runner := a.runner()
 	ctx, cancel := context.WithTimeout(r.Context(), a.MaxWait)
 	defer cancel()
-	if err := a.runner().WaitFor(ctx, pos); err != nil {
-		writeError(w, domain.CodeUnavailable, "min_position", err.Error())
-		return false
+	// Usually the projection is a moment behind; only a query still
+	// waiting after that asks the event store for its head.
+	quick, cancelQuick := context.WithTimeout(ctx, min(a.MaxWait, headCheckAfter))
+	err = runner.WaitFor(quick, pos)
+	cancelQuick()
+	if err != nil && !errors.Is(err, ErrStopped) && ctx.Err() == nil {
+		if head, herr := a.m.src.Head(ctx); herr == nil && pos > head {
+			writeError(w, domain.CodeInvalidCommand, "min_position", fmt.Sprintf(
+				"position %d is beyond the event store's head %d: it did not come from a command reply of this service", pos, head))
+			return false
+		}
+		err = runner.WaitFor(ctx, pos)
 	}
-	return true
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, ErrStopped):
+		writeError(w, domain.CodeUnavailable, "min_position", "the read models are stopped (see /v1/projections); a rebuild restarts them")
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, domain.CodeUnavailable, "min_position", fmt.Sprintf("the read models have not reached position %d within %s (at %d); try again", pos, a.MaxWait, runner.Status(r.Context()).Position))
+	}
+	return false
 }
 
 func (a *API) projections(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r.URL.Query(), "/v1/projections"); err != nil {
+		a.queryError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"projections": []Status{a.runner().Status(r.Context())}})
 }
 
@@ -111,16 +146,21 @@ func writeError(w http.ResponseWriter, code domain.Code, field, msg string) {
 	writeJSON(w, domain.HTTPStatus(code), map[string]any{"error": body})
 }
 
-// listHandler serves one list endpoint: it parses the shared parameters,
+// listHandler serves one list endpoint, taking params: it checks them,
 // answers 400 naming a bad one, and pages through the rows.
-func listHandler[T any](a *API, list func(*Store, context.Context, ListQuery) (Page[T], error)) http.HandlerFunc {
+func listHandler[T any](a *API, endpoint string, list func(*Store, context.Context, ListQuery) (Page[T], error), params ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		q, err := parseListQuery(r)
+		v := r.URL.Query()
+		if err := checkParams(v, endpoint, params...); err != nil {
+			a.queryError(w, r, err)
+			return
+		}
+		q, err := parseListQuery(v)
 		if err != nil {
 			a.queryError(w, r, err)
 			return
 		}
-		if !a.waitMinPosition(w, r) {
+		if !a.waitMinPosition(w, r, v.Get("min_position")) {
 			return
 		}
 		page, err := list(a.store(), r.Context(), q)
@@ -143,20 +183,24 @@ func (a *API) queryError(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, domain.CodeInternal, "", "the read models could not be queried")
 }
 
-func parseListQuery(r *http.Request) (ListQuery, error) {
-	v := r.URL.Query()
-	q := ListQuery{Status: v.Get("status"), PaymentStatus: v.Get("payment_status"), Cursor: v.Get("cursor")}
+// parseListQuery reads the list parameters; checkParams has refused the
+// ones the endpoint does not take.
+func parseListQuery(v url.Values) (ListQuery, error) {
+	q := ListQuery{Status: v.Get("status"), PaymentStatus: v.Get("payment_status"), Customer: v.Get("customer"), Cursor: v.Get("cursor")}
+	if s := v.Get("state"); s != "" {
+		q.Status = s
+	}
 	if s := v.Get("older_than"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return q, &InvalidQueryError{"older_than", fmt.Sprintf("must be a Go duration such as 24h or 90m, got %q", s)}
+			return q, &InvalidQueryError{"older_than", fmt.Sprintf("must be a Go duration such as 24h or 90m, got %s", quote(s))}
 		}
 		q.OlderThan = d
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 500 {
-			return q, &InvalidQueryError{"limit", fmt.Sprintf("must be a whole number from 1 to 500, got %q", s)}
+			return q, &InvalidQueryError{"limit", fmt.Sprintf("must be a whole number from 1 to 500, got %s", quote(s))}
 		}
 		q.Limit = n
 	}
@@ -164,7 +208,12 @@ func parseListQuery(r *http.Request) (ListQuery, error) {
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
-	if !a.waitMinPosition(w, r) {
+	v := r.URL.Query()
+	if err := checkParams(v, "/v1/stats", "min_position"); err != nil {
+		a.queryError(w, r, err)
+		return
+	}
+	if !a.waitMinPosition(w, r, v.Get("min_position")) {
 		return
 	}
 	st, err := a.store().Stats(r.Context())

@@ -63,53 +63,46 @@ func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.
 		return nil, err
 	}
 	m.name, m.store = name, store
-	m.runner, m.stop, m.stopped = m.start(store, 0)
+	m.runner, m.stop, m.stopped = m.start(store)
 	return m, nil
 }
 
-// start runs a runner over store, beginning no earlier than from.
-func (m *Manager) start(store *Store, from uint64) (*Runner, context.CancelFunc, chan error) {
-	r := m.newRunner(store, from)
+// start runs a runner over store.
+func (m *Manager) start(store *Store) (*Runner, context.CancelFunc, chan error) {
+	r := NewRunner(store, m.src, m.log)
 	stop, stopped := m.run(r)
 	return r, stop, stopped
 }
 
-// newRunner returns a runner over store that begins no earlier than from.
-func (m *Manager) newRunner(store *Store, from uint64) *Runner {
-	r := NewRunner(store, m.src, m.log)
-	r.from = from
-	return r
-}
-
-// run runs r in the background until the returned stop is called.
+// run runs r in the background, resuming after passing failures (see
+// Runner.runResuming), until the returned stop is called.
 func (m *Manager) run(r *Runner) (stop context.CancelFunc, stopped chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runResuming(ctx, r) }()
+	go func() { done <- r.runResuming(ctx) }()
 	return cancel, done
 }
 
-// runResuming runs r, and runs it again after a growing pause whenever
-// only its subscription failed, so a passing event-store outage never
-// stops the read models for good.
-func runResuming(ctx context.Context, r *Runner) error {
-	pause := 100 * time.Millisecond
-	for {
-		started := time.Now()
-		err := r.Run(ctx)
-		if !errors.Is(err, ErrFeedLost) || ctx.Err() != nil {
-			return err
-		}
-		if time.Since(started) > time.Minute {
-			pause = 100 * time.Millisecond // it ran fine for a while
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 10*time.Second)
+// NeedsRebuild reports whether the read models in use were upgraded in
+// place from an older schema and await a rebuild (see StartStaleRebuild).
+func (m *Manager) NeedsRebuild() bool {
+	s, _ := m.Current()
+	return s.NeedsRebuild()
+}
+
+// StartStaleRebuild starts a rebuild in the background (see StartRebuild)
+// if the read models in use await one after a schema upgrade; they answer
+// queries meanwhile. It reports whether it started one.
+func (m *Manager) StartStaleRebuild() (bool, error) {
+	if !m.NeedsRebuild() {
+		return false, nil
 	}
+	m.log.Info("the read models were upgraded from an older schema; rebuilding them from the event store in the background while they serve",
+		"schema_version", schemaVersion)
+	if err := m.StartRebuild(RebuildOptions{}); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Current returns the store and runner in use.
@@ -125,32 +118,33 @@ func (m *Manager) Current() (*Store, *Runner) {
 // models untouched; calling Rebuild again resumes from where it stopped,
 // unless opts.Restart discards the partial one.
 func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
+	if err := opts.check(); err != nil {
+		return err
+	}
 	m.mu.RLock()
 	name := m.name
 	m.mu.RUnlock()
 	next := m.gens.other(name)
-	if opts.Restart {
-		if err := m.gens.drop(ctx, next); err != nil {
-			return err
-		}
-	}
-	fresh, err := m.gens.open(ctx, next)
+	fresh, err := m.openFresh(ctx, next, opts.Restart)
 	if err != nil {
 		return err
 	}
-	runner := m.newRunner(fresh, opts.From)
+	runner := NewRunner(fresh, m.src, m.log)
 	stopReports := reportProgress(ctx, runner, opts)
 	// Where the source can read the history in bulk, the fresh read models
 	// load it that way first; the runner then follows from where the load
-	// ended.
+	// ended (and retries what a passing failure interrupted).
 	if h, ok := m.src.(History); ok {
 		if err := runner.load(ctx, h); err != nil {
-			stopReports()
-			fresh.Close()
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if ctx.Err() != nil || errors.Is(err, ErrStopped) {
+				stopReports()
+				fresh.Close()
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("rebuild: %w", err)
 			}
-			return fmt.Errorf("rebuild: %w", err)
+			m.log.Warn("the rebuild's bulk load failed; it continues from its checkpoint through the subscription", "err", err)
 		}
 	}
 	stop, stopped := m.run(runner)
@@ -162,14 +156,18 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 		return err
 	}
 	// Catch up with the event store, then with the live read model, which
-	// keeps moving meanwhile (and may itself still be catching up).
+	// keeps moving meanwhile (and may itself still be catching up), unless
+	// it stopped: then the event store is all there is to catch up with.
 	if err := runner.WaitCaughtUp(ctx); err != nil {
 		return abort(fmt.Errorf("rebuild: %w", err))
 	}
 	for {
 		_, live := m.Current()
-		target := live.Status(ctx).Position
-		if err := runner.WaitFor(ctx, target); err != nil {
+		ls := live.Status(ctx)
+		if ls.Error != "" && !ls.Resuming {
+			break
+		}
+		if err := runner.WaitFor(ctx, ls.Position); err != nil {
 			return abort(fmt.Errorf("rebuild: %w", err))
 		}
 		if live.Status(ctx).Position <= runner.Status(ctx).Position {
@@ -202,6 +200,27 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 	}
 	m.log.Info("read models rebuilt and swapped in", "generation", next)
 	return nil
+}
+
+// openFresh opens the generation a rebuild fills: the partial one an
+// interrupted rebuild left, to resume it, unless restart discards it or it
+// was itself upgraded from an older schema (its rows are not all from the
+// events).
+func (m *Manager) openFresh(ctx context.Context, name string, restart bool) (*Store, error) {
+	if restart {
+		if err := m.gens.drop(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	fresh, err := m.gens.open(ctx, name)
+	if err != nil || !fresh.NeedsRebuild() {
+		return fresh, err
+	}
+	fresh.Close()
+	if err := m.gens.drop(ctx, name); err != nil {
+		return nil, err
+	}
+	return m.gens.open(ctx, name)
 }
 
 // Close stops the runner and closes the read models.

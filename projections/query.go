@@ -17,6 +17,7 @@ type OrderDetails struct {
 	OrderID    string        `json:"order_id"`
 	CustomerID string        `json:"customer_id"`
 	State      string        `json:"state"`
+	StateSince time.Time     `json:"state_since"` // when the order entered State
 	Revision   int64         `json:"revision"`
 	Total      domain.Money  `json:"total"`
 	Lines      []domain.Line `json:"lines"`
@@ -29,19 +30,21 @@ type OrderDetails struct {
 
 // PaymentRow is the payment status of an order.
 type PaymentRow struct {
-	Status    string    `json:"status"`
-	Currency  string    `json:"currency"`
-	AmountDue int64     `json:"amount_due"`
-	Paid      int64     `json:"paid"`
-	Refunded  int64     `json:"refunded"`
-	Provider  string    `json:"provider,omitempty"`
-	PaymentID string    `json:"payment_id,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Status      string    `json:"status"`
+	StatusSince time.Time `json:"status_since"` // when the payment took Status
+	Currency    string    `json:"currency"`
+	AmountDue   int64     `json:"amount_due"`
+	Paid        int64     `json:"paid"`
+	Refunded    int64     `json:"refunded"`
+	Provider    string    `json:"provider,omitempty"`
+	PaymentID   string    `json:"payment_id,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // ShipmentRow is the shipping status of an order.
 type ShipmentRow struct {
 	Status         string     `json:"status"`
+	StatusSince    time.Time  `json:"status_since"` // when the shipment took Status
 	Carrier        string     `json:"carrier,omitempty"`
 	TrackingNumber string     `json:"tracking_number,omitempty"`
 	ShippedAt      *time.Time `json:"shipped_at,omitempty"`
@@ -80,14 +83,16 @@ func optTime(s string) *time.Time {
 // GetOrder returns the read-model view of one order.
 func (s *Store) GetOrder(ctx context.Context, id string) (OrderDetails, error) {
 	var o OrderDetails
-	var lines, placed, updated, paymentUpdated, shipped, delivered, shippingUpdated string
+	var lines, placed, updated, paymentUpdated, shipped, delivered, shippingUpdated, stateSince, paymentSince, shippingSince string
 	p, sh := &o.Payment, &o.Shipping
 	err := s.queryRow(ctx, `SELECT order_id, customer_id, state, revision, total, currency, lines, placed_at, updated_at,
 		payment_status, amount_due, paid, refunded, provider, payment_id, payment_updated_at,
-		shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at
+		shipping_status, carrier, tracking_number, shipped_at, delivered_at, shipping_updated_at,
+		state_since, payment_since, shipping_since
 		FROM order_views WHERE order_id = ?`, id).Scan(&o.OrderID, &o.CustomerID, &o.State, &o.Revision, &o.Total.Amount, &o.Total.Currency, &lines, &placed, &updated,
 		&p.Status, &p.AmountDue, &p.Paid, &p.Refunded, &p.Provider, &p.PaymentID, &paymentUpdated,
-		&sh.Status, &sh.Carrier, &sh.TrackingNumber, &shipped, &delivered, &shippingUpdated)
+		&sh.Status, &sh.Carrier, &sh.TrackingNumber, &shipped, &delivered, &shippingUpdated,
+		&stateSince, &paymentSince, &shippingSince)
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, ErrNotFound
 	}
@@ -95,9 +100,9 @@ func (s *Store) GetOrder(ctx context.Context, id string) (OrderDetails, error) {
 		return o, fmt.Errorf("read order %s: %w", id, err)
 	}
 	_ = json.Unmarshal([]byte(lines), &o.Lines)
-	o.PlacedAt, o.UpdatedAt = parseTime(placed), parseTime(updated)
-	p.Currency, p.UpdatedAt = o.Total.Currency, parseTime(paymentUpdated)
-	sh.ShippedAt, sh.DeliveredAt, sh.UpdatedAt = optTime(shipped), optTime(delivered), parseTime(shippingUpdated)
+	o.PlacedAt, o.UpdatedAt, o.StateSince = parseTime(placed), parseTime(updated), parseTime(stateSince)
+	p.Currency, p.UpdatedAt, p.StatusSince = o.Total.Currency, parseTime(paymentUpdated), parseTime(paymentSince)
+	sh.ShippedAt, sh.DeliveredAt, sh.UpdatedAt, sh.StatusSince = optTime(shipped), optTime(delivered), parseTime(shippingUpdated), parseTime(shippingSince)
 	rows, err := s.query(ctx, `SELECT refund_id, amount, currency, reason, automatic, status, requested_at, settled_at
 		FROM refunds WHERE order_id = ? ORDER BY requested_at, refund_id`, id)
 	if err != nil {

@@ -57,10 +57,10 @@ var orderCases = []orderCase{
 			domain.OrderCancelled{Reason: "changed mind"},
 			domain.RefundRequested{RefundID: "auto", Amount: eur(1000), Reason: "cancelled", Automatic: true},
 			domain.RefundCompleted{RefundID: "auto", Amount: eur(1000)}, domain.OrderRefunded{Amount: eur(1000)}}
-	}, "refunded", projections.PaymentRefunded, 1000, 1000, projections.ShippingNotShipped, []string{"completed"}},
+	}, "refunded", projections.PaymentRefunded, 1000, 1000, projections.ShippingCancelled, []string{"completed"}},
 	{"out of stock", func(id string) []domain.EventData {
 		return []domain.EventData{placed(id), domain.StockRejected{Reason: "none left", SKUs: []string{"sku-1"}}}
-	}, "cancelled", projections.PaymentUnpaid, 0, 0, projections.ShippingNotShipped, nil},
+	}, "cancelled", projections.PaymentCancelled, 0, 0, projections.ShippingCancelled, nil},
 	{"shipped, waiting for delivery", func(id string) []domain.EventData {
 		return []domain.EventData{placed(id), domain.StockReserved{},
 			domain.PaymentSucceeded{PaymentID: "p1", Amount: eur(1000)}, domain.OrderShipped{Carrier: "ups", TrackingNumber: "T2"}}
@@ -184,8 +184,8 @@ func TestReadModels(t *testing.T) {
 		}
 		want := map[string]map[string]int64{
 			"orders":    {"completed": 1, "paid": 1, "refunded": 1, "cancelled": 1, "shipped": 1, "placed": 1},
-			"payments":  {"paid": 2, "partially_refunded": 1, "refunded": 1, "unpaid": 2},
-			"shipments": {"delivered": 1, "shipped": 1, "not_shipped": 4},
+			"payments":  {"paid": 2, "partially_refunded": 1, "refunded": 1, "unpaid": 1, "cancelled": 1},
+			"shipments": {"delivered": 1, "shipped": 1, "not_shipped": 2, "cancelled": 2},
 			"refunds":   {"completed": 2, "rejected": 1},
 		}
 		if !reflect.DeepEqual(stats, want) {
@@ -419,5 +419,38 @@ func TestOldSchemaProjectedAgain(t *testing.T) {
 		if st := r.Status(ctx); st.Events != caseEvents() {
 			t.Errorf("events applied after the schema change: %d, want %d", st.Events, caseEvents())
 		}
+	})
+}
+
+// TestRebuildFromRefused: a rebuild that would start after position 0
+// would swap in read models without every earlier order; it is refused,
+// naming the parameter, and the read models in use stay.
+func TestRebuildFromRefused(t *testing.T) {
+	forEachStore(t, func(t *testing.T, tg target) {
+		ctx := waitCtx(t)
+		es := openEventStore(t)
+		ids, head := appendCases(t, es)
+		m := tg.openManager(t, es)
+		defer m.Close()
+		live, r := m.Current()
+		if err := r.WaitFor(ctx, head); err != nil {
+			t.Fatal(err)
+		}
+		for _, opts := range []projections.RebuildOptions{{From: 10, Restart: true}, {From: head}} {
+			var iq *projections.InvalidQueryError
+			if err := m.Rebuild(ctx, opts); !errors.As(err, &iq) || iq.Param != "from" {
+				t.Errorf("Rebuild(%+v): %v, want an invalid from", opts, err)
+			}
+			if err := m.StartRebuild(opts); !errors.As(err, &iq) || iq.Param != "from" {
+				t.Errorf("StartRebuild(%+v): %v, want an invalid from", opts, err)
+			}
+		}
+		if _, started := m.RebuildStatus(); started {
+			t.Error("a refused rebuild was started")
+		}
+		if now, _ := m.Current(); now != live {
+			t.Fatal("a refused rebuild swapped the read models")
+		}
+		checkCases(t, live, ids)
 	})
 }

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -10,8 +11,10 @@ import (
 
 // RebuildOptions tune Manager.Rebuild.
 type RebuildOptions struct {
-	// From is the $all position the fresh read models start after; events
-	// at or before it are not applied. Zero replays the whole history.
+	// From must be zero: a rebuild replays the whole history. Read models
+	// built from a later position would lack every order placed before
+	// it, and swapping them in would lose those orders from every query,
+	// so Rebuild and StartRebuild refuse any other value.
 	From uint64
 	// Restart discards a partial rebuild instead of resuming it.
 	Restart bool
@@ -35,6 +38,15 @@ type RebuildProgress struct {
 	ETASeconds float64 `json:"eta_seconds"`
 	Done       bool    `json:"done"`
 	Error      string  `json:"error,omitempty"`
+}
+
+// check refuses options no rebuild should run with.
+func (o RebuildOptions) check() error {
+	if o.From != 0 {
+		return &InvalidQueryError{"from", fmt.Sprintf("a rebuild replays the whole history: read models built after position %d "+
+			"would lack every order placed before it; leave from out (or 0)", o.From)}
+	}
+	return nil
 }
 
 // reportProgress calls opts.Progress every interval until the returned
@@ -112,8 +124,12 @@ type rebuildJob struct {
 
 // StartRebuild starts Rebuild in the background, for an operator's request
 // to the running service; RebuildStatus follows it and CancelRebuild stops
-// it (resumably). It fails with ErrRebuildRunning while one runs.
+// it (resumably). It fails with ErrRebuildRunning while one runs, and with
+// an *InvalidQueryError for options it refuses.
 func (m *Manager) StartRebuild(opts RebuildOptions) error {
+	if err := opts.check(); err != nil {
+		return err
+	}
 	j := &m.job
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -34,11 +34,15 @@ var (
 // memory, written once per row, checkpoint in the same transaction —
 // exactly as Run would apply it, so an interrupted load resumes from its
 // last chunk, and Run takes over from where it ends. An event that cannot
-// be applied stops the projection, as in Run.
+// be applied stops the projection, as in Run; after any other failure Run
+// can take over from the last chunk applied.
 func (r *Runner) load(ctx context.Context, h History) error {
 	st, err := r.start(ctx)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return r.fail(ctx, err)
 	}
 
 	rctx, cancel := context.WithCancel(ctx)
@@ -64,9 +68,9 @@ func (r *Runner) load(ctx context.Context, h History) error {
 		r.setStatus(func(s *Status) { s.Running = false })
 		return ctx.Err()
 	case applyErr != nil:
-		return r.stop(ctx, applyErr)
+		return r.fail(ctx, applyErr)
 	case rerr != nil:
-		return fmt.Errorf("read the order events after position %d: %w", st.Position, rerr)
+		return r.fail(ctx, fmt.Errorf("read the order events after position %d: %w", st.Position, rerr))
 	}
 	return nil
 }

@@ -46,11 +46,13 @@ type Runner struct {
 	src   Source
 	log   *slog.Logger
 	batch int
-	from  uint64 // a rebuild's starting position; events before it are not applied
 
 	mu     sync.Mutex
 	status Status
 	moved  chan struct{} // closed and replaced whenever the position advances
+	// failing is when the current run of failed attempts began (zero when
+	// the last attempt succeeded); loggedAt is when it was last logged.
+	failing, loggedAt time.Time
 }
 
 // Status is a projection's progress, as /v1/projections shows it.
@@ -70,9 +72,13 @@ type Status struct {
 	// last events of $all may not be order events, and no checkpoint need
 	// follow them).
 	CaughtUp bool `json:"caught_up"`
-	// Resuming: Error is a lost subscription, not a stop; the runner
-	// starts again by itself.
-	Resuming bool `json:"resuming,omitempty"`
+	// Resuming: Error is a passing failure (a lost subscription, a failed
+	// write to the read models, an unreachable event store), not a stop;
+	// the projection tries again by itself, FailedAttempts times so far,
+	// next at NextAttemptAt, and clears Error once an attempt gets through.
+	Resuming       bool       `json:"resuming,omitempty"`
+	FailedAttempts int        `json:"failed_attempts,omitempty"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty"`
 }
 
 // NewRunner returns a runner applying up to batch events per transaction.
@@ -83,36 +89,106 @@ func NewRunner(store *Store, src Source, log *slog.Logger) *Runner {
 	return &Runner{store: store, src: src, log: log, batch: 4096, status: Status{Name: Name}, moved: make(chan struct{})}
 }
 
-// start reads the projection's stored status and marks it running from
-// its checkpoint (or the runner's starting position, whichever is later).
-// A projection stopped by an event it could not apply stays stopped.
+// ErrStopped: the projection stopped for a reason that trying again
+// cannot remove — an event it cannot apply, or a checkpoint the event
+// store does not reach. Any other error of Run is passing, and Manager
+// runs the projection again after a pause.
+var ErrStopped = errors.New("the projection stopped")
+
+// badEvent marks err as caused by an event the projection cannot apply
+// (it cannot be decoded, or contradicts its order's history): it fails the
+// same way every time, so the projection stops before it, and stores why,
+// so that a restart does not skip the event either.
+func badEvent(err error) error { return &stopError{err: err, store: true} }
+
+// stopped marks err as a reason to stop that is not stored: it is checked
+// again at every start (a checkpoint beyond the event store's head).
+func stopped(err error) error { return &stopError{err: err} }
+
+type stopError struct {
+	err   error
+	store bool // recorded in projection_state
+}
+
+func (e *stopError) Error() string        { return e.err.Error() }
+func (e *stopError) Unwrap() error        { return e.err }
+func (e *stopError) Is(target error) bool { return target == ErrStopped }
+
+// start reads the projection's stored status, checks it against the event
+// store's head, and marks it running; it returns where to resume. A
+// projection stopped by an event it could not apply stays stopped.
 func (r *Runner) start(ctx context.Context) (Status, error) {
-	st, err := r.store.state(ctx, Name)
+	st, lastEvent, err := r.store.state(ctx, Name)
 	if err != nil {
 		return Status{}, err
 	}
 	if st.Error != "" {
 		r.setStatus(func(s *Status) { *s = st; s.Running = false })
-		return Status{}, fmt.Errorf("projection %s stopped earlier: %s; fix the cause and clear it (rebuild) to resume", Name, st.Error)
+		return Status{}, stopped(fmt.Errorf("projection %s stopped earlier: %s; fix the cause and clear it (rebuild) to resume", Name, st.Error))
 	}
-	st.Position = max(st.Position, r.from)
-	r.setStatus(func(s *Status) { *s = st; s.Running = true })
+	if st.Position, err = r.resumeAfter(ctx, st.Position, lastEvent); err != nil {
+		return Status{}, err
+	}
+	r.setStatus(func(s *Status) {
+		failed := *s
+		*s = st
+		s.Running = true
+		if failed.FailedAttempts > 0 {
+			// Still failing until an attempt gets through.
+			s.Error, s.Resuming, s.FailedAttempts = failed.Error, true, failed.FailedAttempts
+		}
+	})
 	return st, nil
 }
 
-// Run applies events until ctx ends (returning nil) or an event cannot be
-// applied (returning the error, which stays visible in Status).
+// resumeAfter checks the checkpoint against the event store's head and
+// returns the position to resume after. A checkpoint beyond the head
+// would be waited on in silence while new events, which reuse the lost
+// positions, went unapplied; so if an event the read models applied is no
+// longer in the store, the projection refuses to start. If only the
+// checkpoint is beyond the head — EventStoreDB checkpoints at the end of
+// its log, past the last event; a store that lost only events of other
+// streams — it resumes after the last event it applied: every order event
+// after that one is yet to be applied, wherever the checkpoint is.
+func (r *Runner) resumeAfter(ctx context.Context, checkpoint, lastEvent uint64) (uint64, error) {
+	if checkpoint == 0 {
+		return 0, nil
+	}
+	head, err := r.src.Head(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the event store's head: %w", err)
+	}
+	switch {
+	case checkpoint <= head:
+		return checkpoint, nil
+	case lastEvent > head:
+		return 0, stopped(fmt.Errorf("projection checkpoint %d (last applied event at %d) is beyond the event store's head %d: "+
+			"the store lost events or belongs to another data directory; rebuild with `ordo replay --all` or restore the store",
+			checkpoint, lastEvent, head))
+	}
+	r.log.Info("projection checkpoint is beyond the event store's head, but every event it applied is there; resuming after the last one",
+		"projection", Name, "checkpoint", checkpoint, "head", head, "last_event", lastEvent)
+	return lastEvent, nil
+}
+
+// Run applies events until ctx ends (returning nil) or it fails: an event
+// that cannot be applied stops it (the error wraps ErrStopped, is stored,
+// and stays visible in Status); any other failure returns an error that
+// leaves the read models as the last committed batch left them.
 func (r *Runner) Run(ctx context.Context) error {
 	st, err := r.start(ctx)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return r.stop(ctx, nil)
+		}
+		return r.fail(ctx, err)
 	}
 	feed, err := r.src.SubscribeOrders(ctx, st.Position)
 	if err != nil {
 		if ctx.Err() != nil {
 			return r.stop(ctx, nil)
 		}
-		return r.lost(fmt.Errorf("subscribe: %w", err))
+		return r.fail(ctx, fmt.Errorf("%w: subscribe: %v", ErrFeedLost, err))
 	}
 	defer feed.Close()
 	items := make(chan item, 4*r.batch)
@@ -140,10 +216,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		first, ok := <-items
 		if !ok {
 			if ctx.Err() != nil {
-				r.setStatus(func(s *Status) { s.Running = false })
-				return nil
+				return r.stop(ctx, nil)
 			}
-			return r.lost(<-pumpErr)
+			return r.fail(ctx, fmt.Errorf("%w: %v", ErrFeedLost, <-pumpErr))
 		}
 		batch := append(make([]item, 0, r.batch), first)
 	fill:
@@ -160,9 +235,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if err := r.applyBatch(ctx, batch); err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return r.stop(ctx, nil)
 			}
-			return r.stop(ctx, err)
+			return r.fail(ctx, err)
 		}
 	}
 }
@@ -191,7 +266,7 @@ func (r *Runner) applyBatch(ctx context.Context, items []item) error {
 // applyItems is applyBatch; with bulk, the rows the batch creates may be
 // written in the database's bulk form (see Store.begin).
 func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error {
-	var pos uint64
+	var pos, lastEvent uint64
 	var n int64
 	var last time.Time
 	caughtUp := false
@@ -202,10 +277,11 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 			continue
 		}
 		changes = append(changes, it.change)
-		pos, n, last = max(pos, it.pos), n+1, it.created
+		pos, lastEvent, n, last = max(pos, it.pos), max(lastEvent, it.pos), n+1, it.created
 	}
 	if pos == 0 {
 		if caughtUp {
+			r.recovered()
 			r.setStatus(func(s *Status) { s.CaughtUp = true })
 		}
 		return nil
@@ -222,14 +298,16 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 		return err
 	}
 	now := time.Now().UTC()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO projection_state (name, position, events, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET position = excluded.position, events = projection_state.events + ?, updated_at = excluded.updated_at`,
-		Name, pos, n, now.Format(time.RFC3339Nano), n); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO projection_state (name, position, events, updated_at, last_event) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET position = excluded.position, events = projection_state.events + ?, updated_at = excluded.updated_at,
+		last_event = CASE WHEN excluded.last_event > projection_state.last_event THEN excluded.last_event ELSE projection_state.last_event END`,
+		Name, pos, n, formatTime(now), lastEvent, n); err != nil {
 		return fmt.Errorf("advance checkpoint: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
+	r.recovered()
 	r.setStatus(func(s *Status) {
 		s.Position, s.Events, s.UpdatedAt = max(s.Position, pos), s.Events+n, now
 		s.CaughtUp = s.CaughtUp || caughtUp
@@ -245,16 +323,23 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 // starts the runner again, and it resumes from its checkpoint.
 var ErrFeedLost = errors.New("the event store subscription was lost")
 
-// lost reports a failed subscription: shown in the status while it lasts,
-// never stored, so it clears itself when the runner resumes.
-func (r *Runner) lost(err error) error {
-	r.log.Warn("projection lost its subscription; it resumes when the event store answers", "projection", Name, "err", err)
-	msg := fmt.Sprintf("subscription lost, resuming: %v", err)
-	r.setStatus(func(s *Status) { s.Running, s.Error, s.Resuming = false, msg, true })
-	return fmt.Errorf("%w: %v", ErrFeedLost, err)
+// fail ends a run that failed. An error wrapping ErrStopped stops the
+// projection: a bad event's is stored, so a restart does not skip the
+// event. Any other failure is passing: it is shown in the status while it
+// lasts, never stored, and the run can be tried again.
+func (r *Runner) fail(ctx context.Context, err error) error {
+	if errors.Is(err, ErrStopped) {
+		return r.stop(ctx, err)
+	}
+	r.setStatus(func(s *Status) {
+		s.Running, s.Error, s.Resuming, s.CaughtUp = false, err.Error(), true, false
+		s.FailedAttempts++
+	})
+	return err
 }
 
-// stop records a fatal error so the API shows why the projection stopped.
+// stop records why the projection stopped, so the API shows it; a bad
+// event's error is also stored.
 func (r *Runner) stop(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		r.setStatus(func(s *Status) { s.Running = false })
@@ -262,17 +347,23 @@ func (r *Runner) stop(ctx context.Context, err error) error {
 	}
 	r.log.Error("projection stopped", "projection", Name, "err", err)
 	msg := err.Error()
-	_, _ = r.store.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO projection_state (name, error, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET error = excluded.error, updated_at = excluded.updated_at`, Name, msg, time.Now().UTC().Format(time.RFC3339Nano))
-	r.setStatus(func(s *Status) { s.Running, s.Error = false, msg })
+	if se := (*stopError)(nil); errors.As(err, &se) && se.store {
+		_, _ = r.store.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO projection_state (name, error, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET error = excluded.error, updated_at = excluded.updated_at`, Name, msg, formatTime(time.Now()))
+	}
+	r.setStatus(func(s *Status) {
+		s.Running, s.Error, s.Resuming, s.CaughtUp, s.NextAttemptAt = false, msg, false, false, nil
+	})
 	return fmt.Errorf("projection %s stopped: %w", Name, err)
 }
 
 func (r *Runner) setStatus(f func(*Status)) {
 	r.mu.Lock()
-	before, wasCaughtUp := r.status.Position, r.status.CaughtUp
+	before := r.status
 	f(&r.status)
-	if r.status.Position != before || r.status.CaughtUp != wasCaughtUp {
+	// Waiters wake on progress, and on a change of error (to stop waiting
+	// for a projection that stopped).
+	if s := &r.status; s.Position != before.Position || s.CaughtUp != before.CaughtUp || s.Error != before.Error || s.Resuming != before.Resuming {
 		close(r.moved)
 		r.moved = make(chan struct{})
 	}
@@ -321,7 +412,7 @@ func (r *Runner) wait(ctx context.Context, done func(Status) bool, awaited func(
 			return nil
 		}
 		if st.Error != "" && !st.Resuming {
-			return fmt.Errorf("projection %s is stopped: %s", Name, st.Error)
+			return fmt.Errorf("%w: %s", ErrStopped, st.Error)
 		}
 		select {
 		case <-moved:
@@ -331,18 +422,19 @@ func (r *Runner) wait(ctx context.Context, done func(Status) bool, awaited func(
 	}
 }
 
-// state loads the stored progress of a projection.
-func (s *Store) state(ctx context.Context, name string) (Status, error) {
-	st := Status{Name: name}
+// state loads the stored progress of a projection, and the position of
+// the last event it applied.
+func (s *Store) state(ctx context.Context, name string) (st Status, lastEvent uint64, err error) {
+	st = Status{Name: name}
 	var updated string
-	err := s.db.QueryRowContext(ctx, `SELECT position, events, updated_at, error FROM projection_state WHERE name = ?`, name).
-		Scan(&st.Position, &st.Events, &updated, &st.Error)
+	err = s.db.QueryRowContext(ctx, `SELECT position, events, updated_at, error, last_event FROM projection_state WHERE name = ?`, name).
+		Scan(&st.Position, &st.Events, &updated, &st.Error, &lastEvent)
 	if errors.Is(err, sql.ErrNoRows) {
-		return st, nil
+		return st, 0, nil
 	}
 	if err != nil {
-		return st, fmt.Errorf("load projection state: %w", err)
+		return st, 0, fmt.Errorf("load projection state: %w", err)
 	}
-	st.UpdatedAt, _ = time.Parse(time.RFC3339Nano, updated)
-	return st, nil
+	st.UpdatedAt = parseTime(updated)
+	return st, lastEvent, nil
 }

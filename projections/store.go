@@ -23,6 +23,9 @@ type Store struct {
 	db      *sql.DB
 	stmts   *statements
 	dialect dialect
+	// stale: the rows were written under an older schema version and
+	// upgraded in place; they serve until a rebuild replaces them.
+	stale bool
 }
 
 // dialect is what differs between the databases the read models run on.
@@ -115,103 +118,7 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// schema is the read-model schema, in types both SQLite and PostgreSQL
-// know. Amounts are integer minor units (BIGINT: 64 bits on both); times
-// are RFC 3339 strings in UTC, which sort correctly as text.
-var schema = []string{
-	`CREATE TABLE IF NOT EXISTS projection_state (
-		name TEXT PRIMARY KEY,
-		position BIGINT NOT NULL DEFAULT 0,
-		events BIGINT NOT NULL DEFAULT 0,
-		updated_at TEXT NOT NULL DEFAULT '',
-		error TEXT NOT NULL DEFAULT ''
-	)`,
-	// One wide row per order: its summary, payment and shipping status
-	// change in the same events, so a batch reads and writes each order
-	// once instead of once per table.
-	`CREATE TABLE IF NOT EXISTS order_views (
-		order_id TEXT PRIMARY KEY,
-		customer_id TEXT NOT NULL,
-		currency TEXT NOT NULL,
-		total BIGINT NOT NULL,
-		lines TEXT NOT NULL,
-		state TEXT NOT NULL,
-		revision BIGINT NOT NULL,
-		placed_at TEXT NOT NULL,
-		updated_at TEXT NOT NULL,
-		payment_status TEXT NOT NULL,
-		amount_due BIGINT NOT NULL,
-		paid BIGINT NOT NULL,
-		refunded BIGINT NOT NULL,
-		provider TEXT NOT NULL,
-		payment_id TEXT NOT NULL,
-		payment_updated_at TEXT NOT NULL,
-		shipping_status TEXT NOT NULL,
-		carrier TEXT NOT NULL,
-		tracking_number TEXT NOT NULL,
-		shipped_at TEXT NOT NULL,
-		delivered_at TEXT NOT NULL,
-		shipping_updated_at TEXT NOT NULL
-	) WITHOUT ROWID`,
-	`CREATE INDEX IF NOT EXISTS order_views_payment ON order_views (payment_status, payment_updated_at)`,
-	`CREATE INDEX IF NOT EXISTS order_views_shipping ON order_views (shipping_status, shipping_updated_at)`,
-	`CREATE TABLE IF NOT EXISTS refunds (
-		order_id TEXT NOT NULL,
-		refund_id TEXT NOT NULL,
-		currency TEXT NOT NULL,
-		amount BIGINT NOT NULL,
-		reason TEXT NOT NULL,
-		automatic BOOLEAN NOT NULL,
-		status TEXT NOT NULL,
-		requested_at TEXT NOT NULL,
-		settled_at TEXT NOT NULL DEFAULT '',
-		updated_at TEXT NOT NULL,
-		PRIMARY KEY (order_id, refund_id)
-	) WITHOUT ROWID`,
-	`CREATE INDEX IF NOT EXISTS refunds_status ON refunds (status, updated_at)`,
-}
-
-// oldTables are the read models' tables before order_views joined the
-// summary, payment and shipment rows into one.
-var oldTables = []string{"orders", "payments", "shipments", "refunds"}
-
-func (s *Store) migrate(ctx context.Context) error {
-	if err := s.dropOldSchema(ctx); err != nil {
-		return err
-	}
-	for _, stmt := range schema {
-		if _, err := s.db.ExecContext(ctx, s.dialect.ddl(stmt)); err != nil {
-			return fmt.Errorf("create read-model schema: %w", err)
-		}
-	}
-	return nil
-}
-
-// dropOldSchema drops the tables of the read models' previous schema, if
-// they are there, and resets the projection's checkpoint in the same
-// transaction, so the runner projects the whole history again into the
-// new tables: read models are rebuildable, so a schema change needs no
-// data migration.
-func (s *Store) dropOldSchema(ctx context.Context) error {
-	var n int
-	if err := s.db.QueryRowContext(ctx, s.dialect.tableExists, "payments").Scan(&n); err != nil {
-		return fmt.Errorf("inspect read-model schema: %w", err)
-	}
-	if n == 0 {
-		return nil
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for _, t := range oldTables {
-		if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
-			return fmt.Errorf("drop old read-model table %s: %w", t, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM projection_state WHERE name = ?`, Name); err != nil {
-		return fmt.Errorf("reset projection checkpoint: %w", err)
-	}
-	return tx.Commit()
-}
+// NeedsRebuild reports whether the read models were upgraded in place from
+// an older schema version: they answer queries, but some of their columns
+// are approximations until a rebuild computes them from the events.
+func (s *Store) NeedsRebuild() bool { return s.stale }

@@ -33,7 +33,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sf.register(fs)
 	name := fs.String("projection", "", "the projection to rebuild: "+projections.Name)
 	all := fs.Bool("all", false, "rebuild every projection")
-	from := fs.Uint64("from", 0, "start the fresh read models after this $all position (default: the whole history)")
+	from := fs.Uint64("from", 0, "refused unless 0: a rebuild replays the whole history (read models rebuilt from a later position would lack every earlier order)")
 	restart := fs.Bool("restart", false, "discard a partial earlier rebuild instead of resuming it")
 	dsn := fs.String("readmodel-dsn", "", "PostgreSQL read models (postgres://…), as given to ordo serve (default: SQLite files in --data)")
 	if _, err := parseInterleaved(fs, args); err != nil {

@@ -61,7 +61,7 @@ func FreshPostgres(tb testing.TB) string {
 }
 
 // Dump reads every row the read models serve, through their query API:
-// the given orders, every page of the payment, shipment and refund lists,
+// the given orders, every page of the order, payment, shipment and refund lists,
 // and the stats, each as JSON under a name.
 func Dump(ctx context.Context, store *projections.Store, orderIDs []string) (map[string]string, error) {
 	out := map[string]string{}
@@ -75,6 +75,9 @@ func Dump(ctx context.Context, store *projections.Store, orderIDs []string) (map
 			return nil, fmt.Errorf("order %s: %w", id, err)
 		}
 		add("order "+id, o)
+	}
+	if err := dumpPages(ctx, "orders", store.ListOrders, add); err != nil {
+		return nil, err
 	}
 	if err := dumpPages(ctx, "payments", store.ListPayments, add); err != nil {
 		return nil, err

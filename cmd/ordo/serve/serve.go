@@ -181,7 +181,7 @@ func (s *Service) startProjections(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.reads = m
-	return nil
+	return s.rebuildStaleReadModels()
 }
 
 // ReadModels is the read-model manager, for rebuilds.
@@ -203,7 +203,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 		api.MaxWait = cfg.ReadWait
 	}
 	api.Register(mux)
-	s.registerAdmin(mux)
+	s.registerAdmin(mux, api)
 	s.registerCallbacks(mux)
 	s.registerStock(mux)
 	s.registerSaga(mux)
@@ -212,14 +212,14 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	api.Register(queries)
 	s.registerStock(queries)
 	s.registerSaga(queries)
-	sub, err := ordonats.ServeHTTPQueries(s.nc, queries, cfg.Logger)
+	sub, err := ordonats.ServeHTTPQueries(s.nc, jsonErrors(queries), cfg.Logger)
 	if err != nil {
 		lis.Close()
 		return fmt.Errorf("serve queries over NATS: %w", err)
 	}
 	s.httpQuerySub = sub
 	s.httpLis = lis
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.http = &http.Server{Handler: jsonErrors(mux), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := s.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("HTTP server stopped", "err", err)
