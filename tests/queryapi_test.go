@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -293,20 +292,5 @@ func TestAdminRebuildRefusals(t *testing.T) {
 	}
 	if resp, raw := call(t, http.MethodGet, fmt.Sprintf("http://%s/v1/orders/%s", s.svc.HTTPAddr(), id), &o); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the order after the rebuild: %d %s", resp.StatusCode, raw)
-	}
-}
-
-// TestErrorCodesDocumented: the README's error-code table lists every code
-// of the one table in domain, with its HTTP status.
-func TestErrorCodesDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range domain.Codes() {
-		row := fmt.Sprintf("| `%s` | %d |", c, domain.HTTPStatus(c))
-		if !strings.Contains(string(readme), row) {
-			t.Errorf("README.md has no error-code row %q", row)
-		}
 	}
 }
