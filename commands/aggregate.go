@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/domain/fastjson"
 )
 
 // aggregate is an order folded from its stream, plus what is needed to give a
@@ -30,7 +31,7 @@ func (a *aggregate) apply(se StoredEvent) error {
 	if want := a.order.Revision() + 1; se.Revision != want {
 		return fmt.Errorf("event at revision %d follows revision %d: the stream has a gap", se.Revision, want-1)
 	}
-	e, err := domain.DecodeEvent(se.Type, se.Data, se.Metadata)
+	e, err := fastjson.DecodeEvent(se.Type, se.Data, se.Metadata)
 	if err != nil {
 		return fmt.Errorf("decode %s at revision %d: %w", se.Type, se.Revision, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/domain/fastjson"
 	"github.com/ordo-dev/ordo/eventstore"
 )
 
@@ -54,7 +55,7 @@ type streamCheck struct {
 }
 
 func newVerifier() *verifier {
-	return &verifier{codec: domain.NewCodec(), streams: make(map[string]*streamCheck)}
+	return &verifier{codec: fastjson.NewCodec(), streams: make(map[string]*streamCheck)}
 }
 
 // checkFor starts following a stream, or returns nil for a kind of stream
