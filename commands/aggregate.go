@@ -95,10 +95,10 @@ func (a *aggregate) catchUp(ctx context.Context, store EventStore, orderID strin
 //
 // An order is held by one goroutine at a time: acquire waits while another
 // holds it and release hands it back. Commands for one order arrive on one
-// worker lane, but the saga executes commands too; before, the second of two
-// concurrent commands found no cached entry, read the whole stream, and then
-// usually lost the append to the first and read again. Waiting for the first
-// costs neither read.
+// worker lane, but the saga executes commands too. Without the hold, the
+// second of two concurrent commands would find no cached entry, read the
+// whole stream, and then usually lose the append to the first and read
+// again; waiting for the first costs neither read.
 type aggregateCache struct {
 	mu    sync.Mutex
 	max   int
