@@ -8,10 +8,10 @@ import (
 	"unsafe"
 )
 
-// reader reads the subset of JSON this package accepts from s; every
+// reader reads the subset of JSON this package accepts from b; every
 // method reports false when the input is outside it.
 type reader struct {
-	s string
+	b []byte
 	i int
 }
 
@@ -27,8 +27,10 @@ func (r *reader) value(p *plan, v unsafe.Pointer) bool {
 	}
 	switch p.kind {
 	case stringKind:
+		// A string of its own, as encoding/json makes it: a decoded value
+		// never keeps the whole input alive.
 		s, ok := r.str()
-		*(*string)(v) = s
+		*(*string)(v) = string(s)
 		return ok
 	case intKind:
 		n, ok := r.int()
@@ -115,17 +117,19 @@ func (r *reader) object(p *plan, v unsafe.Pointer) bool {
 		return true
 	}
 	var seen uint64
+	next := 0 // writers list keys in field order: try the next field first
 	for {
 		r.ws()
 		k, ok := r.str()
 		if !ok {
 			return false
 		}
-		n := p.field(k)
+		n := p.field(k, next)
 		if n < 0 || seen&(1<<n) != 0 {
 			return false
 		}
 		seen |= 1 << n
+		next = n + 1
 		r.ws()
 		if !r.lit(":") {
 			return false
@@ -142,10 +146,14 @@ func (r *reader) object(p *plan, v unsafe.Pointer) bool {
 	}
 }
 
-// field is the index of the field named k exactly, or -1.
-func (p *plan) field(k string) int {
+// field is the index of the field named k exactly, or -1; it looks at
+// index guess first.
+func (p *plan) field(k []byte, guess int) int {
+	if guess < len(p.fields) && p.fields[guess].name == string(k) {
+		return guess
+	}
 	for i := range p.fields {
-		if p.fields[i].name == k {
+		if p.fields[i].name == string(k) {
 			return i
 		}
 	}
@@ -153,39 +161,44 @@ func (p *plan) field(k string) int {
 }
 
 // array reads an array into the slice at v; an empty one is an empty,
-// non-nil slice, as encoding/json makes it.
+// non-nil slice, as encoding/json makes it. Elements are written straight
+// into the backing array, up to its capacity, before the length is set:
+// reflect only allocates and grows.
 func (r *reader) array(p *plan, v unsafe.Pointer) bool {
 	if !r.lit("[") {
 		return false
 	}
 	s := reflect.NewAt(p.typ, v).Elem()
-	s.Set(reflect.MakeSlice(p.typ, 0, 4))
+	s.Set(reflect.MakeSlice(p.typ, 0, 4)) // room for the few lines or events most arrays hold
 	r.ws()
 	if r.lit("]") {
 		return true
 	}
 	size := p.typ.Elem().Size()
+	data, n, capacity := s.UnsafePointer(), 0, s.Cap()
 	for {
-		n := s.Len()
-		if n == s.Cap() {
+		if n == capacity {
+			s.SetLen(n)
 			s.Grow(1)
+			data, capacity = s.UnsafePointer(), s.Cap()
 		}
-		s.SetLen(n + 1)
-		if !r.value(p.elem, unsafe.Add(s.UnsafePointer(), uintptr(n)*size)) {
-			return false
+		if !r.value(p.elem, unsafe.Add(data, uintptr(n)*size)) {
+			return false // TryUnmarshal zeroes the whole value
 		}
+		n++
 		r.ws()
 		if r.lit(",") {
 			continue
 		}
+		s.SetLen(n)
 		return r.lit("]")
 	}
 }
 
 // ws skips JSON whitespace.
 func (r *reader) ws() {
-	for r.i < len(r.s) {
-		switch r.s[r.i] {
+	for r.i < len(r.b) {
+		switch r.b[r.i] {
 		case ' ', '\t', '\n', '\r':
 			r.i++
 		default:
@@ -197,12 +210,12 @@ func (r *reader) ws() {
 // end is true when only whitespace is left.
 func (r *reader) end() bool {
 	r.ws()
-	return r.i == len(r.s)
+	return r.i == len(r.b)
 }
 
 // lit consumes s if it comes next.
 func (r *reader) lit(s string) bool {
-	if len(r.s)-r.i < len(s) || r.s[r.i:r.i+len(s)] != s {
+	if len(r.b)-r.i < len(s) || string(r.b[r.i:r.i+len(s)]) != s {
 		return false
 	}
 	r.i += len(s)
@@ -210,25 +223,26 @@ func (r *reader) lit(s string) bool {
 }
 
 // str reads a string without escapes or control characters, in valid
-// UTF-8 (encoding/json would replace invalid bytes with U+FFFD).
-func (r *reader) str() (string, bool) {
+// UTF-8 (encoding/json would replace invalid bytes with U+FFFD), as bytes
+// of the input.
+func (r *reader) str() ([]byte, bool) {
 	if !r.lit(`"`) {
-		return "", false
+		return nil, false
 	}
 	start, ascii := r.i, true
-	for ; r.i < len(r.s); r.i++ {
-		switch c := r.s[r.i]; {
+	for ; r.i < len(r.b); r.i++ {
+		switch c := r.b[r.i]; {
 		case c == '"':
-			s := r.s[start:r.i]
+			s := r.b[start:r.i]
 			r.i++
-			return s, ascii || utf8.ValidString(s)
+			return s, ascii || utf8.Valid(s)
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		case c >= 0x80:
 			ascii = false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // int reads an integer without fraction or exponent that fits an int64.
@@ -254,19 +268,19 @@ func (r *reader) uint() (uint64, bool) { return r.digits() }
 func (r *reader) digits() (uint64, bool) {
 	start := r.i
 	var v uint64
-	for ; r.i < len(r.s) && r.s[r.i] >= '0' && r.s[r.i] <= '9'; r.i++ {
-		d := uint64(r.s[r.i] - '0')
+	for ; r.i < len(r.b) && r.b[r.i] >= '0' && r.b[r.i] <= '9'; r.i++ {
+		d := uint64(r.b[r.i] - '0')
 		if v > (math.MaxUint64-d)/10 {
 			return 0, false
 		}
 		v = v*10 + d
 	}
 	n := r.i - start
-	if n == 0 || n > 1 && r.s[start] == '0' {
+	if n == 0 || n > 1 && r.b[start] == '0' {
 		return 0, false
 	}
-	if r.i < len(r.s) {
-		switch r.s[r.i] {
+	if r.i < len(r.b) {
+		switch r.b[r.i] {
 		case '.', 'e', 'E':
 			return 0, false
 		}

@@ -7,10 +7,11 @@ import "time"
 // time.Parse alone is more lenient than encoding/json (a one-digit hour,
 // say), so anything it reads that Format does not write back unchanged is
 // refused.
-func parseTime(s string) (time.Time, bool) {
-	if t, ok := parseCanonicalUTC(s); ok {
+func parseTime(b []byte) (time.Time, bool) {
+	if t, ok := parseCanonicalUTC(b); ok {
 		return t, true
 	}
+	s := string(b)
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil || t.Format(time.RFC3339Nano) != s {
 		return time.Time{}, false
@@ -24,7 +25,7 @@ func parseTime(s string) (time.Time, bool) {
 // that month, hour, minute, second). Anything else is false, and the caller
 // asks time.Parse; this is only the cheaper way to the same result, without
 // the Format round trip that proves the form canonical.
-func parseCanonicalUTC(s string) (time.Time, bool) {
+func parseCanonicalUTC(s []byte) (time.Time, bool) {
 	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[len(s)-1] != 'Z' {
 		return time.Time{}, false
 	}
@@ -50,7 +51,7 @@ func parseCanonicalUTC(s string) (time.Time, bool) {
 	}
 	nsec := 0
 	switch frac := s[19 : len(s)-1]; {
-	case frac == "":
+	case len(frac) == 0:
 	case len(frac) < 2 || len(frac) > 10 || frac[0] != '.' || frac[len(frac)-1] == '0':
 		return time.Time{}, false
 	default:

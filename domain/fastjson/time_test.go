@@ -25,13 +25,13 @@ func TestParseTime(t *testing.T) {
 
 func checkTime(t *testing.T, in string) {
 	t.Helper()
-	got, ok := parseCanonicalUTC(in)
+	got, ok := parseCanonicalUTC([]byte(in))
 	want, err := time.Parse(time.RFC3339Nano, in)
 	canonical := err == nil && want.Location() == time.UTC && want.Format(time.RFC3339Nano) == in
 	if ok != canonical || ok && (!got.Equal(want) || got.Location() != want.Location()) {
 		t.Fatalf("%q: UTC shortcut (%v, %v), time.Parse (%v, %v, canonical %v)", in, got, ok, want, err, canonical)
 	}
-	got, ok = parseTime(in)
+	got, ok = parseTime([]byte(in))
 	var viaJSON time.Time
 	jerr := json.Unmarshal([]byte(`"`+in+`"`), &viaJSON)
 	if ok && (jerr != nil || !got.Equal(viaJSON) || got.Location().String() != viaJSON.Location().String()) {

@@ -42,9 +42,7 @@ func TryUnmarshal(data []byte, v any) bool {
 	if p.kind == unsupported {
 		return false
 	}
-	// One string for the whole input: every string read is a slice of it,
-	// one allocation instead of one each.
-	d := reader{s: string(data)}
+	d := reader{b: data}
 	if d.value(p, rv.UnsafePointer()) && d.end() {
 		return true
 	}
