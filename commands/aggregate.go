@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/domain/fastjson"
 )
 
 // aggregate is an order folded from its stream, plus what is needed to give a
@@ -30,7 +31,7 @@ func (a *aggregate) apply(se StoredEvent) error {
 	if want := a.order.Revision() + 1; se.Revision != want {
 		return fmt.Errorf("event at revision %d follows revision %d: the stream has a gap", se.Revision, want-1)
 	}
-	e, err := domain.DecodeEvent(se.Type, se.Data, se.Metadata)
+	e, err := fastjson.DecodeEvent(se.Type, se.Data, se.Metadata)
 	if err != nil {
 		return fmt.Errorf("decode %s at revision %d: %w", se.Type, se.Revision, err)
 	}
@@ -94,10 +95,10 @@ func (a *aggregate) catchUp(ctx context.Context, store EventStore, orderID strin
 //
 // An order is held by one goroutine at a time: acquire waits while another
 // holds it and release hands it back. Commands for one order arrive on one
-// worker lane, but the saga executes commands too; before, the second of two
-// concurrent commands found no cached entry, read the whole stream, and then
-// usually lost the append to the first and read again. Waiting for the first
-// costs neither read.
+// worker lane, but the saga executes commands too. Without the hold, the
+// second of two concurrent commands would find no cached entry, read the
+// whole stream, and then usually lose the append to the first and read
+// again; waiting for the first costs neither read.
 type aggregateCache struct {
 	mu    sync.Mutex
 	max   int

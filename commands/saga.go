@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/domain/fastjson"
 )
 
 // The order saga is the process manager between orders and stock. It reads
@@ -265,7 +266,7 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		s.log.Error("saga: an order stream's ID is not a lower-case UUID; skipped (ordo verify reports it)", "order", j.orderID, "revision", j.event.Revision)
 		return
 	}
-	ev, err := domain.DecodeEvent(j.event.Type, j.event.Data, j.event.Metadata)
+	ev, err := fastjson.DecodeEvent(j.event.Type, j.event.Data, j.event.Metadata)
 	if err != nil {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
 		return

@@ -160,62 +160,91 @@ func (OrderRefunded) EventType() string           { return EvtOrderRefunded }
 // Upcaster rewrites a payload of one schema version into the next.
 type Upcaster func(data []byte) ([]byte, error)
 
+// Unmarshaler reads JSON into v, a pointer to a zero value, with the
+// result json.Unmarshal gives.
+type Unmarshaler func(data []byte, v any) error
+
 // eventSchema says how to read one event type: its current version, a
 // decoder for that version, and upcasters from older versions (keyed by the
 // version they read).
 type eventSchema struct {
 	version   int
-	decode    func([]byte) (EventData, error)
+	decode    func(unmarshal Unmarshaler, data []byte) (EventData, error)
 	upcasters map[int]Upcaster
 }
 
 // Codec encodes and decodes events. The zero value is not usable; use
 // NewCodec. Every event type is listed explicitly in NewCodec.
 type Codec struct {
-	schemas map[string]eventSchema
+	schemas   map[string]eventSchema
+	unmarshal Unmarshaler
 }
 
-// NewCodec returns the codec for the current event schemas.
+// NewCodec returns the codec for the current event schemas. It reads JSON
+// with encoding/json; WithUnmarshal gives it another reader.
 func NewCodec() *Codec {
-	return &Codec{schemas: map[string]eventSchema{
-		EvtOrderPlaced:             {version: 1, decode: fastDecoder(decodeOrderPlaced)},
-		EvtStockReserved:           {version: 1, decode: fastDecoder(emptyObject[StockReserved])},
-		EvtStockRejected:           {version: 1, decode: fastDecoder(decodeStockRejected)},
-		EvtPaymentSucceeded:        {version: 1, decode: fastDecoder(decodePaymentSucceeded)},
-		EvtPaymentAmountMismatched: {version: 1, decode: fastDecoder(decodePaymentAmountMismatched)},
-		EvtPaymentFailed:           {version: 1, decode: fastDecoder(decodePaymentFailed)},
-		EvtOrderCancelled:          {version: 1, decode: fastDecoder(decodeOrderCancelled)},
-		EvtOrderShipped: {version: 2, decode: fastDecoder(decodeOrderShipped),
+	return &Codec{unmarshal: json.Unmarshal, schemas: map[string]eventSchema{
+		EvtOrderPlaced:             {version: 1, decode: payload[OrderPlaced]},
+		EvtStockReserved:           {version: 1, decode: payload[StockReserved]},
+		EvtStockRejected:           {version: 1, decode: payload[StockRejected]},
+		EvtPaymentSucceeded:        {version: 1, decode: payload[PaymentSucceeded]},
+		EvtPaymentAmountMismatched: {version: 1, decode: payload[PaymentAmountMismatched]},
+		EvtPaymentFailed:           {version: 1, decode: payload[PaymentFailed]},
+		EvtOrderCancelled:          {version: 1, decode: payload[OrderCancelled]},
+		EvtOrderShipped: {version: 2, decode: payload[OrderShipped],
 			upcasters: map[int]Upcaster{1: upcastOrderShippedV1}},
-		EvtOrderDelivered:  {version: 1, decode: fastDecoder(emptyObject[OrderDelivered])},
-		EvtOrderCompleted:  {version: 1, decode: fastDecoder(emptyObject[OrderCompleted])},
-		EvtRefundRequested: {version: 1, decode: fastDecoder(decodeRefundRequested)},
-		EvtRefundCompleted: {version: 1, decode: fastDecoder(decodeRefundCompleted)},
-		EvtRefundRejected:  {version: 1, decode: fastDecoder(decodeRefundRejected)},
-		EvtOrderRefunded:   {version: 1, decode: fastDecoder(decodeOrderRefunded)},
+		EvtOrderDelivered:  {version: 1, decode: payload[OrderDelivered]},
+		EvtOrderCompleted:  {version: 1, decode: payload[OrderCompleted]},
+		EvtRefundRequested: {version: 1, decode: payload[RefundRequested]},
+		EvtRefundCompleted: {version: 1, decode: payload[RefundCompleted]},
+		EvtRefundRejected:  {version: 1, decode: payload[RefundRejected]},
+		EvtOrderRefunded:   {version: 1, decode: payload[OrderRefunded]},
 
-		EvtInventoryAdded:     {version: 1, decode: fastDecoder(decodeInventoryAdded)},
-		EvtInventoryReserved:  {version: 1, decode: fastDecoder(decodeInventoryReserved)},
-		EvtInventoryReleased:  {version: 1, decode: fastDecoder(decodeInventoryReleased)},
-		EvtInventoryCommitted: {version: 1, decode: fastDecoder(decodeInventoryCommitted)},
+		EvtInventoryAdded:     {version: 1, decode: payload[InventoryAdded]},
+		EvtInventoryReserved:  {version: 1, decode: payload[InventoryReserved]},
+		EvtInventoryReleased:  {version: 1, decode: payload[InventoryReleased]},
+		EvtInventoryCommitted: {version: 1, decode: payload[InventoryCommitted]},
 	}}
+}
+
+// payload reads an event payload of type T.
+func payload[T EventData](unmarshal Unmarshaler, data []byte) (EventData, error) {
+	var v T
+	if err := unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // WithUpcaster returns a copy of the codec in which eventType is at schema
 // version to, decoded by decode, and payloads of version to-1 are first
 // rewritten by up. It is how a schema change is introduced.
 func (c *Codec) WithUpcaster(eventType string, to int, decode func([]byte) (EventData, error), up Upcaster) *Codec {
-	out := &Codec{schemas: make(map[string]eventSchema, len(c.schemas))}
-	for k, v := range c.schemas {
-		out.schemas[k] = v
-	}
+	out := c.clone()
 	s := out.schemas[eventType]
 	ups := make(map[int]Upcaster, len(s.upcasters)+1)
 	for k, v := range s.upcasters {
 		ups[k] = v
 	}
 	ups[to-1] = up
-	out.schemas[eventType] = eventSchema{version: to, decode: decode, upcasters: ups}
+	out.schemas[eventType] = eventSchema{version: to, decode: func(_ Unmarshaler, b []byte) (EventData, error) { return decode(b) }, upcasters: ups}
+	return out
+}
+
+// WithUnmarshal returns a copy of the codec that reads payloads and
+// metadata with unmarshal instead of encoding/json; unmarshal must give
+// what json.Unmarshal gives.
+func (c *Codec) WithUnmarshal(unmarshal Unmarshaler) *Codec {
+	out := c.clone()
+	out.unmarshal = unmarshal
+	return out
+}
+
+func (c *Codec) clone() *Codec {
+	out := &Codec{schemas: make(map[string]eventSchema, len(c.schemas)), unmarshal: c.unmarshal}
+	for k, v := range c.schemas {
+		out.schemas[k] = v
+	}
 	return out
 }
 
@@ -267,9 +296,8 @@ func (c *Codec) Decode(eventType string, data, metadata []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode event: unknown event type %q", eventType)
 	}
 	var m wireMeta
-	if len(bytes.TrimSpace(metadata)) > 0 && !parseWireMeta(metadata, &m) {
-		m = wireMeta{}
-		if err := json.Unmarshal(metadata, &m); err != nil {
+	if len(bytes.TrimSpace(metadata)) > 0 {
+		if err := c.unmarshal(metadata, &m); err != nil {
 			return Event{}, fmt.Errorf("decode %s metadata: %w", eventType, err)
 		}
 	}
@@ -289,7 +317,7 @@ func (c *Codec) Decode(eventType string, data, metadata []byte) (Event, error) {
 			return Event{}, fmt.Errorf("decode %s: upcast from version %d: %w", eventType, v, err)
 		}
 	}
-	d, err := s.decode(data)
+	d, err := s.decode(c.unmarshal, data)
 	if err != nil {
 		return Event{}, fmt.Errorf("decode %s payload: %w", eventType, err)
 	}

@@ -167,8 +167,8 @@ func (w *Worker) run(ctx context.Context) error {
 // settle acknowledges each answered command once the outcome bucket has
 // confirmed its outcome, or has it redelivered if the bucket refused it.
 // Storing the outcome asynchronously frees the order's lane as soon as the
-// reply is sent: before, the next command of the order (which its client
-// sends on receiving the reply) waited for the bucket's round trip too.
+// reply is sent, so the next command of the order (which its client sends
+// on receiving the reply) does not wait for the bucket's round trip too.
 func (w *Worker) settle() {
 	for s := range w.settling {
 		select {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/domain/fastjson"
 )
 
 // Read-model statuses (public API of the query endpoints).
@@ -73,7 +74,7 @@ func decodeChange(se *StoredEvent) change {
 	if !ok {
 		return change{} // not an order stream: nothing to project
 	}
-	e, err := domain.DecodeEvent(se.Type, se.Data, se.Metadata)
+	e, err := fastjson.DecodeEvent(se.Type, se.Data, se.Metadata)
 	if err != nil {
 		return change{orderID: id, err: fmt.Errorf("%s@%d: %w", se.Stream, se.Revision, err)}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/domain/fastjson"
 	"github.com/ordo-dev/ordo/eventstore"
 )
 
@@ -39,7 +40,7 @@ type step struct {
 // event. It returns the order as folded.
 func replayOrder(ctx context.Context, store *eventstore.Store, orderID string, stop func(step) bool, each func(step)) (*domain.Order, error) {
 	orderID, _ = domain.NormalizeOrderID(orderID) // a UUID in any case names the order of its lower-case form
-	codec := domain.NewCodec()
+	codec := fastjson.NewCodec()
 	order := domain.NewOrder(orderID)
 	errStop := errors.New("stop")
 	err := store.ReadStream(ctx, commands.StreamName(orderID), 0, func(re eventstore.RecordedEvent) error {

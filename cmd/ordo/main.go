@@ -36,7 +36,6 @@ func subcommands() []subcommand {
 		{"serve", "run the Ordo service (embedded NATS and event store by default)", runServe},
 		{"order", "send order commands and read orders (a NATS client)", runOrder},
 		{"stock", "add stock to a SKU and read its stock (a NATS client)", runStock},
-		{"bench", "load generators: bench lifecycle, bench hot-sku", runBench},
 		{"fsm", "print the order lifecycle diagram (Mermaid or Graphviz)", runFSM},
 		{"eventstore", "run the embedded EventStoreDB-compatible event store", runEventstore},
 		{"replay", "rebuild the read models from the event store and swap them in", runReplay},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/domain/fastjson"
 	"github.com/ordo-dev/ordo/eventstore"
 )
 
@@ -64,7 +65,7 @@ type streamCheck struct {
 }
 
 func newVerifier() *verifier {
-	return &verifier{codec: domain.NewCodec(), streams: make(map[string]*streamCheck), skus: make(map[string]*skuFacts)}
+	return &verifier{codec: fastjson.NewCodec(), streams: make(map[string]*streamCheck), skus: make(map[string]*skuFacts)}
 }
 
 // checkFor starts following a stream, or returns nil for a kind of stream

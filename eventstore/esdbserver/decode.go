@@ -14,8 +14,8 @@ import (
 
 // An append is a client-streaming call of two or more small AppendReq
 // messages, and the generic protobuf unmarshaller (reflection over the
-// generated types, a map per event, five allocations deep) was a sizeable
-// share of the server's CPU per append. appendMsg is the part of one
+// generated types, a map per event, five allocations deep) is a sizeable
+// part of the server's CPU per append. appendMsg is the part of one
 // AppendReq the Append handler uses, read straight from the wire format by
 // the server's codec. Anything the hand decoder does not expect (repeated
 // or unknown fields, wrong wire types, invalid UTF-8, malformed input) goes

@@ -13,10 +13,10 @@ import (
 
 // Reads and subscriptions send one ReadResp per event, and building that
 // nested message (a map of three strings, five levels of pointers) and
-// having the generic protobuf marshaller walk it was most of the server's
-// share of a read. encodedEvent is the same message written directly in the
-// protobuf wire format; the server's codec passes such bytes through and
-// marshals every other message as usual.
+// having the generic protobuf marshaller walk it is the bulk of the
+// server's work per event read. encodedEvent is the same message written
+// directly in the protobuf wire format; the server's codec passes such
+// bytes through and marshals every other message as usual.
 
 // encodedEvent is a ReadResp already in wire form.
 type encodedEvent []byte
@@ -241,7 +241,7 @@ const (
 )
 
 // encodeAppendSuccess writes the AppendResp of a successful append: the
-// reply to every append, built without the generated message's five
+// reply to every append, built without the generated message's
 // allocations and the generic marshaller.
 func encodeAppendSuccess(res storage.AppendResult) encodedAppendResp {
 	var b [maxAppendSuccessLength]byte

@@ -143,11 +143,11 @@ func (s *Store) writer() {
 // but never longer than two recent group commits took, nor maxLinger; a
 // lone writer (previous group of one) never waits.
 //
-// Why two commits' time: every fdatasync costs the CPU 60-110 µs here
-// whatever it carries, and with 64 writers waiting one commit's time
-// settled at about 21 appends a sync, two at 33-38, which cut fdatasync's
-// share of the process's CPU from 7.3 % to 5.4 % without a measurable cost
-// in latency (a writer waits for no more than the group it came back with).
+// Why two commits' time: every fdatasync costs CPU whatever it carries, so
+// fuller groups make each append cheaper, and waiting two commits' time
+// gathers fuller groups than one without costing a writer latency (it
+// waits for no more than the group it came back with). The measurements
+// are in BENCHMARKS.md ("Figures behind choices in the code").
 func (s *Store) linger(group []*writeReq) []*writeReq {
 	want := min(s.lastGroup, s.opts.MaxGroup)
 	if len(group) >= want || s.commitTime <= 0 {

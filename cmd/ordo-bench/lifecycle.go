@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,24 +18,14 @@ import (
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
-// runBench is the load generator.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	// The bench measures what ordo serve runs, so it collects garbage as
-	// serve does.
-	defer relaxGC()()
-	if len(args) > 0 && args[0] == "hot-sku" {
-		return runBenchHotSKU(ctx, args[1:], stdout, stderr)
-	}
-	if len(args) == 0 || args[0] != "lifecycle" {
-		fmt.Fprintln(stderr, "Usage: ordo bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--json]")
-		fmt.Fprintln(stderr, "       ordo bench hot-sku [--clients N] [--duration D] [--nats-url URL] [--json]")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return errHelp
-		}
-		return usageError{"bench needs a workload: lifecycle or hot-sku"}
-	}
-	fs := flag.NewFlagSet("ordo bench lifecycle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// runLifecycle drives orders through the lifecycle with closed-loop
+// clients, then measures the bare JetStream round trip with the same
+// clients and prints the ratio.
+func runLifecycle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ordo-bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--cpuprofile FILE] [--json]",
+		"Drives orders through place, stock reserved, pay, ship and deliver with N closed-loop\n"+
+			"clients, then measures the bare JetStream round trip with the same clients, and prints the ratio.",
+		[]string{"ordo-bench lifecycle --clients 64 --duration 10s"}, stderr)
 	clients := fs.Int("clients", 64, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "how long each measurement runs")
 	natsURL := fs.String("nats-url", "", "a running ordo serve (default: start an embedded one in a temporary directory)")
@@ -45,15 +33,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the lifecycle measurement to this file")
 	measureBare := fs.Bool("bare", true, "also measure the bare JetStream round trip and print the ratio")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ordo bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--cpuprofile FILE] [--json]")
-		fmt.Fprintln(fs.Output(), "\nDrives orders through place, stock reserved, pay, ship and deliver with N closed-loop")
-		fmt.Fprintln(fs.Output(), "clients, then measures the bare JetStream round trip with the same clients, and prints the ratio.")
-		fmt.Fprintln(fs.Output(), "\nExample:\n  ordo bench lifecycle --clients 64 --duration 10s\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("lifecycle takes no arguments, got %q", fs.Args())}
 	}
 	if *clients < 1 || *duration <= 0 {
 		return usageError{"--clients must be at least 1 and --duration positive"}
@@ -93,12 +77,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cpu0 := processCPU()
-	life, err := ordonats.RunLoad(ctx, *clients, *duration, lifecycleOp(client))
+	life := runLoad(ctx, *clients, *duration, lifecycleOp(client))
 	cpu := processCPU() - cpu0
 	stopProfile()
-	if err != nil {
-		return err
-	}
 	// The service runs in this process unless --nats-url was given, so the
 	// process's CPU time covers the load generator, NATS, the workers and
 	// the event store: a figure that other work on the machine disturbs far
@@ -107,9 +88,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if life.Ops > 0 {
 		cpuPerCommand = cpu / time.Duration(life.Ops)
 	}
-	var bare ordonats.LoadResult
+	var bare loadResult
 	if *measureBare {
-		if bare, err = ordonats.MeasureRoundTrip(ctx, nc, *clients, *duration); err != nil {
+		if bare, err = measureRoundTrip(ctx, nc, *clients, *duration); err != nil {
 			return err
 		}
 	}
@@ -150,15 +131,6 @@ func awaitStockDecided(ctx context.Context, c *ordonats.Client, id string) error
 		case <-time.After(time.Millisecond):
 		}
 	}
-}
-
-// processCPU is the user plus system CPU time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // lifecycleOp returns one command per call; each client walks its own

@@ -1,0 +1,108 @@
+// Command ordo-bench is Ordo's load generator: it measures the order
+// lifecycle and a hot SKU through NATS against a running `ordo serve`, or an
+// embedded one it starts, and compares them with the bare transport and
+// with the classic answers (Redis+Lua, PostgreSQL) where those are
+// installed. It is not part of the ordo binary.
+//
+//	go run ./cmd/ordo-bench lifecycle --clients 64 --duration 10s
+//	go run ./cmd/ordo-bench hot-sku --duration 10s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usageError marks a mistake in how the command was called; it exits with
+// status 2 like the flag package does.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// errHelp is returned after help text was printed on request; it exits 0.
+var errHelp = errors.New("help requested")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// The bench measures what ordo serve runs, so it collects garbage as
+	// serve does.
+	defer relaxGC()()
+	if len(args) > 0 {
+		switch args[0] {
+		case "lifecycle":
+			return runLifecycle(ctx, args[1:], stdout, stderr)
+		case "hot-sku":
+			return runHotSKU(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintln(stderr, "Usage: ordo-bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--json]")
+	fmt.Fprintln(stderr, "       ordo-bench hot-sku [--clients N] [--duration D] [--nats-url URL] [--json]")
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		return errHelp
+	}
+	return usageError{"ordo-bench needs a workload: lifecycle or hot-sku"}
+}
+
+// exitCode turns run's error into the process exit status, reporting it on
+// stderr: 0 for success or requested help, 2 for usage mistakes, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp), errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "ordo-bench:", ue.msg)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "ordo-bench:", err)
+		return 1
+	}
+}
+
+// servedGCPercent is the garbage collector's target `ordo serve` runs at
+// (relaxedGCPercent in cmd/ordo/gc.go): the bench starts the service in
+// its own process, so it sets the same.
+const servedGCPercent = 400
+
+// relaxGC sets servedGCPercent unless GOGC is set in the environment, and
+// returns the function that restores the previous setting.
+func relaxGC() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(servedGCPercent)
+	return func() { debug.SetGCPercent(old) }
+}
+
+// newFlagSet returns a flag set whose -h prints usage, a description and
+// examples before the flags.
+func newFlagSet(usage, about string, examples []string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(usage, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n\n%s\n", usage, about)
+		if len(examples) > 0 {
+			fmt.Fprintln(w, "\nExamples:")
+			for _, e := range examples {
+				fmt.Fprintf(w, "  %s\n", e)
+			}
+		}
+		fmt.Fprintln(w, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
