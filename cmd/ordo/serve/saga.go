@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/commands"
-	"github.com/ordo-dev/ordo/eventstore"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -31,13 +30,13 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	if cfg.Commands.MaxAge <= 0 && cfg.PaymentTimeout >= 24*time.Hour {
 		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge (24h by default), or its timers expire before they fire", cfg.PaymentTimeout)
 	}
-	s.stock = commands.NewStockService(eventstore.CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
+	s.stock = commands.NewStockService(CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
 	sub, err := ordonats.ServeStock(s.nc, s.stock, cfg.Logger)
 	if err != nil {
 		return fmt.Errorf("serve the stock API: %w", err)
 	}
 	s.stockSub = sub
-	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, eventstore.SagaSource{Store: s.store},
+	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store},
 		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
 		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
 	s.saga = saga
