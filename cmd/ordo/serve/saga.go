@@ -61,8 +61,9 @@ func (s *Service) registerSaga(mux *http.ServeMux) {
 
 // runSaga keeps the saga running: when its subscription fails (the event
 // store restarted, the network dropped) it resumes from its checkpoint
-// after a growing pause, so orders never stay unreserved because of a
-// passing outage. It returns when ctx ends.
+// after a growing pause (at most sagaMaxPause, so it is back within that
+// much of the store's return), so orders never stay unreserved because of
+// a passing outage. It returns when ctx ends.
 func runSaga(ctx context.Context, saga *commands.Saga, log *slog.Logger) error {
 	pause := time.Second
 	for {
@@ -80,9 +81,12 @@ func runSaga(ctx context.Context, saga *commands.Saga, log *slog.Logger) error {
 			return nil
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 30*time.Second)
+		pause = min(2*pause, sagaMaxPause)
 	}
 }
+
+// sagaMaxPause bounds the pause before the saga subscribes again.
+const sagaMaxPause = 5 * time.Second
 
 // fileCheckpoint keeps the saga's $all position in a small file, replaced
 // atomically and synced, in the data directory.
