@@ -17,13 +17,18 @@ import (
 // command ID is safe), and the command stays on its lane, in progress,
 // tried again after a pause that grows to unavailableMaxPause, until the
 // store answers (then it is applied and answered as usual) or the worker
-// stops (then it is released for redelivery). Redeliveries would count
-// towards MaxDeliver and end in a dead letter after a few seconds; holding
-// the message does not, and keeps the order's commands in order.
+// stops (then it is released for redelivery after releaseDelay).
+// Redeliveries would count towards MaxDeliver and end in a dead letter
+// after a few seconds; holding the message does not, and keeps the
+// order's commands in order.
 
 // unavailableMaxPause bounds the pause between tries, so a command is
 // applied within about that much of the store's return.
 const unavailableMaxPause = 500 * time.Millisecond
+
+// releaseDelay is when a command released by a stopping worker is
+// delivered again (to another worker, or after the restart).
+const releaseDelay = 2 * time.Second
 
 // storeUnavailable reports whether out is a retry because the event store
 // could not be reached (the executor's code unavailable), as opposed to
@@ -49,7 +54,9 @@ func (w *Worker) untilAvailable(ctx context.Context, msg jetstream.Msg, cmd Comm
 	for storeUnavailable(out) {
 		select {
 		case <-w.stopping:
-			_ = msg.Nak()
+			// Not at once: the consumer is still draining, and would get
+			// the message back and spend its deliveries.
+			_ = msg.NakWithDelay(releaseDelay)
 			return out, false
 		case <-timer.C:
 		}
