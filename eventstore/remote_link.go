@@ -34,7 +34,7 @@ import (
 // ends.
 type link struct {
 	url string
-	cfg esdb.Configuration // of the probes' clients: one discovery attempt each
+	cfg esdb.Configuration // of the probes' clients
 	log *slog.Logger
 
 	mu       sync.Mutex
@@ -65,13 +65,14 @@ const (
 	outageLogEvery = 10 * time.Second
 	// probeMaxPause bounds the pause between probes, so the first call
 	// after the store returns succeeds within about that much.
-	probeMaxPause = 500 * time.Millisecond
+	probeMaxPause = 250 * time.Millisecond
 	// probeTimeout bounds one probe's read.
 	probeTimeout = 5 * time.Second
 )
 
 func newLink(url string, cfg esdb.Configuration, first *esdb.Client, log *slog.Logger) *link {
-	cfg.MaxDiscoverAttempts = 1
+	// One attempt, and no sleep after it: the probe paces itself.
+	cfg.MaxDiscoverAttempts, cfg.DiscoveryInterval = 1, 0
 	return &link{url: url, cfg: cfg, log: log, cur: &clientRef{c: first, lost: make(chan struct{})}, closedCh: make(chan struct{})}
 }
 

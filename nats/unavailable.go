@@ -24,7 +24,7 @@ import (
 
 // unavailableMaxPause bounds the pause between tries, so a command is
 // applied within about that much of the store's return.
-const unavailableMaxPause = 500 * time.Millisecond
+const unavailableMaxPause = 250 * time.Millisecond
 
 // releaseDelay is when a command released by a stopping worker is
 // delivered again (to another worker, or after the restart).
