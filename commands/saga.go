@@ -281,7 +281,11 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		if stop.Err() != nil {
 			return // not checkpointed: repeated after the restart
 		}
-		s.log.Warn("saga: step failed; retrying", "order", j.orderID, "event", ev.Type, "attempt", attempt, "err", err)
+		if !errors.Is(err, ErrUnavailable) {
+			// An unreachable store is logged by its adapter, once per
+			// interval, not here once per step and attempt.
+			s.log.Warn("saga: step failed; retrying", "order", j.orderID, "event", ev.Type, "attempt", attempt, "err", err)
+		}
 		s.note(func(st *SagaStatus) {
 			st.Retries++
 			st.Error = fmt.Sprintf("order %s, %s: %v", j.orderID, ev.Type, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
@@ -40,7 +41,7 @@ func request(t *testing.T, id string, cmd domain.Command) commands.Request {
 // worth of caches) against one store: conflicts are retried on fresh state,
 // every command ID takes effect once, and the stream stays a legal history.
 func TestTwoServicesRaceOnOneOrder(t *testing.T) {
-	store := eventstore.CommandStore{Store: openStore(t)}
+	store := serve.CommandStore{Store: openStore(t)}
 	a := commands.New(store, commands.Options{})
 	b := commands.New(store, commands.Options{})
 	ctx := context.Background()
@@ -93,7 +94,7 @@ func TestTwoServicesRaceOnOneOrder(t *testing.T) {
 }
 
 func TestRejectionsAndDuplicates(t *testing.T) {
-	svc := commands.New(eventstore.CommandStore{Store: openStore(t)}, commands.Options{})
+	svc := commands.New(serve.CommandStore{Store: openStore(t)}, commands.Options{})
 	ctx := context.Background()
 	order := uuid.NewString()
 	res := svc.Execute(ctx, request(t, "ship-first", domain.ShipOrder{Order: order, Carrier: "c", TrackingNumber: "t"}))
@@ -131,7 +132,7 @@ func (c *countingStore) ReadStream(ctx context.Context, stream string, from int6
 // turns on the cached order instead of each reading the stream and racing
 // to append; each takes effect once and none reads the stream.
 func TestConcurrentCommandsOnOneOrderWaitForEachOther(t *testing.T) {
-	store := &countingStore{EventStore: eventstore.CommandStore{Store: openStore(t)}}
+	store := &countingStore{EventStore: serve.CommandStore{Store: openStore(t)}}
 	svc := commands.New(store, commands.Options{})
 	ctx := context.Background()
 	order := uuid.NewString()
@@ -183,7 +184,7 @@ func TestConcurrentCommandsOnOneOrderWaitForEachOther(t *testing.T) {
 // refused in (the saga decides on it without reading the order again), and
 // the refusal was checked on state read from the stream.
 func TestRefusalReportsCurrentState(t *testing.T) {
-	store := &countingStore{EventStore: eventstore.CommandStore{Store: openStore(t)}}
+	store := &countingStore{EventStore: serve.CommandStore{Store: openStore(t)}}
 	svc := commands.New(store, commands.Options{})
 	ctx := context.Background()
 	order := uuid.NewString()

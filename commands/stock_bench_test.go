@@ -10,9 +10,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/eventstore"
 )
 
 // BenchmarkStockHotSKU measures a stock lane and the embedded event store
@@ -27,7 +27,7 @@ func BenchmarkStockHotSKU(b *testing.B) {
 	const callers, sku = 64, "bench-hot"
 	ctx := context.Background()
 	store := openStore(b)
-	svc := commands.NewStockService(eventstore.CommandStore{Store: store}, commands.StockOptions{})
+	svc := commands.NewStockService(serve.CommandStore{Store: store}, commands.StockOptions{})
 	defer svc.Close()
 	if r := svc.Execute(ctx, commands.StockRequest{CommandID: uuid.NewString(), Command: domain.AddStock{SKU: sku, Quantity: 1_000_000_000}}); r.Err != nil {
 		b.Fatal(r.Err)

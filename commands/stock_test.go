@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
@@ -26,7 +27,7 @@ func TestStockHotSKU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	svc := commands.NewStockService(eventstore.CommandStore{Store: store}, commands.StockOptions{})
+	svc := commands.NewStockService(serve.CommandStore{Store: store}, commands.StockOptions{})
 	defer svc.Close()
 	add := commands.StockRequest{CommandID: uuid.NewString(), Command: domain.AddStock{SKU: "hot", Quantity: 200}}
 	for range 2 { // the retry of the same command adds nothing
@@ -70,7 +71,7 @@ func TestStockHotSKU(t *testing.T) {
 	// in fewer events than reservations (a batch's reservations share one).
 	reserved := map[string]int{}
 	events := 0
-	err = eventstore.CommandStore{Store: store}.ReadStream(ctx, domain.StockStream("hot"), 0, func(e commands.StoredEvent) error {
+	err = serve.CommandStore{Store: store}.ReadStream(ctx, domain.StockStream("hot"), 0, func(e commands.StoredEvent) error {
 		events++
 		ev, err := domain.DecodeEvent(e.Type, e.Data, e.Metadata)
 		if r, ok := ev.Data.(domain.InventoryReserved); ok {
@@ -103,8 +104,8 @@ func TestStockTwoWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	a := commands.NewStockService(eventstore.CommandStore{Store: store}, commands.StockOptions{})
-	b := commands.NewStockService(eventstore.CommandStore{Store: store}, commands.StockOptions{})
+	a := commands.NewStockService(serve.CommandStore{Store: store}, commands.StockOptions{})
+	b := commands.NewStockService(serve.CommandStore{Store: store}, commands.StockOptions{})
 	defer a.Close()
 	defer b.Close()
 	if r := a.Execute(ctx, commands.StockRequest{CommandID: uuid.NewString(), Command: domain.AddStock{SKU: "x", Quantity: 50}}); r.Err != nil {
@@ -146,7 +147,7 @@ func TestStockSubmitLanesComeAndGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	svc := commands.NewStockService(eventstore.CommandStore{Store: store}, commands.StockOptions{IdleStop: time.Millisecond})
+	svc := commands.NewStockService(serve.CommandStore{Store: store}, commands.StockOptions{IdleStop: time.Millisecond})
 	skus := []string{"a", "b", "c"}
 	for _, sku := range skus {
 		if r := svc.Execute(ctx, commands.StockRequest{CommandID: uuid.NewString(), Command: domain.AddStock{SKU: sku, Quantity: 1_000_000}}); r.Err != nil {

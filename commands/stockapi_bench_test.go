@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/eventstore"
 )
 
 // BenchmarkStockAPIReserve measures what checking reservations against
@@ -27,7 +27,7 @@ func BenchmarkStockAPIReserve(b *testing.B) {
 		b.Run(via, func(b *testing.B) {
 			const callers, sku = 64, "bench-api"
 			ctx := context.Background()
-			store := eventstore.CommandStore{Store: openStore(b)}
+			store := serve.CommandStore{Store: openStore(b)}
 			orders := commands.New(store, commands.Options{})
 			stock := commands.NewStockService(store, commands.StockOptions{})
 			defer stock.Close()

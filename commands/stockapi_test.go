@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
@@ -24,7 +25,7 @@ type stockAPIFixture struct {
 func newStockAPIFixture(t *testing.T, manual bool) stockAPIFixture {
 	t.Helper()
 	es := openStore(t)
-	store := eventstore.CommandStore{Store: es}
+	store := serve.CommandStore{Store: es}
 	f := stockAPIFixture{store: es, orders: commands.New(store, commands.Options{}), stock: commands.NewStockService(store, commands.StockOptions{})}
 	t.Cleanup(f.stock.Close)
 	f.api = commands.NewStockAPI(f.stock, f.orders, commands.StockAPIOptions{ManualStock: manual})
@@ -153,7 +154,7 @@ func TestStockAPIReservationRacingACancellation(t *testing.T) {
 	if _, err := f.orders.GetOrder(context.Background(), id); err != nil { // cached as placed
 		t.Fatal(err)
 	}
-	elsewhere := commands.New(eventstore.CommandStore{Store: f.store}, commands.Options{})
+	elsewhere := commands.New(serve.CommandStore{Store: f.store}, commands.Options{})
 	if res := elsewhere.Execute(context.Background(), request(t, uuid.NewString(), domain.CancelOrder{Order: id, Reason: "changed my mind"})); res.Err != nil {
 		t.Fatal(res.Err)
 	}

@@ -6,17 +6,23 @@ import (
 )
 
 // EventStore is what command handling needs from the event store. The
-// eventstore package's adapter satisfies it through a thin translation in the
-// composition (cmd/ordo/serve), so this package never imports infrastructure.
+// composition (cmd/ordo/serve, CommandStore) translates the eventstore
+// adapter to it, so this package never imports infrastructure and the
+// adapter never imports this package.
 type EventStore interface {
 	// AppendToStream appends events to stream if its last revision equals
 	// expected (-1: the stream must not exist). It returns the revision and
 	// $all position of the last appended event once they are durable.
-	// Errors: ErrConflict when the expectation failed; anything else is an
-	// infrastructure failure and the command may be retried later.
+	// Errors: ErrConflict when the expectation failed; ErrUnavailable when
+	// the store could not be reached or did not answer in time; anything
+	// else is an infrastructure failure. After either of the last two the
+	// append may or may not have happened, and the command may be retried
+	// later with the same command ID.
 	AppendToStream(ctx context.Context, stream string, expected int64, events []NewEvent) (Appended, error)
 	// ReadStream calls fn for every event of stream from revision from on,
-	// in order. A stream that does not exist yields ErrStreamNotFound.
+	// in order. A stream that does not exist yields ErrStreamNotFound; a
+	// store that cannot be reached, ErrUnavailable; fn's error is returned
+	// as it is.
 	ReadStream(ctx context.Context, stream string, from int64, fn func(StoredEvent) error) error
 }
 
@@ -49,4 +55,7 @@ var (
 	ErrConflict = errors.New("stream revision conflict")
 	// ErrStreamNotFound: the stream has no events.
 	ErrStreamNotFound = errors.New("stream not found")
+	// ErrUnavailable: the event store could not be reached or did not
+	// answer in time. Nothing is decided; retry the command later.
+	ErrUnavailable = errors.New("event store unavailable")
 )

@@ -9,15 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 )
+
+// backends are the port's two implementations: the embedded store called
+// in-process, and the official client over gRPC (to the same store).
+var backends = []string{"in-process", "gRPC"}
 
 // scanStore is an embedded store holding events of order-, sku- and other
 // streams in appends of 1 to 40 events, a soft-deleted stream (whose
 // "$metadata" system event ScanAll must skip like ReadAll) and every event
-// ReadAll returns, in order.
-func scanStore(t *testing.T) (*Store, []RecordedEvent) {
+// ReadAll returns, in order; reached through the backend named.
+func scanStore(t *testing.T, backend string) (*Store, []RecordedEvent) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -26,6 +29,12 @@ func scanStore(t *testing.T) (*Store, []RecordedEvent) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	if backend == "gRPC" {
+		if s, err = Connect(ctx, s.URL()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+	}
 	for i := range 120 {
 		stream := fmt.Sprintf("%s-%d", []string{"order", "sku", "other"}[i%3], i%37)
 		events := make([]EventData, 1+i%40)
@@ -37,7 +46,7 @@ func scanStore(t *testing.T) (*Store, []RecordedEvent) {
 			t.Fatal(err)
 		}
 		if i == 60 {
-			if _, err := s.Client().DeleteStream(ctx, "other-5", esdb.DeleteStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil {
+			if _, err := s.Delete(ctx, "other-5", Any()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -70,7 +79,13 @@ func collect(t *testing.T, s *Store, from uint64, f Filter, cfg scanConfig) []Re
 // it starts and whatever the filter, ScanAll delivers exactly what ReadAll
 // does, in the same order: no event lost or doubled at a range's edges.
 func TestScanAllMatchesReadAll(t *testing.T) {
-	s, all := scanStore(t)
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testScanAllMatchesReadAll(t, backend) })
+	}
+}
+
+func testScanAllMatchesReadAll(t *testing.T, backend string) {
+	s, all := scanStore(t, backend)
 	ctx := context.Background()
 	if len(all) < 2000 {
 		t.Fatalf("the store holds %d events, want at least 2000 for ranges to matter", len(all))
@@ -120,15 +135,16 @@ func firstDiff(got, want []RecordedEvent) string {
 	return ""
 }
 
-// TestScanBoundsAreEventPositions: the boundaries come in increasing
-// order, each is the position of a record (an EventStoreDB server refuses
-// any other), and they cut the log into many ranges.
+// TestScanBoundsAreEventPositions: through the gRPC client the boundaries
+// come in increasing order, each is the position of a record (an
+// EventStoreDB server refuses any other), and they cut the log into many
+// ranges.
 func TestScanBoundsAreEventPositions(t *testing.T) {
-	s, all := scanStore(t)
+	s, all := scanStore(t, "gRPC")
 	ctx := context.Background()
 	records := map[uint64]bool{}
-	if err := s.readAllPages(ctx, esdb.Position{}, nil, 1000, func(e *esdb.RecordedEvent) error {
-		records[e.Position.Commit] = true
+	if err := s.b.readAll(ctx, 0, 0, 1000, func(e RecordedEvent) error {
+		records[e.Position] = true
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -138,17 +154,17 @@ func TestScanBoundsAreEventPositions(t *testing.T) {
 	}
 	cfg := tinyScan()
 	head := all[len(all)-1].Position
-	bounds := make(chan esdb.Position, 1)
-	go s.scanBounds(ctx, esdb.Position{}, head, cfg, bounds)
+	bounds := make(chan uint64, 1)
+	go s.b.scanBounds(ctx, 0, head, cfg, bounds)
 	var got []uint64
 	for b := range bounds {
-		if !records[b.Commit] || b.Commit != b.Prepare {
-			t.Errorf("boundary %+v is not a record's position", b)
+		if !records[b] {
+			t.Errorf("boundary %d is not a record's position", b)
 		}
-		if len(got) > 0 && b.Commit <= got[len(got)-1] {
-			t.Errorf("boundary %d after %d", b.Commit, got[len(got)-1])
+		if len(got) > 0 && b <= got[len(got)-1] {
+			t.Errorf("boundary %d after %d", b, got[len(got)-1])
 		}
-		got = append(got, b.Commit)
+		got = append(got, b)
 	}
 	if want := len(records) / (cfg.window * cfg.interval) / 2; len(got) < want {
 		t.Errorf("%d boundaries over %d records, want at least %d", len(got), len(records), want)
@@ -163,7 +179,13 @@ func TestScanBoundsAreEventPositions(t *testing.T) {
 // goroutines are gone when it returns (the race detector and the test's
 // leak of a blocked reader would show otherwise).
 func TestScanAllStopsAtFnError(t *testing.T) {
-	s, all := scanStore(t)
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testScanAllStopsAtFnError(t, backend) })
+	}
+}
+
+func testScanAllStopsAtFnError(t *testing.T, backend string) {
+	s, all := scanStore(t, backend)
 	stop := errors.New("enough")
 	for _, n := range []int{1, 7, 500, len(all) - 1} {
 		var got []RecordedEvent
@@ -197,7 +219,13 @@ func TestScanAllStopsAtFnError(t *testing.T) {
 // not be delivered, but everything stored before it is, in $all order,
 // each event once.
 func TestScanAllUnderAppends(t *testing.T) {
-	s, all := scanStore(t)
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testScanAllUnderAppends(t, backend) })
+	}
+}
+
+func testScanAllUnderAppends(t *testing.T, backend string) {
+	s, all := scanStore(t, backend)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

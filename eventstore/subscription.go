@@ -2,20 +2,25 @@ package eventstore
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"sync"
 )
 
 // SubscribeOptions say where an $all subscription starts and what it gets.
 type SubscribeOptions struct {
 	From      uint64 // exclusive: events after this position
 	FromStart bool   // from the very beginning (From is ignored)
-	Filter    Filter
+	// Filter is applied by the store; with a filter the subscription also
+	// delivers checkpoints. Without one it delivers every record, system
+	// records included.
+	Filter Filter
 	// CheckpointInterval asks for a checkpoint every this many considered
-	// events (with a filter only); 0 uses the server's default.
+	// events (with a filter only); 0 uses the server's default (32).
 	CheckpointInterval int
 }
+
+// defaultCheckpointInterval is EventStoreDB's default search window, the
+// checkpoint interval of a filtered subscription that asks for none.
+const defaultCheckpointInterval = 32
 
 // SubscriptionMessage is one item of a subscription: an event, a checkpoint
 // position safe to resume after, or the news that catch-up reached live.
@@ -25,56 +30,48 @@ type SubscriptionMessage struct {
 	CaughtUp   bool
 }
 
-// Subscription is a live $all subscription.
+// Subscription is a live $all subscription. Next and Close may be called
+// from different goroutines; Next from one at a time.
 type Subscription struct {
-	sub *esdb.Subscription
+	s    subscription
+	once sync.Once
 }
 
-// SubscribeAll subscribes to $all with a server-side filter.
+// subscription is a backend's running subscription.
+type subscription interface {
+	// next blocks for the next message; ctx's end or close ends it.
+	next(ctx context.Context) (SubscriptionMessage, error)
+	close()
+}
+
+// SubscribeAll subscribes to $all from opts.From (exclusive) or the start.
+// Errors: ErrUnavailable.
 func (s *Store) SubscribeAll(ctx context.Context, opts SubscribeOptions) (*Subscription, error) {
-	o := esdb.SubscribeToAllOptions{From: esdb.Start{}}
-	if !opts.FromStart {
-		o.From = esdb.Position{Commit: opts.From, Prepare: opts.From}
+	if _, err := opts.Filter.matcher(); err != nil {
+		return nil, err
 	}
-	if f := opts.Filter.esdb(); f != nil {
-		o.Filter = f
-		o.CheckpointInterval = 1
-		if opts.CheckpointInterval > 0 {
-			o.MaxSearchWindow = opts.CheckpointInterval
-		}
-	}
-	sub, err := s.client.SubscribeToAll(ctx, o)
+	sub, err := s.b.subscribeAll(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to $all: %w", translate(err))
+		return nil, err
 	}
-	return &Subscription{sub: sub}, nil
+	return &Subscription{s: sub}, nil
 }
 
 // Next blocks for the next message. When ctx ends, the subscription is
-// closed and Next returns ctx's error; when the server drops it, Next
-// returns an error wrapping ErrUnavailable: resubscribe from the last
-// position seen.
+// closed and Next returns ctx's error; when the store drops it (it shut
+// down, the connection broke), Next returns an error wrapping
+// ErrUnavailable: subscribe again after the last position seen.
 func (sub *Subscription) Next(ctx context.Context) (SubscriptionMessage, error) {
-	stop := context.AfterFunc(ctx, func() { sub.sub.Close() })
-	defer stop()
-	for {
-		ev := sub.sub.Recv()
-		switch {
-		case ev.EventAppeared != nil:
-			e := recorded(ev.EventAppeared.Event)
-			return SubscriptionMessage{Event: &e}, nil
-		case ev.CheckPointReached != nil:
-			return SubscriptionMessage{Checkpoint: ev.CheckPointReached.Commit}, nil
-		case ev.CaughtUp != nil:
-			return SubscriptionMessage{CaughtUp: true}, nil
-		case ev.SubscriptionDropped != nil:
-			if err := ctx.Err(); err != nil {
-				return SubscriptionMessage{}, err
-			}
-			return SubscriptionMessage{}, fmt.Errorf("%w: subscription dropped: %v", ErrUnavailable, ev.SubscriptionDropped.Error)
-		}
+	m, err := sub.s.next(ctx)
+	if err != nil && ctx.Err() != nil {
+		sub.Close()
+		return SubscriptionMessage{}, ctx.Err()
 	}
+	return m, err
 }
 
 // Close ends the subscription.
-func (sub *Subscription) Close() error { return sub.sub.Close() }
+func (sub *Subscription) Close() error {
+	sub.once.Do(sub.s.close)
+	return nil
+}

@@ -45,6 +45,8 @@ type Worker struct {
 	// their lanes handed them over, to the goroutine that acknowledges each
 	// once its outcome is stored.
 	settling chan settling
+	// stopping is closed when Run's context ends (unavailable.go).
+	stopping <-chan struct{}
 }
 
 // settling is an answered command whose outcome is on its way to the
@@ -101,6 +103,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func (w *Worker) run(ctx context.Context) error {
+	w.stopping = ctx.Done()
 	if err := EnsureStreams(ctx, w.js, w.cfg.Config); err != nil {
 		return err
 	}
@@ -198,6 +201,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	out := w.execute(ctx, cmd)
+	if storeUnavailable(out) {
+		var ok bool
+		if out, ok = w.untilAvailable(ctx, msg, cmd, replyTo, out); !ok {
+			return // the worker is stopping; the command is redelivered later
+		}
+	}
 	if out.Retry {
 		if cmd.Delivery < w.cfg.MaxDeliver {
 			_ = msg.NakWithDelay(time.Duration(cmd.Delivery) * 200 * time.Millisecond)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for the test database admin
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
@@ -51,7 +52,7 @@ func (tg target) openStore(tb testing.TB) *projections.Store {
 // by es; Close is the caller's.
 func (tg target) openManager(tb testing.TB, es *eventstore.Store) *projections.Manager {
 	tb.Helper()
-	m, err := projections.OpenManagerDSN(context.Background(), tg.dsn, tg.dir, eventstore.ProjectionSource{Store: es}, nil)
+	m, err := projections.OpenManagerDSN(context.Background(), tg.dsn, tg.dir, serve.ProjectionSource{Store: es}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func appendEvents(tb testing.TB, es *eventstore.Store, id string, exp eventstore
 // ends; stop returns Run's result.
 func runRunner(tb testing.TB, store *projections.Store, es *eventstore.Store) (r *projections.Runner, stop func() error) {
 	tb.Helper()
-	r = projections.NewRunner(store, eventstore.ProjectionSource{Store: es}, nil)
+	r = projections.NewRunner(store, serve.ProjectionSource{Store: es}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
@@ -88,7 +89,7 @@ func benchCatchUp(b *testing.B, tg target) {
 	// reported rate covers the catch-up alone.
 	head := fillOrders(b, es, (b.N+4)/5)
 	store := tg.openStore(b)
-	runner := projections.NewRunner(store, eventstore.ProjectionSource{Store: es}, nil)
+	runner := projections.NewRunner(store, serve.ProjectionSource{Store: es}, nil)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start, cpu := time.Now(), cpuTime()
@@ -130,7 +131,7 @@ func BenchmarkProjectionFeed(b *testing.B) {
 	defer es.Close()
 	head := fillOrders(b, es, (b.N+4)/5) // timed, as in benchCatchUp
 	start := time.Now()
-	feed, err := eventstore.ProjectionSource{Store: es}.SubscribeOrders(ctx, 0)
+	feed, err := serve.ProjectionSource{Store: es}.SubscribeOrders(ctx, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

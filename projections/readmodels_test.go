@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
@@ -272,7 +273,7 @@ func TestUndecodableEventStopsRunner(t *testing.T) {
 			t.Fatal(err)
 		}
 		store := tg.openStore(t)
-		r := projections.NewRunner(store, eventstore.ProjectionSource{Store: es}, nil)
+		r := projections.NewRunner(store, serve.ProjectionSource{Store: es}, nil)
 		if err := r.Run(ctx); err == nil || !strings.Contains(err.Error(), "order-"+bad) {
 			t.Fatalf("Run: %v; want an error naming order-%s", err, bad)
 		}
@@ -283,7 +284,7 @@ func TestUndecodableEventStopsRunner(t *testing.T) {
 		store.Close()
 
 		store = tg.openStore(t)
-		r = projections.NewRunner(store, eventstore.ProjectionSource{Store: es}, nil)
+		r = projections.NewRunner(store, serve.ProjectionSource{Store: es}, nil)
 		if err := r.Run(ctx); err == nil || !strings.Contains(err.Error(), "stopped earlier") {
 			t.Fatalf("Run after a restart: %v; want it to stay stopped", err)
 		}

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/projections"
 	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
@@ -45,7 +45,7 @@ func testResumes(t *testing.T, tg target, breakWrites, heal func()) {
 	ctx := waitCtx(t)
 	es := openEventStore(t)
 	logs := &logRecorder{}
-	m, err := projections.OpenManagerDSN(ctx, tg.dsn, tg.dir, eventstore.ProjectionSource{Store: es}, slog.New(logs))
+	m, err := projections.OpenManagerDSN(ctx, tg.dsn, tg.dir, serve.ProjectionSource{Store: es}, slog.New(logs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	"github.com/ordo-dev/ordo/projections"
@@ -35,7 +36,7 @@ func TestManagerResumesAfterStoreRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	m, err := projections.OpenManager(ctx, t.TempDir(), eventstore.ProjectionSource{Store: store}, nil)
+	m, err := projections.OpenManager(ctx, t.TempDir(), serve.ProjectionSource{Store: store}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

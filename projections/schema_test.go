@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/projections"
 )
 
@@ -146,7 +146,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 		}
 		first, _ := tg.generations()
 		tg.exec(t, first, `UPDATE {t}readmodel_version SET version = 99`)
-		_, err := projections.OpenManagerDSN(ctx, tg.dsn, tg.dir, eventstore.ProjectionSource{Store: es}, nil)
+		_, err := projections.OpenManagerDSN(ctx, tg.dsn, tg.dir, serve.ProjectionSource{Store: es}, nil)
 		if err == nil || !strings.Contains(err.Error(), "schema version 99") {
 			t.Fatalf("opening read models of schema version 99: %v, want a refusal naming it", err)
 		}

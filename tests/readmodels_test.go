@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for the test database admin
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	ordonats "github.com/ordo-dev/ordo/nats"
@@ -73,7 +74,7 @@ func postgresReadSide(t *testing.T, s *system, dsn string) *readSide {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := projections.OpenManagerDSN(ctx, dsn, t.TempDir(), eventstore.ProjectionSource{Store: es}, nil)
+	m, err := projections.OpenManagerDSN(ctx, dsn, t.TempDir(), serve.ProjectionSource{Store: es}, nil)
 	if err != nil {
 		es.Close()
 		t.Fatal(err)

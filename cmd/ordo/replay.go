@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
-	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
 )
 
@@ -78,7 +77,7 @@ func replayLocal(ctx context.Context, sf *storeFlags, dsn string, opts projectio
 		return err
 	}
 	defer store.Close()
-	m, err := projections.OpenManagerDSN(ctx, dsn, sf.data, eventstore.ProjectionSource{Store: store}, slog.New(slog.DiscardHandler))
+	m, err := projections.OpenManagerDSN(ctx, dsn, sf.data, serve.ProjectionSource{Store: store}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func populate(tb testing.TB, dir string, n int) []string {
 		tb.Fatal(err)
 	}
 	defer store.Close()
-	svc := commands.New(eventstore.CommandStore{Store: store}, commands.Options{})
+	svc := commands.New(serve.CommandStore{Store: store}, commands.Options{})
 	exec := func(cmd domain.Command) bool {
 		body, _ := json.Marshal(cmd)
 		id := uuid.NewString()

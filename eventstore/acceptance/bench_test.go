@@ -14,6 +14,7 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 
+	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
 )
 
@@ -169,4 +170,99 @@ func BenchmarkSubscriptionDelivery(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkPortAppend measures durably acknowledged single-event appends to
+// distinct streams through the eventstore port, with 1, 16 and 64
+// concurrent writers, for each implementation: the embedded store called
+// in-process, and the official client over loopback gRPC to an embedded
+// server in this process. One op is one append; cpu-µs/op is the whole
+// process's CPU time per append.
+func BenchmarkPortAppend(b *testing.B) {
+	for _, impl := range implementations {
+		for _, writers := range []int{1, 16, 64} {
+			b.Run(fmt.Sprintf("%s/writers=%d", impl.name, writers), func(b *testing.B) {
+				s := impl.open(b)
+				ctx := context.Background()
+				lat := make([][]time.Duration, writers)
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				cpu := cpuTime()
+				for w := 0; w < writers; w++ {
+					n := b.N / writers
+					if w < b.N%writers {
+						n++
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						stream := name(fmt.Sprintf("bench-%d", w))
+						lat[w] = make([]time.Duration, 0, n)
+						for i := 0; i < n; i++ {
+							start := time.Now()
+							if _, err := s.Append(ctx, stream, eventstore.Any(), portEvent("Bench", `{"n":1}`)); err != nil {
+								b.Error(err)
+								return
+							}
+							lat[w] = append(lat[w], time.Since(start))
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+				reportLatency(b, slices.Concat(lat...))
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
+	}
+}
+
+// BenchmarkPortReadAll reads $all forwards through the eventstore port
+// (ReadAll: one read at a time; ScanAll: several ranges at once), for each
+// implementation. One op is one event.
+func BenchmarkPortReadAll(b *testing.B) {
+	for _, impl := range implementations {
+		for _, read := range []string{"ReadAll", "ScanAll"} {
+			b.Run(impl.name+"/"+read, func(b *testing.B) {
+				s := impl.open(b)
+				from := portFill(b, s, b.N)
+				fn := s.ReadAll
+				if read == "ScanAll" {
+					fn = s.ScanAll
+				}
+				n := 0
+				b.ResetTimer()
+				cpu := cpuTime()
+				if err := fn(context.Background(), from, eventstore.Filter{}, func(eventstore.RecordedEvent) error { n++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if n < b.N {
+					b.Fatalf("read %d events, want at least %d", n, b.N)
+				}
+				b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(n), "cpu-µs/op")
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
+	}
+}
+
+// portFill appends n events in batches of 500 through s and returns the
+// position of the first.
+func portFill(b *testing.B, s *eventstore.Store, n int) uint64 {
+	b.Helper()
+	stream := name("fill")
+	var first uint64
+	for done := 0; done < n; done += 500 {
+		k := min(500, n-done)
+		r, err := s.Append(context.Background(), stream, eventstore.Any(), portEvents(k)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if first == 0 {
+			first = r.Position - uint64(k) + 1
+		}
+	}
+	return first
 }

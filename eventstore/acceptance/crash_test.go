@@ -73,8 +73,11 @@ func runCrashChild(t *testing.T, dir string, after time.Duration, acked map[stri
 	}
 	var mu sync.Mutex
 	done := make(chan struct{})
+	firstAck := make(chan struct{})
+	var firstOnce sync.Once
 	go func() {
 		defer close(done)
+		defer firstOnce.Do(func() { close(firstAck) })
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -92,8 +95,16 @@ func runCrashChild(t *testing.T, dir string, after time.Duration, acked map[stri
 			mu.Lock()
 			acked[a.Stream] = append(acked[a.Stream], ack{first: a.First, last: a.Last, position: a.Position, ids: a.IDs})
 			mu.Unlock()
+			firstOnce.Do(func() { close(firstAck) })
 		}
 	}()
+	// The kill comes a random time after the child's first acknowledged
+	// append, not after its start: on a busy machine starting the child
+	// alone can take longer than the longest wait.
+	select {
+	case <-firstAck:
+	case <-time.After(60 * time.Second):
+	}
 	time.Sleep(after)
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()

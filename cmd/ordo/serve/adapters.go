@@ -16,7 +16,9 @@ import (
 
 // executor runs transport commands through the command service and shapes
 // the reply. Infrastructure failures are logged here, once, and answered
-// with a generic message.
+// with a generic message; both are retried (Retry). An event store that
+// cannot be reached is told apart (code unavailable): the workers keep such
+// a command until the store answers again, never dead-lettering it.
 type executor struct {
 	svc *commands.Service
 	log *slog.Logger
@@ -54,9 +56,17 @@ func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Ou
 		out.Error = &ordonats.ErrorBody{Code: string(de.Code), Message: de.Message, Field: de.Field}
 		return out
 	}
-	x.log.Error("command failed", "command_id", cmd.ID, "type", cmd.Type, "order_id", cmd.OrderID, "delivery", cmd.Delivery, "err", res.Err)
 	out.Retry = true
-	out.Error = &ordonats.ErrorBody{Code: string(domain.CodeUnavailable), Message: "the event store did not accept the command; it will be retried"}
+	if errors.Is(res.Err, commands.ErrUnavailable) {
+		// The store's outage is logged by its adapter, once per interval,
+		// not once per command; the workers keep the command until the
+		// store answers again.
+		out.Error = &ordonats.ErrorBody{Code: string(domain.CodeUnavailable), Message: "the event store is unavailable; " +
+			"the command is kept and applied once it answers again, and resending it with the same command ID is safe"}
+		return out
+	}
+	x.log.Error("command failed", "command_id", cmd.ID, "type", cmd.Type, "order_id", cmd.OrderID, "delivery", cmd.Delivery, "err", res.Err)
+	out.Error = &ordonats.ErrorBody{Code: string(domain.CodeInternal), Message: "the event store did not accept the command; it will be retried"}
 	return out
 }
 

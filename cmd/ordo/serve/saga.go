@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/commands"
-	"github.com/ordo-dev/ordo/eventstore"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -31,14 +30,14 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	if cfg.Commands.MaxAge <= 0 && cfg.PaymentTimeout >= 24*time.Hour {
 		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge (24h by default), or its timers expire before they fire", cfg.PaymentTimeout)
 	}
-	s.stock = commands.NewStockService(eventstore.CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
+	s.stock = commands.NewStockService(CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
 	sub, err := ordonats.ServeStock(s.nc, s.stockAPI, cfg.Logger)
 	if err != nil {
 		return fmt.Errorf("serve the stock API: %w", err)
 	}
 	s.stockSub = sub
-	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, eventstore.SagaSource{Store: s.store},
+	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store},
 		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
 		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
 	s.saga = saga
@@ -63,8 +62,9 @@ func (s *Service) registerSaga(mux *http.ServeMux) {
 
 // runSaga keeps the saga running: when its subscription fails (the event
 // store restarted, the network dropped) it resumes from its checkpoint
-// after a growing pause, so orders never stay unreserved because of a
-// passing outage. It returns when ctx ends.
+// after a growing pause (at most sagaMaxPause, so it is back within that
+// much of the store's return), so orders never stay unreserved because of
+// a passing outage. It returns when ctx ends.
 func runSaga(ctx context.Context, saga *commands.Saga, log *slog.Logger) error {
 	pause := time.Second
 	for {
@@ -82,9 +82,12 @@ func runSaga(ctx context.Context, saga *commands.Saga, log *slog.Logger) error {
 			return nil
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 30*time.Second)
+		pause = min(2*pause, sagaMaxPause)
 	}
 }
+
+// sagaMaxPause bounds the pause before the saga subscribes again.
+const sagaMaxPause = 5 * time.Second
 
 // fileCheckpoint keeps the saga's $all position in a small file, replaced
 // atomically and synced, in the data directory.

@@ -84,7 +84,7 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	if err := s.startStore(ctx, cfg); err != nil {
 		return nil, err
 	}
-	cmdSvc := commands.New(eventstore.CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
+	cmdSvc := commands.New(CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
 	cfg.Commands.Logger = cfg.Logger
 	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, cfg.Commands)
 	if err != nil {
@@ -162,10 +162,15 @@ func (s *Service) startNATS(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// startStore connects to the external event store through the official
+// client (which survives its outages: operations fail with unavailable
+// meanwhile), or opens the embedded one in this process: the service calls
+// its storage directly, and its gRPC server listens on ESDBListen for the
+// replay CLI and other services.
 func (s *Service) startStore(ctx context.Context, cfg Config) error {
 	var err error
 	if cfg.ESDBURL != "" {
-		s.store, err = eventstore.Connect(ctx, cfg.ESDBURL)
+		s.store, err = eventstore.Connect(ctx, cfg.ESDBURL, eventstore.WithLogger(cfg.Logger))
 	} else {
 		s.store, err = eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{
 			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger})
@@ -176,7 +181,7 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 // startProjections opens the read models (SQLite files in the data
 // directory) and keeps them up to date in the background.
 func (s *Service) startProjections(ctx context.Context, cfg Config) error {
-	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, eventstore.ProjectionSource{Store: s.store}, cfg.Logger)
+	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, ProjectionSource{Store: s.store}, cfg.Logger)
 	if err != nil {
 		return err
 	}

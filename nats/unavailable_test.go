@@ -1,0 +1,121 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-dev/ordo/domain"
+)
+
+var storeDown = Outcome{Retry: true, Error: &ErrorBody{Code: string(domain.CodeUnavailable), Message: "the event store is unavailable"}}
+
+// untilStoreBack fails with storeDown until back is set, then succeeds.
+func untilStoreBack(back *atomic.Bool) *scripted {
+	return &scripted{fn: func(_ int64, cmd Command) Outcome {
+		if !back.Load() {
+			return storeDown
+		}
+		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Events: []string{"OrderDelivered"}, State: "delivered"}
+	}}
+}
+
+// awaitCalls waits until exec ran at least n times.
+func awaitCalls(t *testing.T, exec *scripted, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for exec.calls.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the executor ran %d times in 20 s, want at least %d: the command was not kept", exec.calls.Load(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStoreUnavailableIsKept: a command the event store could not take
+// because it is unreachable is answered "unavailable" at once, then kept
+// and tried again, past MaxDeliver and AckWait, without a redelivery or a
+// dead letter, and applied once the store is back; a resend with the same
+// command ID gets that outcome.
+func TestStoreUnavailableIsKept(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	var back atomic.Bool
+	exec := untilStoreBack(&back)
+	runWorker(t, nc, exec, WorkerConfig{MaxDeliver: 2, AckWait: time.Second})
+	c, _ := NewClient(nc, ClientOptions{})
+	cmd := command(uuid.NewString())
+	cmd.ID = "kept-1"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Send(ctx, cmd); !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("while the store is down: %v, want unavailable at once", err)
+	}
+	// Tried on for longer than MaxDeliver redeliveries and AckWait allow.
+	awaitCalls(t, exec, 8)
+	back.Store(true)
+	out, err := c.Send(ctx, cmd)
+	if err != nil || out.State != "delivered" {
+		t.Fatalf("resend once the store is back: %+v, %v; want the command's outcome", out, err)
+	}
+	js, _ := jetstream.New(nc)
+	cons, err := js.Consumer(ctx, StreamCommands, ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := cons.Info(ctx); err != nil || info.NumRedelivered != 0 || info.NumAckPending != 0 {
+		t.Fatalf("consumer: %+v, %v; want no redelivery and nothing pending", info, err)
+	}
+	if n := deadLetters(t, nc); n != 0 {
+		t.Fatalf("%d dead letters, want none", n)
+	}
+}
+
+// TestStopWhileStoreUnavailable: a worker that keeps a command for an
+// unreachable store stops at once when asked to, and the command is
+// applied by the next worker once the store is back, never dead-lettered.
+func TestStopWhileStoreUnavailable(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	var back atomic.Bool
+	exec := untilStoreBack(&back)
+	stop := runWorker(t, nc, exec, WorkerConfig{MaxDeliver: 2})
+	c, _ := NewClient(nc, ClientOptions{})
+	cmd := command(uuid.NewString())
+	cmd.ID = "kept-2"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Send(ctx, cmd); !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("while the store is down: %v, want unavailable", err)
+	}
+	awaitCalls(t, exec, 3)
+	start := time.Now()
+	stop()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the worker took %v to stop while it kept a command", took)
+	}
+	back.Store(true)
+	next := untilStoreBack(&back)
+	runWorker(t, nc, next, WorkerConfig{MaxDeliver: 2})
+	for {
+		out, err := c.Outcome(ctx, cmd.ID)
+		if err == nil {
+			if out.State != "delivered" {
+				t.Fatalf("outcome after the restart: %+v", out)
+			}
+			break
+		}
+		if !errors.Is(err, ErrNoOutcome) || ctx.Err() != nil {
+			t.Fatalf("no outcome after the restart: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := deadLetters(t, nc); n != 0 {
+		t.Fatalf("%d dead letters, want none", n)
+	}
+}
