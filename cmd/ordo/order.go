@@ -223,7 +223,7 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 	}
 	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
-		return err
+		return printOutcome(stdout, ordonats.Outcome{}, err, *cf.asJSON, false)
 	}
 	defer done()
 	opts := []ordonats.SendOption{}
@@ -310,6 +310,9 @@ func runOrderGet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
+		if *cf.asJSON {
+			return printJSON(stdout, nil, err)
+		}
 		return err
 	}
 	defer done()
