@@ -19,6 +19,7 @@ const (
 	CodeOutOfStock        Code = "out_of_stock"        // a SKU has less available stock than a reservation asks for
 	CodeNotFound          Code = "not_found"           // the order (or refund) does not exist
 	CodeConflict          Code = "conflict"            // concurrent writers kept winning; retry
+	CodeCommandIDReused   Code = "command_id_reused"   // the command ID already names another command (other order, type or content)
 	CodePayloadTooLarge   Code = "payload_too_large"   // the command is larger than allowed
 	CodeUnavailable       Code = "unavailable"         // a dependency is down; retry later
 	CodeInternal          Code = "internal"            // a bug; the message is generic, details are logged
@@ -39,6 +40,7 @@ var codeInfo = map[Code]struct {
 	CodeOutOfStock:        {409, 409},
 	CodeNotFound:          {404, 404},
 	CodeConflict:          {409, 409},
+	CodeCommandIDReused:   {409, 409},
 	CodePayloadTooLarge:   {413, 413},
 	CodeUnavailable:       {503, 503},
 	CodeInternal:          {500, 500},
@@ -47,7 +49,7 @@ var codeInfo = map[Code]struct {
 // Codes lists every error code, for documentation and tests.
 func Codes() []Code {
 	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
-		CodeRefundExceedsPaid, CodeOutOfStock, CodeNotFound, CodeConflict, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
+		CodeRefundExceedsPaid, CodeOutOfStock, CodeNotFound, CodeConflict, CodeCommandIDReused, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
 }
 
 // HTTPStatus is the HTTP status for a code; unknown codes map to 500.
@@ -99,6 +101,7 @@ var (
 	ErrOutOfStock        = &Error{Code: CodeOutOfStock}
 	ErrNotFound          = &Error{Code: CodeNotFound}
 	ErrConflict          = &Error{Code: CodeConflict}
+	ErrCommandIDReused   = &Error{Code: CodeCommandIDReused}
 	ErrPayloadTooLarge   = &Error{Code: CodePayloadTooLarge}
 	ErrUnavailable       = &Error{Code: CodeUnavailable}
 	ErrInternal          = &Error{Code: CodeInternal}

@@ -7,8 +7,8 @@ import (
 )
 
 // parseWireMeta reads metadata in exactly the layout Encode writes —
-// {"command_id":"…"[,"correlation_id":"…"][,"causation_id":"…"],
-// "occurred_at":"…","schema_version":N} with no spaces and no escapes —
+// {"command_id":"…"[,"correlation_id":"…"][,"causation_id":"…"]
+// [,"command_fingerprint":"…"],"occurred_at":"…","schema_version":N} with no spaces and no escapes —
 // without reflection. Metadata is decoded for every event of every load,
 // replay and projection, and encoding/json spent more time on it than on
 // the payload. Anything else (written by another tool, reordered, escaped)
@@ -32,6 +32,11 @@ func parseWireMeta(b []byte, m *wireMeta) bool {
 	}
 	if p.lit(`,"causation_id":`) {
 		if m.CausationID, ok = p.str(); !ok {
+			return false
+		}
+	}
+	if p.lit(`,"command_fingerprint":`) {
+		if m.CommandFingerprint, ok = p.str(); !ok {
 			return false
 		}
 	}

@@ -16,6 +16,7 @@ func TestParseWireMetaMatchesJSON(t *testing.T) {
 		{CommandID: "c-1", CorrelationID: "corr", CausationID: "cause", OccurredAt: at},
 		{CommandID: "c-2", OccurredAt: at.Truncate(time.Second)},
 		{CommandID: "c-3", CausationID: "x", OccurredAt: at},
+		{CommandID: "c-4", CorrelationID: "corr", CommandFingerprint: "0123456789abcdef0123456789abcdef", OccurredAt: at},
 	} {
 		_, _, md, err := EncodeEvent(Event{Type: EvtOrderDelivered, Data: OrderDelivered{}, Meta: m})
 		if err != nil {
@@ -45,7 +46,8 @@ func TestParseWireMetaMatchesJSON(t *testing.T) {
 		ok := parseWireMeta([]byte(in), &fast)
 		err := json.Unmarshal([]byte(in), &slow)
 		if ok && (err != nil || fast.CommandID != slow.CommandID || fast.CorrelationID != slow.CorrelationID ||
-			fast.CausationID != slow.CausationID || !fast.OccurredAt.Equal(slow.OccurredAt) || fast.SchemaVersion != slow.SchemaVersion) {
+			fast.CausationID != slow.CausationID || fast.CommandFingerprint != slow.CommandFingerprint ||
+			!fast.OccurredAt.Equal(slow.OccurredAt) || fast.SchemaVersion != slow.SchemaVersion) {
 			t.Errorf("%s: fast path %+v, encoding/json %+v (%v)", in, fast, slow, err)
 		}
 	}
@@ -56,6 +58,7 @@ func TestParseWireMetaMatchesJSON(t *testing.T) {
 func FuzzParseWireMeta(f *testing.F) {
 	f.Add(`{"command_id":"c","correlation_id":"k","occurred_at":"2026-11-24T09:30:00.5Z","schema_version":1}`)
 	f.Add(`{"command_id":"c","occurred_at":"2026-11-24T09:30:00Z","schema_version":2}`)
+	f.Add(`{"command_id":"c","causation_id":"x","command_fingerprint":"00ff","occurred_at":"2026-11-24T09:30:00Z","schema_version":1}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		var fast, slow wireMeta
 		if !parseWireMeta([]byte(in), &fast) {
@@ -65,7 +68,7 @@ func FuzzParseWireMeta(f *testing.F) {
 			t.Fatalf("%q: fast path accepted what encoding/json refuses: %v", in, err)
 		}
 		if fast.CommandID != slow.CommandID || fast.CorrelationID != slow.CorrelationID || fast.CausationID != slow.CausationID ||
-			!fast.OccurredAt.Equal(slow.OccurredAt) || fast.SchemaVersion != slow.SchemaVersion {
+			fast.CommandFingerprint != slow.CommandFingerprint || !fast.OccurredAt.Equal(slow.OccurredAt) || fast.SchemaVersion != slow.SchemaVersion {
 			t.Fatalf("%q: fast %+v, encoding/json %+v", in, fast, slow)
 		}
 	})
