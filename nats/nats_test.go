@@ -2,6 +2,8 @@ package nats
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -76,6 +78,15 @@ type scripted struct {
 
 func (s *scripted) Execute(_ context.Context, cmd Command) Outcome {
 	return s.fn(s.calls.Add(1), cmd)
+}
+
+func (s *scripted) Fingerprint(cmd Command) (string, error) { return rawFingerprint(cmd), nil }
+
+// rawFingerprint stands in for commands.Fingerprint in this package's
+// tests: the order, type and body exactly as sent.
+func rawFingerprint(cmd Command) string {
+	sum := sha256.Sum256([]byte(cmd.OrderID + "\n" + cmd.Type + "\n" + string(cmd.Body)))
+	return hex.EncodeToString(sum[:16])
 }
 
 func runWorker(t *testing.T, nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (stop func()) {

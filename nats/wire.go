@@ -19,6 +19,7 @@ const (
 	BucketOutcomes   = "ORDO_OUTCOMES"        // command ID -> outcome JSON
 	ConsumerWorkers  = "ordo-command-workers" // durable pull consumer of the workers
 
+	SubjectCommands      = "ordo.cmd.>"        // what the command stream stores and the workers consume
 	SubjectCommandPrefix = "ordo.cmd.order."   // + <order-id>.<CommandType>
 	SubjectDeadPrefix    = "ordo.dead."        // + the original subject
 	SubjectOrderQuery    = "ordo.query.order." // + <order-id>; core request-reply, not captured by a stream
@@ -36,15 +37,18 @@ const (
 
 // Config sizes the JetStream resources. The zero value is usable.
 type Config struct {
-	// DedupeWindow is how long JetStream drops a resent command ID outright
-	// (default 10m). Past it, the aggregate's own record of applied command
-	// IDs makes the resend a no-op that returns the first outcome.
+	// DedupeWindow is how long JetStream drops a second publish with the
+	// same Nats-Msg-Id (default 10m): a publish retried within one send.
+	// Senders give every send its own message ID; resends of a command ID
+	// are judged by the workers (see ledger.go), not dropped.
 	DedupeWindow time.Duration
 	// MaxAge is how long commands stay in the stream (default 24h). It must
 	// exceed the dedupe window: the dedupe map is rebuilt from stored
 	// messages after a restart.
 	MaxAge time.Duration
-	// OutcomeTTL is how long outcomes stay retrievable by command ID (default 7 days).
+	// OutcomeTTL is how long outcomes stay retrievable by command ID
+	// (default 7 days), and so how long a command ID reused for another
+	// order is recognised (within one order, its events keep it for good).
 	OutcomeTTL time.Duration
 	// MaxPayload is the largest command body accepted (default 64 KiB).
 	MaxPayload int
@@ -81,7 +85,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamCommands,
 		Description: "Ordo commands: durable before they are processed",
-		Subjects:    []string{"ordo.cmd.>"},
+		Subjects:    []string{SubjectCommands},
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      cfg.MaxAge,
 		Duplicates:  cfg.DedupeWindow,
@@ -171,6 +175,9 @@ type Command struct {
 	CausationID   string
 	Body          []byte
 	Delivery      int // 1 for the first delivery
+	// Fingerprint identifies the command's content (Executor.Fingerprint);
+	// the workers set it before Execute.
+	Fingerprint string
 }
 
 // Outcome is the reply to a command, and what the outcome bucket keeps.
@@ -222,7 +229,8 @@ func (e *CommandError) Is(target error) bool {
 // such messages are answered, recorded as dead letters and never redelivered.
 func badInput(code string) bool {
 	switch domain.Code(code) {
-	case domain.CodeInvalidCommand, domain.CodeUnknownCommand, domain.CodePayloadTooLarge, domain.CodeNotFound, domain.CodeInternal:
+	case domain.CodeInvalidCommand, domain.CodeUnknownCommand, domain.CodePayloadTooLarge, domain.CodeNotFound, domain.CodeInternal,
+		domain.CodeCommandIDReused:
 		return true
 	}
 	return false

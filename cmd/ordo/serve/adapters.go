@@ -23,9 +23,14 @@ type executor struct {
 
 var _ ordonats.Executor = executor{}
 
+// Fingerprint implements ordonats.Executor with commands.Fingerprint.
+func (x executor) Fingerprint(cmd ordonats.Command) (string, error) {
+	return commands.Fingerprint(commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: cmd.OrderID, Body: cmd.Body})
+}
+
 func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Outcome {
 	res := x.svc.Execute(ctx, commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: cmd.OrderID,
-		CorrelationID: cmd.CorrelationID, CausationID: cmd.CausationID, Body: cmd.Body})
+		CorrelationID: cmd.CorrelationID, CausationID: cmd.CausationID, Body: cmd.Body, Fingerprint: cmd.Fingerprint})
 	out := ordonats.Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Revision: res.Revision, Position: res.Position,
 		Events: res.Events, State: string(res.State), Duplicate: res.Duplicate}
 	if out.Events == nil {
