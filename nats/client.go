@@ -72,7 +72,7 @@ func NewClient(nc *natsgo.Conn, opts ClientOptions) (*Client, error) {
 		return nil, fmt.Errorf("subscribe reply inbox: %w", err)
 	}
 	c.reconnected, c.reconnect = context.WithCancel(context.Background())
-	c.status = nc.StatusChanged(natsgo.CONNECTED)
+	c.status = nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
 	go c.watchReconnects()
 	return c, nil
 }
@@ -85,9 +85,14 @@ func (c *Client) Close() error {
 
 // watchReconnects wakes the sends waiting for replies whenever the
 // connection comes back: a reply published while the client was away is
-// lost, so they send their command again.
+// lost, so they send their command again. It ends with the client or its
+// connection.
 func (c *Client) watchReconnects() {
-	for range c.status {
+	for st := range c.status {
+		if st == natsgo.CLOSED {
+			c.nc.RemoveStatusListener(c.status)
+			return
+		}
 		c.mu.Lock()
 		c.reconnect()
 		c.reconnected, c.reconnect = context.WithCancel(context.Background())

@@ -17,7 +17,7 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 )
 
-func startServer(t *testing.T, dir string) *EmbeddedServer {
+func startServer(t testing.TB, dir string) *EmbeddedServer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -29,7 +29,7 @@ func startServer(t *testing.T, dir string) *EmbeddedServer {
 	return s
 }
 
-func connect(t *testing.T, s *EmbeddedServer) *natsgo.Conn {
+func connect(t testing.TB, s *EmbeddedServer) *natsgo.Conn {
 	t.Helper()
 	nc, err := natsgo.Connect(s.ClientURL())
 	if err != nil {
@@ -89,7 +89,7 @@ func rawFingerprint(cmd Command) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func runWorker(t *testing.T, nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (stop func()) {
+func runWorker(t testing.TB, nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (stop func()) {
 	t.Helper()
 	w, err := NewWorker(nc, exec, cfg)
 	if err != nil {
