@@ -38,9 +38,11 @@ const (
 // Config sizes the JetStream resources. The zero value is usable.
 type Config struct {
 	// DedupeWindow is how long JetStream drops a second publish with the
-	// same Nats-Msg-Id (default 10m): a publish retried within one send.
-	// Senders give every send its own message ID; resends of a command ID
-	// are judged by the workers (see ledger.go), not dropped.
+	// same Nats-Msg-Id (default 2m): a publish retried within one send,
+	// which takes seconds. Senders give every send its own message ID;
+	// resends of a command ID are judged by the workers (see ledger.go),
+	// not dropped. JetStream keeps every message ID of the window in
+	// memory, so a longer window costs memory at high rates.
 	DedupeWindow time.Duration
 	// MaxAge is how long commands stay in the stream (default 24h). It must
 	// exceed the dedupe window: the dedupe map is rebuilt from stored
@@ -58,7 +60,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.DedupeWindow <= 0 {
-		c.DedupeWindow = 10 * time.Minute
+		c.DedupeWindow = 2 * time.Minute
 	}
 	if c.MaxAge <= 0 {
 		c.MaxAge = 24 * time.Hour
