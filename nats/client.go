@@ -153,7 +153,7 @@ func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
 		defer cancel()
 	}
 	if cmd.ID == "" {
-		cmd.ID = uuid.NewString()
+		cmd.ID, cmd.FreshID = uuid.NewString(), true
 	}
 	token := uuid.NewString()
 	ch := make(chan *natsgo.Msg, 1)
@@ -197,6 +197,9 @@ func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo 
 	m.Header.Set(HeaderCommandID, cmd.ID)
 	m.Header.Set(HeaderCommandType, cmd.Type)
 	m.Header.Set(HeaderReplyTo, replyTo)
+	if cmd.FreshID {
+		m.Header.Set(HeaderCommandIDFresh, "true")
+	}
 	if cmd.CorrelationID != "" {
 		m.Header.Set(HeaderCorrelationID, cmd.CorrelationID)
 	}

@@ -25,6 +25,12 @@ import (
 // Within one order the events keep the fingerprint too, so the order tells
 // a reuse from a resend even after the bucket's records expire
 // (Config.OutcomeTTL).
+//
+// A command ID its sender minted for this very command (header
+// Ordo-Command-Id-Fresh, set by the Go client when the caller gave no ID)
+// cannot name another command yet: it skips the lookup, a round trip to
+// the bucket, and its outcome is recorded only if the ID still has no
+// record, so a later command reusing the ID is refused like any other.
 
 // record is what the outcome bucket keeps under a command ID.
 type record struct {
@@ -41,8 +47,10 @@ type record struct {
 
 // claim is what the ledger said about a command about to be executed.
 type claim struct {
-	// revision of the command's record in the bucket; the final outcome
-	// replaces exactly this revision, so the first final outcome stays.
+	// held: this worker may record the command's final outcome, in place
+	// of the record at revision (0: the ID has no record, a fresh ID), so
+	// the first final outcome stays.
+	held     bool
 	revision uint64
 	// fingerprint and commandType of the command, for its final record.
 	fingerprint, commandType string
@@ -54,6 +62,9 @@ type claim struct {
 // claim records that cmd.ID names cmd, or finds what the ID names already.
 // An error means the bucket did not answer; the command is retried later.
 func (w *Worker) claim(ctx context.Context, cmd Command) (claim, error) {
+	if cmd.FreshID {
+		return claim{held: true, fingerprint: cmd.Fingerprint, commandType: cmd.Type}, nil
+	}
 	pending, err := json.Marshal(record{Outcome: Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Events: []string{}},
 		Fingerprint: cmd.Fingerprint, Type: cmd.Type, Pending: true})
 	if err != nil {
@@ -63,7 +74,7 @@ func (w *Worker) claim(ctx context.Context, cmd Command) (claim, error) {
 	for range 2 {
 		rev, err := w.kv.Create(ctx, cmd.ID, pending)
 		if err == nil {
-			return claim{revision: rev, fingerprint: cmd.Fingerprint, commandType: cmd.Type}, nil
+			return claim{held: true, revision: rev, fingerprint: cmd.Fingerprint, commandType: cmd.Type}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return claim{}, fmt.Errorf("record command ID %s: %w", cmd.ID, err)
@@ -91,7 +102,7 @@ func claimOf(cmd Command, e jetstream.KeyValueEntry) claim {
 		return claim{answer: reused(cmd, why)}
 	}
 	if prior.Pending {
-		return claim{revision: e.Revision(), fingerprint: cmd.Fingerprint, commandType: cmd.Type}
+		return claim{held: true, revision: e.Revision(), fingerprint: cmd.Fingerprint, commandType: cmd.Type}
 	}
 	first := prior.Outcome
 	first.CommandID, first.Duplicate = cmd.ID, true
@@ -130,6 +141,9 @@ func reused(cmd Command, what string) *Outcome {
 // forgotten it). The next command under the ID claims it afresh, and the
 // order decides again. A record that changed since is left alone.
 func (w *Worker) unclaim(ctx context.Context, commandID string, cl claim) {
+	if cl.revision == 0 {
+		return // a fresh ID: nothing was recorded
+	}
 	err := w.kv.Delete(ctx, commandID, jetstream.LastRevision(cl.revision))
 	if err != nil && !casFailed(err) {
 		w.log.Warn("take back the claim of a reused command ID", "command_id", commandID, "err", err)

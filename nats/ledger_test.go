@@ -105,6 +105,45 @@ func TestReusedCommandIDNeverRuns(t *testing.T) {
 	}
 }
 
+// TestMintedCommandIDIsRecorded: a command whose ID the client minted
+// skips the ledger lookup, but its outcome is recorded under the ID, so
+// reusing the ID for another command later is refused, and resending the
+// command gets its first outcome.
+func TestMintedCommandIDIsRecorded(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	exec := &scripted{fn: func(_ int64, cmd Command) Outcome {
+		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Revision: 5, Events: []string{"OrderDelivered"}}
+	}}
+	runWorker(t, nc, exec, WorkerConfig{})
+	c, _ := NewClient(nc, ClientOptions{})
+	ctx := context.Background()
+	first := command(uuid.NewString())
+	out, err := c.Send(ctx, first)
+	if err != nil || out.CommandID == "" {
+		t.Fatalf("send without a command ID: %+v %v", out, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the outcome is stored after the reply
+		if _, err := c.Outcome(ctx, out.CommandID); err == nil {
+			break
+		} else if !errors.Is(err, ErrNoOutcome) || time.Now().After(deadline) {
+			t.Fatalf("outcome of the minted ID %s: %v", out.CommandID, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	calls := exec.calls.Load()
+	other := command(uuid.NewString())
+	other.ID = out.CommandID
+	if _, err := c.Send(ctx, other); !errors.Is(err, domain.ErrCommandIDReused) || exec.calls.Load() != calls {
+		t.Fatalf("the minted ID reused for another order: %v after %d executions, want command_id_reused", err, exec.calls.Load()-calls)
+	}
+	first.ID = out.CommandID
+	if again, err := c.Send(ctx, first); err != nil || !again.Duplicate || again.Revision != 5 {
+		t.Fatalf("the command resent under its minted ID: %+v %v, want its first outcome", again, err)
+	}
+}
+
 // lockedBuffer is a log destination safe for concurrent writers.
 type lockedBuffer struct {
 	mu sync.Mutex

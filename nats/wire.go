@@ -24,15 +24,18 @@ const (
 	SubjectDeadPrefix    = "ordo.dead."        // + the original subject
 	SubjectOrderQuery    = "ordo.query.order." // + <order-id>; core request-reply, not captured by a stream
 
-	HeaderMsgID         = "Nats-Msg-Id"
-	HeaderCommandID     = "Ordo-Command-Id"
-	HeaderCommandType   = "Ordo-Command-Type"
-	HeaderCorrelationID = "Ordo-Correlation-Id"
-	HeaderCausationID   = "Ordo-Causation-Id"
-	HeaderReplyTo       = "Ordo-Reply-To"
-	HeaderStatus        = "Ordo-Status"      // on replies: 200, or the error's status number
-	HeaderDeadReason    = "Ordo-Dead-Reason" // on dead letters
-	HeaderDeadCode      = "Ordo-Dead-Code"
+	HeaderMsgID     = "Nats-Msg-Id"
+	HeaderCommandID = "Ordo-Command-Id"
+	// HeaderCommandIDFresh "true" says the sender minted the command ID for
+	// this command (it was never used before); see ledger.go.
+	HeaderCommandIDFresh = "Ordo-Command-Id-Fresh"
+	HeaderCommandType    = "Ordo-Command-Type"
+	HeaderCorrelationID  = "Ordo-Correlation-Id"
+	HeaderCausationID    = "Ordo-Causation-Id"
+	HeaderReplyTo        = "Ordo-Reply-To"
+	HeaderStatus         = "Ordo-Status"      // on replies: 200, or the error's status number
+	HeaderDeadReason     = "Ordo-Dead-Reason" // on dead letters
+	HeaderDeadCode       = "Ordo-Dead-Code"
 )
 
 // Config sizes the JetStream resources. The zero value is usable.
@@ -180,6 +183,11 @@ type Command struct {
 	// Fingerprint identifies the command's content (Executor.Fingerprint);
 	// the workers set it before Execute.
 	Fingerprint string
+	// FreshID says ID was minted for this command and never named another
+	// one: Client.Send sets it when it mints the ID. The workers then skip
+	// the command-ID lookup (see ledger.go). Set it yourself only for such
+	// an ID.
+	FreshID bool
 }
 
 // Outcome is the reply to a command, and what the outcome bucket keeps.

@@ -299,7 +299,8 @@ func errMessage(o Outcome) string {
 func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	h := msg.Headers()
 	replyTo := h.Get(HeaderReplyTo)
-	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data()}
+	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data(),
+		FreshID: h.Get(HeaderCommandIDFresh) == "true"}
 	if md, err := msg.Metadata(); err == nil {
 		cmd.Delivery = int(md.NumDelivered)
 	}
@@ -358,7 +359,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, 
 	// A resend answered with a first outcome that was bad input is not
 	// recorded again: the first send was.
 	deadLetter := out.Error != nil && !out.Duplicate && (transient || badInput(out.Error.Code))
-	store := cl.revision > 0 && final(out)
+	store := cl.held && final(out)
 	if store && !deadLetter {
 		// The common case: store the outcome without waiting here; settle
 		// acknowledges the message once it is stored.
@@ -371,7 +372,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, 
 		w.settling <- settling{msg: msg, stored: stored, commandID: out.CommandID}
 		return
 	}
-	if cl.revision > 0 && out.Error != nil && out.Error.Code == string(domain.CodeCommandIDReused) {
+	if cl.held && out.Error != nil && out.Error.Code == string(domain.CodeCommandIDReused) {
 		w.unclaim(ctx, out.CommandID, cl)
 	}
 	if store {

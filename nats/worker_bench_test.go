@@ -30,12 +30,24 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	cmd := command(uuid.NewString())
-	b.ResetTimer()
-	for b.Loop() {
-		cmd.ID = uuid.NewString()
-		if _, err := c.Send(ctx, cmd); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name   string
+		minted bool
+	}{
+		{"caller's command IDs", false}, // looked up in the ledger
+		{"client-minted command IDs", true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cmd := command(uuid.NewString())
+			for b.Loop() {
+				cmd.ID = ""
+				if !bc.minted {
+					cmd.ID = uuid.NewString()
+				}
+				if _, err := c.Send(ctx, cmd); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
