@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -165,9 +166,9 @@ func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
 		delete(c.wait, token)
 		c.mu.Unlock()
 	}()
-	for {
+	for send := 1; ; send++ {
 		reconnected := c.untilReconnect()
-		err := c.publish(ctx, reconnected, cmd, c.inbox+"."+token)
+		err := c.publish(ctx, reconnected, cmd, c.inbox+"."+token, token+"."+strconv.Itoa(send))
 		switch {
 		case reconnected.Err() != nil && ctx.Err() == nil:
 			continue // the connection came back meanwhile: send again
@@ -186,14 +187,14 @@ func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
 	}
 }
 
-// publish stores one send of cmd in the command stream. Its message ID is
-// new for every send, so that JetStream's dedupe only drops a publish
-// retried within this send, never a resend: the workers decide about
-// those. A reconnection (reconnected ends) abandons the attempt.
-func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo string) error {
+// publish stores one send of cmd in the command stream. Its message ID,
+// msgID, is new for every send, so that JetStream's dedupe only drops a
+// publish retried within this send, never a resend: the workers decide
+// about those. A reconnection (reconnected ends) abandons the attempt.
+func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo, msgID string) error {
 	m := natsgo.NewMsg(CommandSubject(cmd.OrderID, cmd.Type))
 	m.Data = cmd.Body
-	m.Header.Set(HeaderMsgID, cmd.ID+"/"+uuid.NewString())
+	m.Header.Set(HeaderMsgID, msgID)
 	m.Header.Set(HeaderCommandID, cmd.ID)
 	m.Header.Set(HeaderCommandType, cmd.Type)
 	m.Header.Set(HeaderReplyTo, replyTo)
