@@ -177,14 +177,12 @@ func (w *Worker) run(ctx context.Context) error {
 		w.progress.hold(msg)
 		lanes[shardOf(msg.Subject(), len(lanes))].push(msg)
 	}, jetstream.PullMaxMessages(w.cfg.MaxAckPending))
-	if err != nil {
-		close(stopProgress)
-		return fmt.Errorf("consume %s: %w", StreamCommands, err)
+	if err == nil {
+		close(w.ready)
+		<-ctx.Done()
+		cc.Drain()
+		<-cc.Closed()
 	}
-	close(w.ready)
-	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
 	for _, l := range lanes {
 		l.close()
 	}
@@ -193,6 +191,9 @@ func (w *Worker) run(ctx context.Context) error {
 	<-settled
 	close(stopProgress)
 	<-progressed
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", StreamCommands, err)
+	}
 	return nil
 }
 
