@@ -45,9 +45,6 @@ func TestServeKilledWithCommandsInFlight(t *testing.T) {
 		serveChild(enc)
 		return
 	}
-	if testing.Short() {
-		t.Skip("kills and restarts a service process")
-	}
 	for _, tc := range []struct {
 		name         string
 		externalNATS bool
