@@ -16,10 +16,11 @@ import (
 // command it has held longer than a tick: queued behind its order's
 // earlier commands, executing, or waiting for its outcome to be stored.
 //
-// A command held longer than maxHold is no longer vouched for: JetStream
-// redelivers it, as it would if the worker had hung, and once its
-// deliveries run out it is answered and dead-lettered. The worker still
-// finishes its own copy; executing a command twice is harmless.
+// A command held longer than maxHold (WorkerConfig.HoldLimit) is no longer
+// vouched for: JetStream redelivers it, as it would if the worker had hung,
+// and once its deliveries run out it is answered and dead-lettered. The
+// worker still finishes its own copy; executing a command twice is
+// harmless.
 type progress struct {
 	tick    time.Duration
 	maxHold time.Duration
@@ -28,8 +29,8 @@ type progress struct {
 	held map[jetstream.Msg]time.Time // message -> when the worker received it
 }
 
-func newProgress(ackWait time.Duration) *progress {
-	return &progress{tick: ackWait / 4, maxHold: 10 * ackWait, held: make(map[jetstream.Msg]time.Time)}
+func newProgress(ackWait, maxHold time.Duration) *progress {
+	return &progress{tick: ackWait / 4, maxHold: maxHold, held: make(map[jetstream.Msg]time.Time)}
 }
 
 // hold starts vouching for m.

@@ -38,8 +38,13 @@ type WorkerConfig struct {
 	// the worker dies with it (default 1s): after a crash, the restarted
 	// service (or another instance) takes it up at once. A live worker
 	// signals progress on every command it holds, however long it waits
-	// or runs, up to 10 × AckWait.
-	AckWait       time.Duration
+	// or runs, up to HoldLimit.
+	AckWait time.Duration
+	// HoldLimit is how long a worker vouches for one command it holds
+	// (default 10 × AckWait). Past it JetStream delivers the command again
+	// (to this worker or another instance), as it would if the worker had
+	// hung, and after MaxDeliver deliveries it is answered unavailable.
+	HoldLimit     time.Duration
 	MaxAckPending int // commands in flight (default 1024)
 	Logger        *slog.Logger
 }
@@ -90,6 +95,9 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = time.Second
 	}
+	if cfg.HoldLimit <= 0 {
+		cfg.HoldLimit = 10 * cfg.AckWait
+	}
 	if cfg.MaxAckPending <= 0 {
 		cfg.MaxAckPending = 1024
 	}
@@ -97,7 +105,7 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}),
-		settling: make(chan settling, cfg.MaxAckPending), progress: newProgress(cfg.AckWait),
+		settling: make(chan settling, cfg.MaxAckPending), progress: newProgress(cfg.AckWait, cfg.HoldLimit),
 		deadLog: &logLimit{every: time.Minute, burst: 20}}, nil
 }
 
