@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/ordo-dev/ordo/domain"
@@ -12,14 +13,15 @@ import (
 )
 
 // aggregate is an order folded from its stream, plus what is needed to give a
-// repeated command its first outcome: the position, type and resulting state
-// of every event by revision. Orders have tens of events, so keeping these
-// per revision costs little.
+// repeated command its first outcome: the position, type, resulting state
+// and command fingerprint of every event by revision. Orders have tens of
+// events, so keeping these per revision costs little.
 type aggregate struct {
-	order     *domain.Order
-	positions []uint64
-	types     []string
-	states    []domain.State
+	order        *domain.Order
+	positions    []uint64
+	types        []string
+	states       []domain.State
+	fingerprints []string
 }
 
 func newAggregate(orderID string) *aggregate {
@@ -41,7 +43,17 @@ func (a *aggregate) apply(se StoredEvent) error {
 	a.positions = append(a.positions, se.Position)
 	a.types = append(a.types, se.Type)
 	a.states = append(a.states, a.order.State())
+	a.fingerprints = append(a.fingerprints, a.fingerprintOf(e.Meta.CommandFingerprint))
 	return nil
+}
+
+// fingerprintOf returns fp without holding on to the metadata it was
+// sliced from; the events of one command share one copy.
+func (a *aggregate) fingerprintOf(fp string) string {
+	if n := len(a.fingerprints); n > 0 && a.fingerprints[n-1] == fp {
+		return a.fingerprints[n-1]
+	}
+	return strings.Clone(fp)
 }
 
 // record folds the events a command just appended; app describes the last.
@@ -56,15 +68,17 @@ func (a *aggregate) record(events []domain.Event, encoded []NewEvent, app Append
 		a.positions = append(a.positions, app.Position)
 		a.types = append(a.types, encoded[i].Type)
 		a.states = append(a.states, a.order.State())
+		a.fingerprints = append(a.fingerprints, e.Meta.CommandFingerprint)
 	}
 	return nil
 }
 
-// outcome rebuilds the result a command had when it was first applied.
-func (a *aggregate) outcome(commandID string) (Result, bool) {
+// outcome rebuilds the result a command had when it was first applied,
+// with the fingerprint it was applied with ("" when none was recorded).
+func (a *aggregate) outcome(commandID string) (Result, string, bool) {
 	first, last, ok := a.order.CommandOutcome(commandID)
 	if !ok || first < 0 || last >= int64(len(a.types)) || first > last {
-		return Result{}, false
+		return Result{}, "", false
 	}
 	return Result{
 		Revision:  last,
@@ -72,7 +86,7 @@ func (a *aggregate) outcome(commandID string) (Result, bool) {
 		Events:    append([]string(nil), a.types[first:last+1]...),
 		State:     a.states[last],
 		Duplicate: true,
-	}, true
+	}, a.fingerprints[first], true
 }
 
 // catchUp reads the events after the aggregate's revision. A stream that

@@ -27,6 +27,13 @@ type Request struct {
 	CorrelationID string
 	CausationID   string
 	Body          []byte // the command's JSON
+	// Fingerprint is the command's Fingerprint, set by transports that
+	// take commands from clients. It is recorded in the metadata of the
+	// command's events, and a command ID the order already applied with
+	// another fingerprint is refused (domain.CodeCommandIDReused). Empty
+	// (the service's own commands, such as the saga's) records none and
+	// makes any command under an applied ID a duplicate.
+	Fingerprint string
 }
 
 // Result is the outcome of a command. Exactly one of Err or the success
@@ -113,7 +120,8 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 		res.Err = err
 		return res
 	}
-	meta := domain.CommandMeta{CommandID: req.CommandID, CorrelationID: req.CorrelationID, CausationID: req.CausationID}
+	meta := domain.CommandMeta{CommandID: req.CommandID, CorrelationID: req.CorrelationID, CausationID: req.CausationID,
+		Fingerprint: req.Fingerprint}
 	id := cmd.OrderID()
 	agg, err := s.cache.acquire(ctx, id)
 	if err != nil {
@@ -156,7 +164,9 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 
 // parse decodes and validates the command and checks it addresses the order
 // the transport routed it to.
-func (s *Service) parse(req Request) (domain.Command, error) {
+func (s *Service) parse(req Request) (domain.Command, error) { return parseRequest(req) }
+
+func parseRequest(req Request) (domain.Command, error) {
 	if req.CommandID == "" {
 		return nil, &domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "command ID is required"}
 	}
@@ -188,7 +198,14 @@ func (s *Service) attempt(ctx context.Context, req Request, cmd domain.Command, 
 		res.Err = err
 		return res, nil, false
 	}
-	if prior, ok := agg.outcome(req.CommandID); ok {
+	if prior, fingerprint, ok := agg.outcome(req.CommandID); ok {
+		// An event written without a fingerprint (before they were
+		// recorded, or by the service's own commands) cannot tell: the
+		// command ID alone decides, as it always did.
+		if fingerprint != "" && req.Fingerprint != "" && fingerprint != req.Fingerprint {
+			res.Err = reusedError(req.CommandID)
+			return res, agg, false
+		}
 		prior.CommandID, prior.OrderID = req.CommandID, cmd.OrderID()
 		return prior, agg, false
 	}

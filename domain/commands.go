@@ -28,6 +28,7 @@ type CommandMeta struct {
 	CommandID     string
 	CorrelationID string
 	CausationID   string
+	Fingerprint   string // see EventMeta.CommandFingerprint; empty when not known
 }
 
 // PlaceOrder creates an order. The caller chooses the order ID (a UUID), so a

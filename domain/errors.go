@@ -21,6 +21,7 @@ const (
 	CodeSagaOnly            Code = "saga_only"            // only the stock saga sends this while it manages stock (no --manual-stock)
 	CodeNotFound            Code = "not_found"            // the order (or refund, stocked SKU, HTTP endpoint, rebuild to follow) does not exist
 	CodeConflict            Code = "conflict"             // concurrent writers kept winning, or (admin) a rebuild already runs; retry
+	CodeCommandIDReused     Code = "command_id_reused"    // the command ID already names another command (other order, type or content)
 	CodeMethodNotAllowed    Code = "method_not_allowed"   // the HTTP endpoint exists but not for this method (Allow lists those it takes)
 	CodePayloadTooLarge     Code = "payload_too_large"    // the command is larger than allowed
 	CodeUnavailable         Code = "unavailable"          // a dependency is down; retry later
@@ -44,6 +45,7 @@ var codeInfo = map[Code]struct {
 	CodeSagaOnly:            {403, 403},
 	CodeNotFound:            {404, 404},
 	CodeConflict:            {409, 409},
+	CodeCommandIDReused:     {409, 409},
 	CodeMethodNotAllowed:    {405, 405},
 	CodePayloadTooLarge:     {413, 413},
 	CodeUnavailable:         {503, 503},
@@ -54,7 +56,7 @@ var codeInfo = map[Code]struct {
 func Codes() []Code {
 	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
 		CodeRefundExceedsPaid, CodeOutOfStock, CodeReservationConflict, CodeSagaOnly, CodeNotFound, CodeConflict,
-		CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
+		CodeCommandIDReused, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
 }
 
 // HTTPStatus is the HTTP status for a code; unknown codes map to 500.
@@ -110,6 +112,7 @@ var (
 	ErrSagaOnly        = &Error{Code: CodeSagaOnly}
 	ErrNotFound        = &Error{Code: CodeNotFound}
 	ErrConflict        = &Error{Code: CodeConflict}
+	ErrCommandIDReused = &Error{Code: CodeCommandIDReused}
 	ErrPayloadTooLarge = &Error{Code: CodePayloadTooLarge}
 	ErrUnavailable     = &Error{Code: CodeUnavailable}
 	ErrInternal        = &Error{Code: CodeInternal}

@@ -42,7 +42,13 @@ type EventMeta struct {
 	CommandID     string
 	CorrelationID string
 	CausationID   string
-	OccurredAt    time.Time
+	// CommandFingerprint identifies the content of the command that caused
+	// the event (its order, type and canonical body), so a later command
+	// under the same command ID can be told apart from a resend of this
+	// one. Empty for events written before fingerprints were recorded and
+	// for commands the service issues itself.
+	CommandFingerprint string
+	OccurredAt         time.Time
 }
 
 // Line is one order line; UnitPrice is in minor units of the order currency.
@@ -262,11 +268,12 @@ func upcastOrderShippedV1(data []byte) ([]byte, error) {
 
 // wireMeta is the JSON form of EventMeta plus the payload's schema version.
 type wireMeta struct {
-	CommandID     string    `json:"command_id"`
-	CorrelationID string    `json:"correlation_id,omitempty"`
-	CausationID   string    `json:"causation_id,omitempty"`
-	OccurredAt    time.Time `json:"occurred_at"`
-	SchemaVersion int       `json:"schema_version"`
+	CommandID          string    `json:"command_id"`
+	CorrelationID      string    `json:"correlation_id,omitempty"`
+	CausationID        string    `json:"causation_id,omitempty"`
+	CommandFingerprint string    `json:"command_fingerprint,omitempty"`
+	OccurredAt         time.Time `json:"occurred_at"`
+	SchemaVersion      int       `json:"schema_version"`
 }
 
 // Encode returns the event's type name, JSON payload and JSON metadata.
@@ -280,7 +287,7 @@ func (c *Codec) Encode(e Event) (eventType string, data, metadata []byte, err er
 	}
 	metadata, err = json.Marshal(wireMeta{
 		CommandID: e.Meta.CommandID, CorrelationID: e.Meta.CorrelationID, CausationID: e.Meta.CausationID,
-		OccurredAt: e.Meta.OccurredAt.UTC(), SchemaVersion: s.version,
+		CommandFingerprint: e.Meta.CommandFingerprint, OccurredAt: e.Meta.OccurredAt.UTC(), SchemaVersion: s.version,
 	})
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("encode %s metadata: %w", e.Type, err)
@@ -322,7 +329,8 @@ func (c *Codec) Decode(eventType string, data, metadata []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode %s payload: %w", eventType, err)
 	}
 	return Event{Type: eventType, Version: s.version, Data: d, Meta: EventMeta{
-		CommandID: m.CommandID, CorrelationID: m.CorrelationID, CausationID: m.CausationID, OccurredAt: m.OccurredAt,
+		CommandID: m.CommandID, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
+		CommandFingerprint: m.CommandFingerprint, OccurredAt: m.OccurredAt,
 	}}, nil
 }
 

@@ -26,8 +26,8 @@ import (
 // back with Duplicate set.
 //
 // One exception: a first attempt that was refused without recording
-// anything (the order did not exist yet, or could not take the payment yet,
-// or kept conflicting) is not a final answer for a provider that retries;
+// anything (the order did not exist yet, or could not take the payment
+// yet) is not a final answer for a provider that retries;
 // when a resend finds such an outcome, it is executed again under a fresh
 // command ID. This is safe because the order, not the command ID, keeps a
 // payment from counting twice: it records each payment ID once.
@@ -63,7 +63,7 @@ func refusedForNow(out Outcome) bool {
 		return false
 	}
 	switch domain.Code(out.Error.Code) {
-	case domain.CodeNotFound, domain.CodeIllegalTransition, domain.CodeConflict:
+	case domain.CodeNotFound, domain.CodeIllegalTransition:
 		return true
 	}
 	return false

@@ -33,6 +33,14 @@ func (r *recording) Execute(_ context.Context, cmd Command) Outcome {
 	return r.answer(n, cmd, decoded)
 }
 
+// Fingerprint refuses what does not decode, as the real one does.
+func (r *recording) Fingerprint(cmd Command) (string, error) {
+	if _, err := domain.DecodeCommand(cmd.Type, cmd.Body); err != nil {
+		return "", err
+	}
+	return rawFingerprint(cmd), nil
+}
+
 func (r *recording) calls() []Command {
 	r.mu.Lock()
 	defer r.mu.Unlock()

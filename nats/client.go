@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 )
 
-// ErrNoOutcome: no outcome is recorded for the command ID (yet). The command
-// may still be queued; wait, or resend it with the same command ID.
+// ErrNoOutcome: no outcome recorded for the command ID (yet). The command
+// may still be queued or in flight, or have failed for now (unavailable):
+// wait, or resend it with the same command ID, which has it evaluated.
 var ErrNoOutcome = errors.New("no outcome recorded for this command ID")
 
 // ClientOptions tune a Client. The zero value is usable.
@@ -27,6 +29,11 @@ type ClientOptions struct {
 	// command ID (default 3).
 	PublishRetries int
 }
+
+// publishAttemptTimeout bounds one wait for JetStream's acknowledgement of
+// a command; the publish is then retried under the same message ID, which
+// JetStream stores once.
+const publishAttemptTimeout = 2 * time.Second
 
 // Client sends commands and waits for their outcomes.
 type Client struct {
@@ -40,6 +47,12 @@ type Client struct {
 	kvOnce sync.Once
 	kv     jetstream.KeyValue
 	kvErr  error
+
+	// status reports reconnections; reconnected ends at the next one (a
+	// fresh context replaces it then), for the sends waiting meanwhile.
+	status      chan natsgo.Status
+	reconnected context.Context
+	reconnect   context.CancelFunc
 }
 
 // NewClient subscribes one inbox for all replies of this client.
@@ -59,11 +72,41 @@ func NewClient(nc *natsgo.Conn, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe reply inbox: %w", err)
 	}
+	c.reconnected, c.reconnect = context.WithCancel(context.Background())
+	c.status = nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
+	go c.watchReconnects()
 	return c, nil
 }
 
 // Close stops listening for replies.
-func (c *Client) Close() error { return c.sub.Unsubscribe() }
+func (c *Client) Close() error {
+	c.nc.RemoveStatusListener(c.status)
+	return c.sub.Unsubscribe()
+}
+
+// watchReconnects wakes the sends waiting for replies whenever the
+// connection comes back: a reply published while the client was away is
+// lost, so they send their command again. It ends with the client or its
+// connection.
+func (c *Client) watchReconnects() {
+	for st := range c.status {
+		if st == natsgo.CLOSED {
+			c.nc.RemoveStatusListener(c.status)
+			return
+		}
+		c.mu.Lock()
+		c.reconnect()
+		c.reconnected, c.reconnect = context.WithCancel(context.Background())
+		c.mu.Unlock()
+	}
+}
+
+// untilReconnect returns a context that ends when the connection next comes back.
+func (c *Client) untilReconnect() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reconnected
+}
 
 func (c *Client) onReply(m *natsgo.Msg) {
 	token := m.Subject[len(c.inbox)+1:]
@@ -95,6 +138,15 @@ func WithCausationID(id string) SendOption { return func(c *Command) { c.Causati
 // deadline passes first, the error wraps context.DeadlineExceeded: the
 // command may still be applied; Outcome(ctx, id) or a resend with the same
 // command ID tells.
+//
+// Every send of a command reaches the workers, which answer it: a command
+// ID seen before gets the first outcome of its command (Duplicate), or is
+// evaluated again if that command has no final outcome yet (it failed with
+// unavailable, say), or is refused with command_id_reused if it names
+// another command. If the connection drops and comes back while Send
+// waits, the reply may have been lost, so Send sends the command again,
+// under the same command ID; the answer may then say Duplicate for the
+// command's own first send.
 func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -102,7 +154,7 @@ func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
 		defer cancel()
 	}
 	if cmd.ID == "" {
-		cmd.ID = uuid.NewString()
+		cmd.ID, cmd.FreshID = uuid.NewString(), true
 	}
 	token := uuid.NewString()
 	ch := make(chan *natsgo.Msg, 1)
@@ -114,30 +166,41 @@ func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
 		delete(c.wait, token)
 		c.mu.Unlock()
 	}()
-	ack, err := c.publish(ctx, cmd, c.inbox+"."+token)
-	if err != nil {
-		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID}, err
-	}
-	if ack.Duplicate {
-		// Accepted before under this ID: its reply went to the first sender.
-		return c.awaitOutcome(ctx, cmd.ID)
-	}
-	select {
-	case m := <-ch:
-		return decodeOutcome(m.Data)
-	case <-ctx.Done():
-		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID}, fmt.Errorf(
-			"command %s was accepted but no outcome arrived in time; look it up later with its command ID: %w", cmd.ID, ctx.Err())
+	for send := 1; ; send++ {
+		reconnected := c.untilReconnect()
+		err := c.publish(ctx, reconnected, cmd, c.inbox+"."+token, token+"."+strconv.Itoa(send))
+		switch {
+		case reconnected.Err() != nil && ctx.Err() == nil:
+			continue // the connection came back meanwhile: send again
+		case err != nil:
+			return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID}, err
+		}
+		select {
+		case m := <-ch:
+			return decodeOutcome(m.Data)
+		case <-reconnected.Done():
+			// The reply may have gone out while the connection was down.
+		case <-ctx.Done():
+			return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID}, fmt.Errorf(
+				"command %s was accepted but no outcome arrived in time; look it up later with its command ID: %w", cmd.ID, ctx.Err())
+		}
 	}
 }
 
-func (c *Client) publish(ctx context.Context, cmd Command, replyTo string) (*jetstream.PubAck, error) {
+// publish stores one send of cmd in the command stream. Its message ID,
+// msgID, is new for every send, so that JetStream's dedupe only drops a
+// publish retried within this send, never a resend: the workers decide
+// about those. A reconnection (reconnected ends) abandons the attempt.
+func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo, msgID string) error {
 	m := natsgo.NewMsg(CommandSubject(cmd.OrderID, cmd.Type))
 	m.Data = cmd.Body
-	m.Header.Set(HeaderMsgID, cmd.ID)
+	m.Header.Set(HeaderMsgID, msgID)
 	m.Header.Set(HeaderCommandID, cmd.ID)
 	m.Header.Set(HeaderCommandType, cmd.Type)
 	m.Header.Set(HeaderReplyTo, replyTo)
+	if cmd.FreshID {
+		m.Header.Set(HeaderCommandIDFresh, "true")
+	}
 	if cmd.CorrelationID != "" {
 		m.Header.Set(HeaderCorrelationID, cmd.CorrelationID)
 	}
@@ -146,27 +209,36 @@ func (c *Client) publish(ctx context.Context, cmd Command, replyTo string) (*jet
 	}
 	var err error
 	for attempt := 0; attempt <= c.opts.PublishRetries; attempt++ {
-		var ack *jetstream.PubAck
-		if ack, err = c.js.PublishMsg(ctx, m); err == nil {
-			return ack, nil
-		}
-		if ctx.Err() != nil || !retryablePublish(err) {
+		actx, cancel := context.WithTimeout(ctx, publishAttemptTimeout)
+		stop := context.AfterFunc(reconnected, cancel)
+		// A duplicate acknowledgement means an earlier attempt of this
+		// send was stored; its reply comes to this send's inbox.
+		_, err = c.js.PublishMsg(actx, m)
+		stop()
+		cancel()
+		if err == nil || ctx.Err() != nil || reconnected.Err() != nil || !retryablePublish(err) {
 			break
 		}
 		select {
 		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
 		case <-ctx.Done():
+		case <-reconnected.Done():
 		}
 	}
-	return nil, fmt.Errorf("publish command %s: %w", cmd.ID, err)
+	if err != nil {
+		return fmt.Errorf("publish command %s: %w", cmd.ID, err)
+	}
+	return nil
 }
 
 func retryablePublish(err error) bool {
 	return errors.Is(err, natsgo.ErrNoResponders) || errors.Is(err, natsgo.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, natsgo.ErrConnectionReconnecting) || errors.Is(err, natsgo.ErrDisconnected)
 }
 
-// Outcome returns the recorded outcome of a command, or ErrNoOutcome.
+// Outcome returns the recorded outcome of a command, or ErrNoOutcome while
+// it has none.
 func (c *Client) Outcome(ctx context.Context, commandID string) (Outcome, error) {
 	kv, err := c.bucket(ctx)
 	if err != nil {
@@ -179,33 +251,14 @@ func (c *Client) Outcome(ctx context.Context, commandID string) (Outcome, error)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("look up outcome of %s: %w", commandID, err)
 	}
+	var rec record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return Outcome{}, fmt.Errorf("malformed outcome of %s: %w", commandID, err)
+	}
+	if rec.Pending {
+		return Outcome{CommandID: commandID, OrderID: rec.OrderID}, ErrNoOutcome
+	}
 	return decodeOutcome(e.Value())
-}
-
-// awaitOutcome watches the outcome bucket until the command's outcome appears.
-func (c *Client) awaitOutcome(ctx context.Context, commandID string) (Outcome, error) {
-	kv, err := c.bucket(ctx)
-	if err != nil {
-		return Outcome{}, err
-	}
-	w, err := kv.Watch(ctx, commandID)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("watch outcome of %s: %w", commandID, err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case e := <-w.Updates():
-			if e != nil && e.Operation() == jetstream.KeyValuePut {
-				out, err := decodeOutcome(e.Value())
-				out.Duplicate = true
-				return out, err
-			}
-		case <-ctx.Done():
-			return Outcome{CommandID: commandID}, fmt.Errorf(
-				"command %s was accepted earlier but its outcome is not recorded yet: %w", commandID, ctx.Err())
-		}
-	}
 }
 
 func (c *Client) bucket(ctx context.Context) (jetstream.KeyValue, error) {

@@ -4,10 +4,11 @@
 //
 // Wire format (also in the README): a command is published to JetStream on
 // ordo.cmd.order.<order-id>.<CommandType> with its JSON body and headers
-// Nats-Msg-Id and Ordo-Command-Id (the command ID), Ordo-Reply-To (the
-// requester's inbox), optionally Ordo-Correlation-Id and Ordo-Causation-Id.
-// The outcome is sent to the Ordo-Reply-To subject once the events are
-// durable, and kept in the ORDO_OUTCOMES key-value bucket under the command ID.
+// Ordo-Command-Id (the command ID), Nats-Msg-Id (an ID of this one send),
+// Ordo-Reply-To (the requester's inbox), optionally Ordo-Correlation-Id and
+// Ordo-Causation-Id. The outcome is sent to the Ordo-Reply-To subject once
+// the events are durable, and kept in the ORDO_OUTCOMES key-value bucket
+// under the command ID.
 package nats
 
 import (

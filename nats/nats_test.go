@@ -2,6 +2,8 @@ package nats
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -15,7 +17,7 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 )
 
-func startServer(t *testing.T, dir string) *EmbeddedServer {
+func startServer(t testing.TB, dir string) *EmbeddedServer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -27,7 +29,7 @@ func startServer(t *testing.T, dir string) *EmbeddedServer {
 	return s
 }
 
-func connect(t *testing.T, s *EmbeddedServer) *natsgo.Conn {
+func connect(t testing.TB, s *EmbeddedServer) *natsgo.Conn {
 	t.Helper()
 	nc, err := natsgo.Connect(s.ClientURL())
 	if err != nil {
@@ -78,7 +80,16 @@ func (s *scripted) Execute(_ context.Context, cmd Command) Outcome {
 	return s.fn(s.calls.Add(1), cmd)
 }
 
-func runWorker(t *testing.T, nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (stop func()) {
+func (s *scripted) Fingerprint(cmd Command) (string, error) { return rawFingerprint(cmd), nil }
+
+// rawFingerprint stands in for commands.Fingerprint in this package's
+// tests: the order, type and body exactly as sent.
+func rawFingerprint(cmd Command) string {
+	sum := sha256.Sum256([]byte(cmd.OrderID + "\n" + cmd.Type + "\n" + string(cmd.Body)))
+	return hex.EncodeToString(sum[:16])
+}
+
+func runWorker(t testing.TB, nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (stop func()) {
 	t.Helper()
 	w, err := NewWorker(nc, exec, cfg)
 	if err != nil {

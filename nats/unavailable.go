@@ -56,7 +56,7 @@ func (w *Worker) untilAvailable(ctx context.Context, msg jetstream.Msg, cmd Comm
 		case <-w.stopping:
 			// Not at once: the consumer is still draining, and would get
 			// the message back and spend its deliveries.
-			_ = msg.NakWithDelay(releaseDelay)
+			w.nak(msg, releaseDelay)
 			return out, false
 		case <-timer.C:
 		}

@@ -19,32 +19,41 @@ const (
 	BucketOutcomes   = "ORDO_OUTCOMES"        // command ID -> outcome JSON
 	ConsumerWorkers  = "ordo-command-workers" // durable pull consumer of the workers
 
+	SubjectCommands      = "ordo.cmd.>"        // what the command stream stores and the workers consume
 	SubjectCommandPrefix = "ordo.cmd.order."   // + <order-id>.<CommandType>
 	SubjectDeadPrefix    = "ordo.dead."        // + the original subject
 	SubjectOrderQuery    = "ordo.query.order." // + <order-id>; core request-reply, not captured by a stream
 
-	HeaderMsgID         = "Nats-Msg-Id"
-	HeaderCommandID     = "Ordo-Command-Id"
-	HeaderCommandType   = "Ordo-Command-Type"
-	HeaderCorrelationID = "Ordo-Correlation-Id"
-	HeaderCausationID   = "Ordo-Causation-Id"
-	HeaderReplyTo       = "Ordo-Reply-To"
-	HeaderStatus        = "Ordo-Status"      // on replies: 200, or the error's status number
-	HeaderDeadReason    = "Ordo-Dead-Reason" // on dead letters
-	HeaderDeadCode      = "Ordo-Dead-Code"
+	HeaderMsgID     = "Nats-Msg-Id"
+	HeaderCommandID = "Ordo-Command-Id"
+	// HeaderCommandIDFresh "true" says the sender minted the command ID for
+	// this command (it was never used before); see ledger.go.
+	HeaderCommandIDFresh = "Ordo-Command-Id-Fresh"
+	HeaderCommandType    = "Ordo-Command-Type"
+	HeaderCorrelationID  = "Ordo-Correlation-Id"
+	HeaderCausationID    = "Ordo-Causation-Id"
+	HeaderReplyTo        = "Ordo-Reply-To"
+	HeaderStatus         = "Ordo-Status"      // on replies: 200, or the error's status number
+	HeaderDeadReason     = "Ordo-Dead-Reason" // on dead letters
+	HeaderDeadCode       = "Ordo-Dead-Code"
 )
 
 // Config sizes the JetStream resources. The zero value is usable.
 type Config struct {
-	// DedupeWindow is how long JetStream drops a resent command ID outright
-	// (default 10m). Past it, the aggregate's own record of applied command
-	// IDs makes the resend a no-op that returns the first outcome.
+	// DedupeWindow is how long JetStream drops a second publish with the
+	// same Nats-Msg-Id (default 2m): a publish retried within one send,
+	// which takes seconds. Senders give every send its own message ID;
+	// resends of a command ID are judged by the workers (see ledger.go),
+	// not dropped. JetStream keeps every message ID of the window in
+	// memory, so a longer window costs memory at high rates.
 	DedupeWindow time.Duration
 	// MaxAge is how long commands stay in the stream (default 24h). It must
 	// exceed the dedupe window: the dedupe map is rebuilt from stored
 	// messages after a restart.
 	MaxAge time.Duration
-	// OutcomeTTL is how long outcomes stay retrievable by command ID (default 7 days).
+	// OutcomeTTL is how long outcomes stay retrievable by command ID
+	// (default 7 days), and so how long a command ID reused for another
+	// order is recognised (within one order, its events keep it for good).
 	OutcomeTTL time.Duration
 	// MaxPayload is the largest command body accepted (default 64 KiB).
 	MaxPayload int
@@ -54,7 +63,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.DedupeWindow <= 0 {
-		c.DedupeWindow = 10 * time.Minute
+		c.DedupeWindow = 2 * time.Minute
 	}
 	if c.MaxAge <= 0 {
 		c.MaxAge = 24 * time.Hour
@@ -81,7 +90,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamCommands,
 		Description: "Ordo commands: durable before they are processed",
-		Subjects:    []string{"ordo.cmd.>"},
+		Subjects:    []string{SubjectCommands},
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      cfg.MaxAge,
 		Duplicates:  cfg.DedupeWindow,
@@ -171,6 +180,14 @@ type Command struct {
 	CausationID   string
 	Body          []byte
 	Delivery      int // 1 for the first delivery
+	// Fingerprint identifies the command's content (Executor.Fingerprint);
+	// the workers set it before Execute.
+	Fingerprint string
+	// FreshID says ID was minted for this command and never named another
+	// one: Client.Send sets it when it mints the ID. The workers then skip
+	// the command-ID lookup (see ledger.go). Set it yourself only for such
+	// an ID.
+	FreshID bool
 }
 
 // Outcome is the reply to a command, and what the outcome bucket keeps.
@@ -222,7 +239,8 @@ func (e *CommandError) Is(target error) bool {
 // such messages are answered, recorded as dead letters and never redelivered.
 func badInput(code string) bool {
 	switch domain.Code(code) {
-	case domain.CodeInvalidCommand, domain.CodeUnknownCommand, domain.CodePayloadTooLarge, domain.CodeNotFound, domain.CodeInternal:
+	case domain.CodeInvalidCommand, domain.CodeUnknownCommand, domain.CodePayloadTooLarge, domain.CodeNotFound, domain.CodeInternal,
+		domain.CodeCommandIDReused:
 		return true
 	}
 	return false

@@ -3,10 +3,11 @@ package nats
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,18 +17,35 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 )
 
-// Executor runs a command to its outcome; the commands package implements it.
+// Executor runs commands for the workers; the composition implements it
+// over the commands package.
 type Executor interface {
+	// Fingerprint identifies the command's content (commands.Fingerprint):
+	// every send of one command has the same, a different command reusing
+	// its command ID another. A command that does not decode, or does not
+	// address its subject's order, gets the *domain.Error to answer with.
+	Fingerprint(cmd Command) (string, error)
+	// Execute runs a command to its outcome.
 	Execute(ctx context.Context, cmd Command) Outcome
 }
 
 // WorkerConfig tunes a Worker. The zero value is usable.
 type WorkerConfig struct {
 	Config
-	Shards        int           // parallel command lanes (default 256); one order always uses the same lane
-	MaxDeliver    int           // deliveries before a command is dead-lettered (default 5)
-	AckWait       time.Duration // redelivery after a worker dies mid-command (default 30s)
-	MaxAckPending int           // commands in flight (default 1024)
+	Shards     int // parallel command lanes (default 256); one order always uses the same lane
+	MaxDeliver int // deliveries before a command is dead-lettered (default 5)
+	// AckWait is how soon a command a worker took is delivered again if
+	// the worker dies with it (default 1s): after a crash, the restarted
+	// service (or another instance) takes it up at once. A live worker
+	// signals progress on every command it holds, however long it waits
+	// or runs, up to HoldLimit.
+	AckWait time.Duration
+	// HoldLimit is how long a worker vouches for one command it holds
+	// (default 10 × AckWait). Past it JetStream delivers the command again
+	// (to this worker or another instance), as it would if the worker had
+	// hung, and after MaxDeliver deliveries it is answered unavailable.
+	HoldLimit     time.Duration
+	MaxAckPending int // commands in flight (default 1024)
 	Logger        *slog.Logger
 }
 
@@ -47,6 +65,8 @@ type Worker struct {
 	settling chan settling
 	// stopping is closed when Run's context ends (unavailable.go).
 	stopping <-chan struct{}
+	progress *progress // vouches for the commands the worker holds
+	deadLog  *logLimit // of dead-letter log lines
 }
 
 // settling is an answered command whose outcome is on its way to the
@@ -75,7 +95,10 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 		cfg.MaxDeliver = 5
 	}
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
+		cfg.AckWait = time.Second
+	}
+	if cfg.HoldLimit <= 0 {
+		cfg.HoldLimit = 10 * cfg.AckWait
 	}
 	if cfg.MaxAckPending <= 0 {
 		cfg.MaxAckPending = 1024
@@ -84,7 +107,8 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}),
-		settling: make(chan settling, cfg.MaxAckPending)}, nil
+		settling: make(chan settling, cfg.MaxAckPending), progress: newProgress(cfg.AckWait, cfg.HoldLimit),
+		deadLog: &logLimit{every: time.Minute, burst: 20}}, nil
 }
 
 // Ready is closed once Run has set up the stream, consumer and bucket and
@@ -118,7 +142,11 @@ func (w *Worker) run(ctx context.Context) error {
 		AckWait:       w.cfg.AckWait,
 		MaxDeliver:    w.cfg.MaxDeliver,
 		MaxAckPending: w.cfg.MaxAckPending,
-		FilterSubject: SubjectCommandPrefix + ">",
+		// Every subject of the stream, so that a command on a subject the
+		// workers do not understand is answered and dead-lettered rather
+		// than stored and forgotten; the payment timers' schedules are
+		// skipped.
+		FilterSubject: SubjectCommands,
 	})
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", ConsumerWorkers, err)
@@ -136,34 +164,47 @@ func (w *Worker) run(ctx context.Context) error {
 		defer close(settled)
 		w.settle()
 	}()
-	shards := make([]chan jetstream.Msg, w.cfg.Shards)
+	stopProgress := make(chan struct{})
+	progressed := make(chan struct{})
+	go func() {
+		defer close(progressed)
+		w.progress.run(stopProgress)
+	}()
+	lanes := make([]*lane, w.cfg.Shards)
 	var wg sync.WaitGroup
-	for i := range shards {
-		shards[i] = make(chan jetstream.Msg, 64)
+	for i := range lanes {
+		lanes[i] = newLane()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for msg := range shards[i] {
-				w.handle(work, msg)
-			}
+			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, msg) })
 		}()
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		shards[shardOf(msg.Subject(), len(shards))] <- msg
+		if strings.HasPrefix(msg.Subject(), SubjectTimerPrefix) {
+			_ = msg.Ack() // a payment timer's schedule: the server fires it
+			return
+		}
+		w.progress.hold(msg)
+		lanes[shardOf(msg.Subject(), len(lanes))].push(msg)
 	}, jetstream.PullMaxMessages(w.cfg.MaxAckPending))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", StreamCommands, err)
+	if err == nil {
+		close(w.ready)
+		<-ctx.Done()
+		cc.Drain()
+		<-cc.Closed()
 	}
-	close(w.ready)
-	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
-	for _, ch := range shards {
-		close(ch)
+	for _, l := range lanes {
+		l.close()
 	}
 	wg.Wait()
 	close(w.settling)
 	<-settled
+	close(stopProgress)
+	<-progressed
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", StreamCommands, err)
+	}
 	return nil
 }
 
@@ -176,20 +217,34 @@ func (w *Worker) settle() {
 	for s := range w.settling {
 		select {
 		case <-s.stored.Ok():
-			_ = s.msg.Ack()
+			w.ack(s.msg)
 		case err := <-s.stored.Err():
+			if casFailed(err) {
+				// Another delivery of the command stored its outcome
+				// first; that one stays.
+				w.ack(s.msg)
+				continue
+			}
 			w.log.Warn("store outcome", "command_id", s.commandID, "err", err)
-			_ = s.msg.NakWithDelay(time.Second)
+			w.nak(s.msg, time.Second)
 		}
 	}
 }
 
-// shardOf keeps every command of one order on one lane, in order.
-func shardOf(subject string, n int) int {
-	id, _, _ := parseSubject(subject)
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return int(h.Sum32() % uint32(n))
+// ack, nak and term settle a message with JetStream and stop vouching for it.
+func (w *Worker) ack(msg jetstream.Msg) {
+	_ = msg.Ack()
+	w.progress.release(msg)
+}
+
+func (w *Worker) nak(msg jetstream.Msg, delay time.Duration) {
+	_ = msg.NakWithDelay(delay)
+	w.progress.release(msg)
+}
+
+func (w *Worker) term(msg jetstream.Msg, reason string) {
+	_ = msg.TermWithReason(reason)
+	w.progress.release(msg)
 }
 
 // handle processes one message to an acknowledgement, a termination, or a
@@ -197,26 +252,57 @@ func shardOf(subject string, n int) int {
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	cmd, replyTo, bad := w.parse(msg)
 	if bad != nil {
-		w.finish(ctx, msg, replyTo, *bad)
+		w.finish(ctx, msg, replyTo, *bad, claim{})
 		return
 	}
-	out := w.execute(ctx, cmd)
-	if storeUnavailable(out) {
-		var ok bool
-		if out, ok = w.untilAvailable(ctx, msg, cmd, replyTo, out); !ok {
-			return // the worker is stopping; the command is redelivered later
+	cl, out := w.admit(ctx, &cmd)
+	if cl.answer != nil {
+		w.finish(ctx, msg, replyTo, *cl.answer, cl)
+		return
+	}
+	if !out.Retry {
+		out = w.execute(ctx, cmd)
+		if storeUnavailable(out) {
+			var ok bool
+			if out, ok = w.untilAvailable(ctx, msg, cmd, replyTo, out); !ok {
+				return // the worker is stopping; the command is redelivered later
+			}
 		}
 	}
 	if out.Retry {
 		if cmd.Delivery < w.cfg.MaxDeliver {
-			_ = msg.NakWithDelay(time.Duration(cmd.Delivery) * 200 * time.Millisecond)
+			w.nak(msg, time.Duration(cmd.Delivery)*200*time.Millisecond)
 			return
 		}
 		out.Retry = false
 		out.Error = &ErrorBody{Code: string(domain.CodeUnavailable), Message: fmt.Sprintf(
 			"the command could not be processed after %d attempts (%s); resend it with the same command ID later", cmd.Delivery, errMessage(out))}
 	}
-	w.finish(ctx, msg, replyTo, out)
+	w.finish(ctx, msg, replyTo, out, cl)
+}
+
+// admit fingerprints a command and records its command ID in the ledger
+// (see claim). It returns the claim, or an outcome that stops the command
+// before it runs: bad input, or a ledger that did not answer (Retry).
+func (w *Worker) admit(ctx context.Context, cmd *Command) (claim, Outcome) {
+	var err error
+	if cmd.Fingerprint, err = w.exec.Fingerprint(*cmd); err != nil {
+		out := Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Events: []string{}}
+		var de *domain.Error
+		if !errors.As(err, &de) {
+			w.log.Error("fingerprint command", "command_id", cmd.ID, "type", cmd.Type, "err", err)
+			de = &domain.Error{Code: domain.CodeInternal, Message: "the command could not be read; it was recorded as a dead letter for investigation"}
+		}
+		out.Error = &ErrorBody{Code: string(de.Code), Message: de.Message, Field: de.Field}
+		return claim{answer: &out}, Outcome{}
+	}
+	cl, err := w.claim(ctx, *cmd)
+	if err != nil {
+		w.log.Warn("command ID ledger", "command_id", cmd.ID, "delivery", cmd.Delivery, "err", err)
+		return claim{}, Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Retry: true, Error: &ErrorBody{
+			Code: string(domain.CodeUnavailable), Message: "the outcome bucket did not answer"}}
+	}
+	return cl, Outcome{}
 }
 
 func errMessage(o Outcome) string {
@@ -231,7 +317,8 @@ func errMessage(o Outcome) string {
 func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	h := msg.Headers()
 	replyTo := h.Get(HeaderReplyTo)
-	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data()}
+	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data(),
+		FreshID: h.Get(HeaderCommandIDFresh) == "true"}
 	if md, err := msg.Metadata(); err == nil {
 		cmd.Delivery = int(md.NumDelivered)
 	}
@@ -244,7 +331,8 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	}
 	orderID, typ, ok := parseSubject(msg.Subject())
 	if !ok {
-		return reject(domain.CodeInvalidCommand, "subject", "subject %q is not %s<order-id>.<CommandType>", msg.Subject(), SubjectCommandPrefix)
+		return reject(domain.CodeInvalidCommand, "subject", "subject %q is not a command subject: send commands on %s<order-id>.<CommandType>",
+			msg.Subject(), SubjectCommandPrefix)
 	}
 	cmd.OrderID, cmd.Type = orderID, typ
 	if t := h.Get(HeaderCommandType); t != "" && t != typ {
@@ -276,38 +364,63 @@ func (w *Worker) execute(ctx context.Context, cmd Command) (out Outcome) {
 // reply goes first: the events are already durable, and the requester should
 // not wait for the outcome bucket. If the outcome cannot be stored the
 // message is redelivered; executing it again returns the same outcome.
-func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, out Outcome) {
+//
+// cl is the command's claim in the ledger: the outcome replaces the
+// claim's record when it is final and the command was executed. Answers
+// from the ledger itself (a resend's first outcome, command_id_reused) and
+// commands refused before they were claimed (malformed: the client may fix
+// them and send them again under the same ID) store nothing.
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, out Outcome, cl claim) {
 	body, _ := json.Marshal(out)
 	w.reply(replyTo, out, body)
-	// An outcome is kept unless the failure was transient: a resend of the
-	// same command ID later must be executed, not answered with the failure.
 	transient := out.Error != nil && out.Error.Code == string(domain.CodeUnavailable)
-	deadLetter := out.Error != nil && (transient || badInput(out.Error.Code))
-	if !deadLetter && validCommandID(out.CommandID) {
+	// A resend answered with a first outcome that was bad input is not
+	// recorded again: the first send was.
+	deadLetter := out.Error != nil && !out.Duplicate && (transient || badInput(out.Error.Code))
+	store := cl.held && final(out)
+	if store && !deadLetter {
 		// The common case: store the outcome without waiting here; settle
 		// acknowledges the message once it is stored.
-		stored, err := w.js.PublishMsgAsync(&natsgo.Msg{Subject: outcomeSubject(out.CommandID), Data: body})
+		stored, err := w.js.PublishMsgAsync(w.outcomeMsg(out, cl))
 		if err != nil {
 			w.log.Warn("store outcome", "command_id", out.CommandID, "err", err)
-			_ = msg.NakWithDelay(time.Second)
+			w.nak(msg, time.Second)
 			return
 		}
 		w.settling <- settling{msg: msg, stored: stored, commandID: out.CommandID}
 		return
 	}
-	if !transient && validCommandID(out.CommandID) {
-		if _, err := w.kv.Put(ctx, out.CommandID, body); err != nil {
+	if cl.held && out.Error != nil && out.Error.Code == string(domain.CodeCommandIDReused) {
+		w.unclaim(ctx, out.CommandID, cl)
+	}
+	if store {
+		if _, err := w.js.PublishMsg(ctx, w.outcomeMsg(out, cl)); err != nil && !casFailed(err) {
 			w.log.Warn("store outcome", "command_id", out.CommandID, "err", err)
-			_ = msg.NakWithDelay(time.Second)
+			w.nak(msg, time.Second)
 			return
 		}
 	}
 	if deadLetter {
 		w.deadLetter(ctx, msg.Subject(), msg.Headers(), msg.Data(), out.Error)
-		_ = msg.TermWithReason(out.Error.Code)
+		w.term(msg, out.Error.Code)
 		return
 	}
-	_ = msg.Ack()
+	w.ack(msg)
+}
+
+// outcomeMsg puts the command's final outcome in the outcome bucket in
+// place of its claim's record, unless that record has changed since: then
+// another delivery of the command stored its outcome first.
+func (w *Worker) outcomeMsg(out Outcome, cl claim) *natsgo.Msg {
+	rec := record{Outcome: out}
+	rec.Duplicate = false // what is kept is the first outcome
+	if cl.fingerprint != "" {
+		rec.Fingerprint, rec.Type = cl.fingerprint, cl.commandType
+	}
+	m := natsgo.NewMsg(outcomeSubject(out.CommandID))
+	m.Data, _ = json.Marshal(rec)
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(cl.revision, 10))
+	return m
 }
 
 func (w *Worker) reply(replyTo string, out Outcome, body []byte) {
@@ -339,6 +452,10 @@ func (w *Worker) deadLetter(ctx context.Context, subject string, h natsgo.Header
 	if _, err := w.js.PublishMsg(ctx, m); err != nil {
 		w.log.Error("record dead letter", "subject", subject, "err", err)
 	}
+	if ok, suppressed := w.deadLog.allow(time.Now()); ok {
+		w.log.Warn("command dead-lettered", "subject", subject, "command_id", h.Get(HeaderCommandID),
+			"code", e.Code, "reason", e.Message, "dead_letters_not_logged_before", suppressed)
+	}
 }
 
 // watchMaxDeliveries answers commands whose deliveries ran out while no
@@ -369,7 +486,8 @@ func (w *Worker) watchMaxDeliveries() (*natsgo.Subscription, error) {
 		orderID, _, _ := parseSubject(raw.Subject)
 		id := raw.Header.Get(HeaderCommandID)
 		if validCommandID(id) {
-			if _, err := w.kv.Get(ctx, id); err == nil {
+			var rec record
+			if e, err := w.kv.Get(ctx, id); err == nil && json.Unmarshal(e.Value(), &rec) == nil && !rec.Pending {
 				return // answered after all (the last delivery finished)
 			}
 		}

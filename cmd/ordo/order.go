@@ -231,7 +231,7 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 	}
 	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
-		return err
+		return printOutcome(stdout, ordonats.Outcome{}, err, *cf.asJSON, false)
 	}
 	defer done()
 	opts := []ordonats.SendOption{}
@@ -243,10 +243,13 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 }
 
 // dial connects to the service at --nats-url and bounds the call by
-// --timeout; done closes both.
+// --timeout; done closes both. A connection that drops while a command
+// waits (the service restarting with its embedded NATS) is retried every
+// quarter second rather than nats.go's two, so the command is sent again
+// soon after the service is back (see nats.Client.Send).
 func (cf clientFlags) dial(ctx context.Context) (*ordonats.Client, context.Context, func(), error) {
 	url := *cf.natsURL
-	nc, err := natsgo.Connect(url, natsgo.Name("ordo-cli"))
+	nc, err := natsgo.Connect(url, natsgo.Name("ordo-cli"), natsgo.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to NATS at %s (is `ordo serve` running?): %w", url, err)
 	}
@@ -318,6 +321,9 @@ func runOrderGet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
+		if *cf.asJSON {
+			return printJSON(stdout, nil, err)
+		}
 		return err
 	}
 	defer done()

@@ -65,7 +65,7 @@ func runStockAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
-		return err
+		return printStockReply(stdout, ordonats.StockReply{}, err, *cf.asJSON)
 	}
 	defer done()
 	reply, err := client.AddStock(ctx, sku, qty, *cf.commandID)
@@ -92,7 +92,7 @@ func runStockGet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	client, ctx, done, err := cf.dial(ctx)
 	if err != nil {
-		return err
+		return printStockReply(stdout, ordonats.StockReply{}, err, *cf.asJSON)
 	}
 	defer done()
 	view, err := client.GetStock(ctx, pos[0])

@@ -70,6 +70,7 @@ type wireMeta struct {
 	CommandID     string    `json:"command_id"`
 	CorrelationID string    `json:"correlation_id,omitempty"`
 	CausationID   string    `json:"causation_id,omitempty"`
+	Fingerprint   string    `json:"command_fingerprint,omitempty"`
 	OccurredAt    time.Time `json:"occurred_at"`
 	SchemaVersion int       `json:"schema_version"`
 }

@@ -39,6 +39,7 @@ func TestCodecMatchesDomain(t *testing.T) {
 		{CommandID: "c-1", CorrelationID: "corr", CausationID: "cause", OccurredAt: at},
 		{CommandID: "c-2", OccurredAt: at.Truncate(time.Second)},
 		{CommandID: "c-3", CausationID: "x", OccurredAt: at},
+		{CommandID: "c-4", CorrelationID: "corr", CommandFingerprint: "0123456789abcdef0123456789abcdef", OccurredAt: at},
 	} {
 		_, _, md, err := domain.EncodeEvent(domain.Event{Type: domain.EvtOrderDelivered, Data: domain.OrderDelivered{}, Meta: m})
 		if err != nil {
@@ -62,6 +63,7 @@ func TestCodecMatchesDomain(t *testing.T) {
 		`{"command_id":"a","occurred_at":"2026-11-24T09:30:00Z","schema_version":99999999999}`,
 		`{"command_id":"a","schema_version":2}`,
 		`{"schema_version":0}`,
+		`{"command_id":"c","causation_id":"x","command_fingerprint":"00ff","occurred_at":"2026-11-24T09:30:00Z","schema_version":1}`,
 		`{"command_id":"a","occurred_at":"2026-11-24T09:30:00Z","schema_version":1,"command_id":"b"}`,
 	)
 	for _, md := range metas {

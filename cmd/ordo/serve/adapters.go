@@ -32,6 +32,12 @@ var (
 	_ ordonats.StockHandler = (*commands.StockAPI)(nil)
 )
 
+// Fingerprint implements ordonats.Executor with commands.Fingerprint.
+func (x executor) Fingerprint(cmd ordonats.Command) (string, error) {
+	orderID, _ := domain.NormalizeOrderID(cmd.OrderID) // one command, whatever the case of its order ID
+	return commands.Fingerprint(commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: orderID, Body: cmd.Body})
+}
+
 func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Outcome {
 	// The subject's order ID in any case names the order of its canonical
 	// form; the outcome names that one.
@@ -43,7 +49,7 @@ func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Ou
 		return out
 	}
 	res := x.svc.Execute(ctx, commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: orderID,
-		CorrelationID: cmd.CorrelationID, CausationID: cmd.CausationID, Body: cmd.Body})
+		CorrelationID: cmd.CorrelationID, CausationID: cmd.CausationID, Body: cmd.Body, Fingerprint: cmd.Fingerprint})
 	out.Revision, out.Position, out.State, out.Duplicate = res.Revision, res.Position, string(res.State), res.Duplicate
 	if res.Events != nil {
 		out.Events = res.Events
