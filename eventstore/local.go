@@ -69,6 +69,11 @@ func (l *localBackend) appendEvents(ctx context.Context, stream string, exp Expe
 	if err != nil {
 		return AppendResult{}, localError(ctx, "append to "+stream, err)
 	}
+	if res.NoPosition {
+		// An append without events writes nothing; like the gRPC server
+		// (and EventStoreDB), it answers with the position it stands at.
+		res.Position = l.st.Head()
+	}
 	return AppendResult{Revision: uint64(res.Revision), Position: uint64(res.Position)}, nil
 }
 

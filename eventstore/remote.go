@@ -74,7 +74,18 @@ func (r *remoteBackend) appendEvents(ctx context.Context, stream string, exp Exp
 	if err != nil {
 		return AppendResult{}, remoteError(ctx, "append to "+stream, err)
 	}
-	return AppendResult{Revision: res.NextExpectedVersion, Position: res.CommitPosition}, nil
+	out := AppendResult{Revision: res.NextExpectedVersion, Position: res.CommitPosition}
+	if len(events) == 0 {
+		// The client reports a stream without events as revision 1 when the
+		// answer carries a position (esdb/client.go), which it does for an
+		// empty append; the stream's last event says what its revision is.
+		out.Revision = 0
+		err := r.readStream(ctx, stream, 0, true, true, 1, func(e RecordedEvent) error { out.Revision = e.Revision; return nil })
+		if err != nil && !errors.Is(err, ErrStreamNotFound) {
+			return AppendResult{}, err
+		}
+	}
+	return out, nil
 }
 
 func esdbExpected(e Expected) esdb.ExpectedRevision {

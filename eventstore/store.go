@@ -127,7 +127,8 @@ func (s *Store) Close() error { return s.b.close() }
 
 // Append appends events to stream if exp holds, and returns where the last
 // one landed once it is durable. An empty append changes nothing and
-// returns the stream's revision (0 for no stream) and position 0. Errors:
+// returns the stream's revision (0 for no stream) and the store's position
+// at the time (its durable head), as EventStoreDB does. Errors:
 // ErrWrongExpectedRevision (wrapped with the details), ErrStreamDeleted,
 // ErrAppendTooLarge, ErrUnavailable.
 func (s *Store) Append(ctx context.Context, stream string, exp Expected, events ...EventData) (AppendResult, error) {

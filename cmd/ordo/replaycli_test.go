@@ -405,7 +405,10 @@ func rebuildPosition(t *testing.T, file string) uint64 {
 	if _, err := os.Stat(file); err != nil {
 		return 0
 	}
-	db, err := sql.Open("sqlite", file)
+	// The replay that wrote it may have just closed it: its last connection
+	// checkpoints the WAL on close, and a reader arriving then is told
+	// SQLITE_BUSY unless it waits, as the service's own readers do.
+	db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
