@@ -2,6 +2,7 @@ package nats
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +25,13 @@ import (
 type progress struct {
 	tick    time.Duration
 	maxHold time.Duration
+	// waiting counts the commands the worker keeps while the event store
+	// cannot be reached (unavailable.go). Meanwhile every held command is
+	// vouched for past maxHold: the commands queued behind a kept one are
+	// not hung, they wait for the store like it, and redelivering them would
+	// only spend their deliveries and dead-letter what the store's return
+	// would apply.
+	waiting atomic.Int64
 
 	mu   sync.Mutex
 	held map[jetstream.Msg]time.Time // message -> when the worker received it
@@ -71,8 +79,9 @@ func (p *progress) run(stop <-chan struct{}) {
 func (p *progress) due(now time.Time, out []jetstream.Msg) []jetstream.Msg {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	storeDown := p.waiting.Load() > 0
 	for m, since := range p.held {
-		if age := now.Sub(since); age >= p.tick && age < p.maxHold {
+		if age := now.Sub(since); age >= p.tick && (age < p.maxHold || storeDown) {
 			out = append(out, m)
 		}
 	}

@@ -42,6 +42,8 @@ func storeUnavailable(out Outcome) bool {
 // false when the worker stopped first: msg is then released for
 // redelivery and must not be touched again.
 func (w *Worker) untilAvailable(ctx context.Context, msg jetstream.Msg, cmd Command, replyTo string, out Outcome) (Outcome, bool) {
+	w.progress.waiting.Add(1)
+	defer w.progress.waiting.Add(-1)
 	first := out
 	first.Retry = false
 	body, _ := json.Marshal(first)

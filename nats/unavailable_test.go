@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,7 +73,7 @@ func TestStoreUnavailableIsKept(t *testing.T) {
 		t.Fatalf("consumer: %+v, %v; want no redelivery and nothing pending", info, err)
 	}
 	if n := deadLetters(t, nc); n != 0 {
-		t.Fatalf("%d dead letters, want none", n)
+		t.Fatalf("%d dead letters, want none (a dead letter is never removed, so none was written during the outage either)", n)
 	}
 }
 
@@ -116,6 +117,46 @@ func TestStopWhileStoreUnavailable(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := deadLetters(t, nc); n != 0 {
-		t.Fatalf("%d dead letters, want none", n)
+		t.Fatalf("%d dead letters, want none (a dead letter is never removed, so none was written during the outage either)", n)
+	}
+}
+
+// TestQueuedBehindAKeptCommandIsKept: a command queued on the lane of a
+// command kept for an unreachable store waits with it, however long the
+// outage lasts (past HoldLimit and MaxDeliver ack waits), and is applied
+// once the store is back, never redelivered to a dead letter.
+func TestQueuedBehindAKeptCommandIsKept(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	var back atomic.Bool
+	exec := untilStoreBack(&back)
+	// One lane: every command queues behind the kept one.
+	runWorker(t, nc, exec, WorkerConfig{Shards: 1, MaxDeliver: 2, AckWait: 400 * time.Millisecond, HoldLimit: 800 * time.Millisecond})
+	c, _ := NewClient(nc, ClientOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first := command(uuid.NewString())
+	first.ID = "kept-first"
+	if _, err := c.Send(ctx, first); !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("while the store is down: %v, want unavailable at once", err)
+	}
+	queued := command(uuid.NewString())
+	queued.ID = "kept-queued"
+	answered := make(chan error, 1)
+	go func() {
+		out, err := c.Send(ctx, queued)
+		if err == nil && out.State != "delivered" {
+			err = fmt.Errorf("outcome %+v, want delivered", out)
+		}
+		answered <- err
+	}()
+	// Long past HoldLimit plus MaxDeliver ack waits.
+	time.Sleep(4 * time.Second)
+	back.Store(true)
+	if err := <-answered; err != nil {
+		t.Fatalf("the queued command once the store is back: %v", err)
+	}
+	if n := deadLetters(t, nc); n != 0 {
+		t.Fatalf("%d dead letters, want none (a dead letter is never removed, so none was written during the outage either)", n)
 	}
 }
