@@ -331,10 +331,10 @@ func translate(err error) error {
 	switch st, _ := status.FromError(errors.Unwrap(err)); {
 	case err != nil && strings.Contains(err.Error(), "maximum append size"):
 		return fmt.Errorf("%w: %v", ErrAppendTooLarge, err)
-	case st != nil && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded):
+	case st != nil && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded || st.Code() == codes.ResourceExhausted):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded) {
+	if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded || st.Code() == codes.ResourceExhausted) {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err

@@ -114,17 +114,14 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	prefix := fs.String("prefix", "", "verify only streams whose name starts with this, e.g. order- or sku- (default: every stream)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, "verify"); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("verify takes no arguments, got %q", fs.Args())}
-	}
-	store, head, err := sf.openAtHead(ctx)
+	store, head, done, err := sf.openAtHead(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 	defer relaxGC()()
 	prog := newProgress(stderr, "verify", 0, head)
 	lastPos := uint64(0)

@@ -49,11 +49,11 @@ func BenchmarkVerify(b *testing.B) {
 	dir := filledStore(b)
 	ctx := context.Background()
 	sf := storeFlags{data: dir}
-	store, err := sf.open(ctx)
+	store, done, err := sf.open(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	defer done()
 	head, err := store.Head(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -79,13 +79,13 @@ func BenchmarkVerifyFold(b *testing.B) {
 	dir := filledStore(b)
 	ctx := context.Background()
 	sf := storeFlags{data: dir}
-	store, err := sf.open(ctx)
+	store, done, err := sf.open(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var all []eventstore.RecordedEvent
 	err = store.ReadAll(ctx, 0, eventstore.Filter{}, func(e eventstore.RecordedEvent) error { all = append(all, e); return nil })
-	store.Close()
+	done()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -108,11 +108,11 @@ func BenchmarkVerifyRead(b *testing.B) {
 	dir := filledStore(b)
 	ctx := context.Background()
 	sf := storeFlags{data: dir}
-	store, err := sf.open(ctx)
+	store, done, err := sf.open(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	defer done()
 	for _, read := range []struct {
 		name string
 		fn   func(context.Context, uint64, eventstore.Filter, func(eventstore.RecordedEvent) error) error
