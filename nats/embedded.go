@@ -152,8 +152,8 @@ func (n *natsLogger) Errorf(format string, v ...any) {
 	}
 	n.l.Error(msg)
 }
-func (n *natsLogger) Debugf(format string, v ...any)  {}
-func (n *natsLogger) Tracef(format string, v ...any)  {}
+func (n *natsLogger) Debugf(format string, v ...any) {}
+func (n *natsLogger) Tracef(format string, v ...any) {}
 func (n *natsLogger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	n.fatal.Store(&msg)
