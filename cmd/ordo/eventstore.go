@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
@@ -54,7 +55,7 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("eventstore serve takes no arguments, got %q", fs.Args())}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
 	defer relaxGC()()
 	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: *data, Listen: *listen, MaxAppendSize: *maxAppend, Logger: log})
 	if err != nil {

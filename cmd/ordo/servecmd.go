@@ -50,7 +50,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.ReadWait <= 0 {
 		return usageError{fmt.Sprintf("--read-wait must be a positive duration such as 5s, got %v", cfg.ReadWait)}
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	cfg.Logger = slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
 	defer relaxGC()()
 	svc, err := serve.Start(ctx, cfg)
 	if err != nil {

@@ -146,8 +146,13 @@ func (g *diskGuard) admit(n int64) error {
 }
 
 func (g *diskGuard) errFull() error {
-	return fmt.Errorf("%w: %s free on the disk of %s, below the %s the event store keeps in reserve; "+
-		"free some space: appends resume by themselves", ErrDiskFull, mib(g.free), g.dir, mib(g.reserve))
+	need := fmt.Sprintf("the %s the event store keeps in reserve", mib(g.reserve))
+	if missing := g.ballastMissing(); missing > 0 && g.full {
+		need = fmt.Sprintf("the %s the event store needs to resume (a %s reserve and its %s ballast file)",
+			mib(g.reserve+missing), mib(g.reserve), mib(missing))
+	}
+	return fmt.Errorf("%w: %s free on the disk of %s, below %s; free some space: appends resume by themselves",
+		ErrDiskFull, mib(g.free), g.dir, need)
 }
 
 // refresh reads the free space from the file system.
