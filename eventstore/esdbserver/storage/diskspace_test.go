@@ -252,3 +252,42 @@ func openWithin(t *testing.T, dir string, d time.Duration) *Store {
 		return nil
 	}
 }
+
+// TestStoreDiskFollowsItsData: a store's files take about what its events
+// need plus the ballast, not what the engine would preallocate.
+func TestStoreDiskFollowsItsData(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	if used := diskUsed(t, dir); used > 20<<20 {
+		t.Fatalf("a fresh store takes %d bytes, want under 20 MB", used)
+	}
+	ctx := context.Background()
+	for i := range 1000 { // 2 MB of events
+		if _, err := s.Append(ctx, fmt.Sprint("s-", i%50), Expected{}, bigEvent(i, 2000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if used := diskUsed(t, dir); used > 20<<20 {
+		t.Fatalf("a store with 2 MB of events takes %d bytes, want under 20 MB", used)
+	}
+}
+
+// diskUsed is the disk space the files in dir take (allocated blocks).
+func diskUsed(t *testing.T, dir string) int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range entries {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(dir, e.Name()), &st); err == nil {
+			n += st.Blocks * 512
+		}
+	}
+	return n
+}

@@ -18,9 +18,9 @@ import (
 // ErrNoStore: Open with MustExist found no event store in the directory.
 var ErrNoStore = errors.New("no event store")
 
-// memTableSize is the engine's write buffer. The engine preallocates each
-// write-ahead log file at 1.1 times this size, so it sets the disk a store
-// takes before its data does; small tables flush often but cheaply.
+// memTableSize is the engine's write buffer. It bounds the table that
+// replaying the log at Open writes, which the disk ballast must cover on a
+// full disk; small tables flush often but cheaply.
 const memTableSize = 4 << 20
 
 // Open opens (or creates) the store in dir. After a crash it holds exactly
@@ -176,6 +176,7 @@ func openEngine(dir string, engine *engineLog, disk *diskGuard, eo engineOptions
 	if disk != nil {
 		fsys = vfs.OnDiskFull(vfs.Default, disk.onDiskFull)
 	}
+	fsys = noPreallocFS{fsys}
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(engineFatal)
