@@ -29,7 +29,9 @@ const (
 	logBurst = 5
 )
 
-func (h limitedHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+func (h limitedHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
 
 func (h limitedHandler) Handle(ctx context.Context, r slog.Record) error {
 	dropped, ok := h.lim.allow(recordKey{r.Level, r.Message})
