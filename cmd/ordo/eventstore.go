@@ -167,8 +167,8 @@ func printCheck(w io.Writer, rep storage.CheckReport, serveDir string) error {
 		return nil
 	}
 	fmt.Fprintln(w, "Restore the directory from a backup, or import an export into a new data directory (ordo import).")
-	if len(rep.Problems) == 1 && rep.Head < rep.Acknowledged {
-		fmt.Fprintln(w, "To run with the events that remain, run this command again with --accept-loss.")
+	if rep.Lossy {
+		fmt.Fprintln(w, "To run with the events that remain (and export them), run this command again with --accept-loss.")
 	}
 	return cliError{errDamaged}
 }

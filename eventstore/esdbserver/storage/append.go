@@ -302,7 +302,7 @@ func (s *Store) failGroup(pending []pendingWrite, err error) {
 
 // recordHead keeps the acknowledged head in the head file (see headFile).
 func (s *Store) recordHead() {
-	if err := s.headRec.record(s.Head()); err != nil {
+	if err := s.headRec.record(s.Head(), s.missing); err != nil {
 		if n, ok := s.engine.limit.allow("record head"); ok {
 			s.log.Error("event store: recording the acknowledged head failed; a later loss of events may go unnoticed",
 				append([]any{"err", err}, suppressed(n)...)...)

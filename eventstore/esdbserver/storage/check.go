@@ -20,17 +20,23 @@ type CheckReport struct {
 	// Head is the last position the engine holds; Acknowledged the last
 	// one the store recorded as acknowledged (0 when it kept no record).
 	Head, Acknowledged Position
+	// Missing counts the positions up to Head the log lacks.
+	Missing uint64
 	// Problems lists every damage found; empty means the store is intact.
 	Problems []string
-	// Accepted: the loss of acknowledged events was accepted (AcceptLoss)
-	// and the store now opens with what it holds.
+	// Lossy: every problem is a loss of events (missing at the end or in
+	// the middle, or the record of the head), which AcceptLoss can accept;
+	// damaged data that cannot be read needs a backup.
+	Lossy bool
+	// Accepted: the loss was accepted (AcceptLoss) and the store now opens
+	// with what it holds.
 	Accepted bool
 }
 
 // CheckOptions tune Check.
 type CheckOptions struct {
-	// AcceptLoss records the engine's head as the acknowledged one when
-	// lost events are the only damage, so the store opens again.
+	// AcceptLoss records what the engine holds as acknowledged when every
+	// problem is a loss of events, so the store opens again.
 	AcceptLoss bool
 	Logger     *slog.Logger
 }
@@ -38,11 +44,11 @@ type CheckOptions struct {
 // Check verifies every file of the store in dir without changing it:
 // the record of the acknowledged head, the engine's MANIFEST and
 // write-ahead logs (while opening it read-only), every table block
-// (checksums, key order), every log record (it decodes, positions have no
-// gaps) and every stream index entry (it points to a record of its stream
-// and revision, and every record has one). It takes the directory's lock,
-// so it refuses a store that is in use. The error is for failures to run
-// the check; damage is in the report's Problems.
+// (checksums, key order), every log record (it decodes, no position is
+// missing) and every stream index entry (it points to a record of its
+// stream and revision, and every record has one). It takes the
+// directory's lock, so it refuses a store that is in use. The error is for
+// failures to run the check; damage is in the report's Problems.
 func Check(ctx context.Context, dir string, opts CheckOptions) (rep CheckReport, err error) {
 	rep.Dir = dir
 	if opts.Logger == nil {
@@ -56,8 +62,8 @@ func Check(ctx context.Context, dir string, opts CheckOptions) (rep CheckReport,
 		return rep, err
 	}
 	defer lock.Unlock()
-	acked, seq, recorded, herr := readHead(dir)
-	rep.Acknowledged = acked
+	rec, recorded, herr := readHead(dir)
+	rep.Acknowledged = rec.Head
 	engine := newEngineLog(opts.Logger)
 	db, err := openEngine(dir, engine, nil, engineOptions{mustExist: true, readOnly: true})
 	if err != nil {
@@ -75,16 +81,25 @@ func Check(ctx context.Context, dir string, opts CheckOptions) (rep CheckReport,
 	}
 	// Lost events and a damaged head record can be accepted; any other
 	// damage needs a backup.
-	acceptable := len(rep.Problems) == 0
+	damaged := len(rep.Problems) > 0
 	if herr != nil {
 		rep.Problems = append(rep.Problems, herr.Error())
 	}
 	if c.complete && rep.Head < rep.Acknowledged {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("%d acknowledged events are missing: the store holds positions up to %d, "+
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%d acknowledged events are missing at the end: the store holds positions up to %d, "+
 			"positions up to %d were acknowledged", rep.Acknowledged-rep.Head, rep.Head, rep.Acknowledged))
 	}
-	if opts.AcceptLoss && acceptable && len(rep.Problems) > 0 {
-		if err := acceptHead(dir, seq, rep.Head); err != nil {
+	if c.complete && rep.Missing > rec.Missing {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%d acknowledged events are missing from the log: positions %s",
+			rep.Missing-rec.Missing, gapList(c.gaps, rep.Missing)))
+		if c.dangling > 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%d stream index entries point to those lost events: reads of their streams fail "+
+				"(export the store and import it into a new one to leave them behind)", c.dangling))
+		}
+	}
+	rep.Lossy = !damaged && len(rep.Problems) > 0
+	if opts.AcceptLoss && rep.Lossy {
+		if err := acceptHead(dir, rec.seq, rep.Head, rep.Missing); err != nil {
 			return rep, err
 		}
 		rep.Accepted = true
@@ -107,19 +122,18 @@ func (c *checker) run(ctx context.Context) {
 	}
 }
 
-// acceptHead records head as the store's acknowledged head.
-func acceptHead(dir string, seq uint64, head Position) error {
+// acceptHead records head and the positions missing up to it as the
+// store's acknowledged state, in both slots.
+func acceptHead(dir string, seq uint64, head Position, missing uint64) error {
 	h, err := openHeadRecord(dir, seq)
 	if err != nil {
 		return err
 	}
-	if err := h.record(head); err != nil {
-		h.close()
-		return err
-	}
-	if err := h.record(head); err != nil { // both slots: a damaged one is replaced too
-		h.close()
-		return err
+	for range 2 {
+		if err := h.record(head, missing); err != nil {
+			h.close()
+			return err
+		}
 	}
 	return h.close()
 }
@@ -129,8 +143,11 @@ func acceptHead(dir string, seq uint64, head Position) error {
 type checker struct {
 	db  *pebble.DB
 	rep *CheckReport
-	// complete: the whole log was read, so its last position is the head.
+	// complete: the whole log was read, so its last position is the head
+	// and gaps are all the missing positions.
 	complete bool
+	gaps     []Gap
+	dangling uint64 // index entries pointing to missing positions
 }
 
 const maxProblems = 20
@@ -162,8 +179,11 @@ func (c *checker) scanLog(ctx context.Context) {
 			continue
 		}
 		p := Position(beUint64(it.Key()[1:]))
-		if p != prev+1 {
-			c.problem(&bad, "log positions %d to %d are missing", prev+1, p-1)
+		if p > prev+1 {
+			c.rep.Missing += uint64(p - prev - 1)
+			if len(c.gaps) < maxGaps {
+				c.gaps = append(c.gaps, Gap{From: prev + 1, To: p - 1})
+			}
 		}
 		prev = p
 		c.rep.Head = p
@@ -209,6 +229,10 @@ func (c *checker) scanIndex(ctx context.Context) {
 		}
 		stream, rev, p := string(k[1:sep]), revFromStreamKey(k), Position(beUint64(it.Value()))
 		v, closer, err := c.db.Get(logKey(p))
+		if errors.Is(err, pebble.ErrNotFound) && p <= c.rep.Head {
+			c.dangling++ // its record is one of the lost events
+			continue
+		}
 		if err != nil {
 			c.problem(&bad, "the index entry of %s@%d points to position %d, which has no record: %s", stream, rev, p, firstLine(err))
 			continue

@@ -145,7 +145,8 @@ func TestDamagedManifestIsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			populateStore(t, dir, 500, true)
-			populateStore(t, dir, 500, true) // a second flush: more MANIFEST records
+			populateStore(t, dir, 500, true)  // a second flush: more MANIFEST records
+			populateStore(t, dir, 500, false) // and events only in the write-ahead log
 			tc.damage(t, dir)
 			s, err := Open(dir, Options{})
 			if err == nil {
@@ -192,5 +193,66 @@ func TestDamagedTableFailsReadsNotTheProcess(t *testing.T) {
 	rep := checkStore(t, dir, true)
 	if len(rep.Problems) == 0 || rep.Accepted {
 		t.Fatalf("check: %+v, want the damaged table reported and not accepted", rep)
+	}
+}
+
+// TestLostTableIsRefused: a MANIFEST that lost its last edit (the table a
+// flush wrote) while the write-ahead log still holds the newest events
+// brings back the log's end but not its middle; the store must not open
+// with that hole. Check reports it, and accepting it lets the store open.
+func TestLostTableIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 6000; i += 10 { // enough for the engine to flush a table once
+		evs := events(i, 10)
+		for j := range evs {
+			evs[j].Data = make([]byte, 500)
+		}
+		if _, err := s.Append(ctx, "s", Expected{}, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	truncateHalf(t, newest(t, dir, "MANIFEST-*")) // tears the flush's edit
+	s, err = Open(dir, Options{})
+	if err == nil {
+		head, n := s.Head(), len(readStream(t, s, "s"))
+		s.Close()
+		t.Fatalf("opened with head %d and %d of 6000 events, want the loss reported", head, n)
+	}
+	var lost *LostEventsError
+	if !errors.As(err, &lost) || lost.Lost() == 0 || len(lost.Gaps) == 0 || !strings.Contains(err.Error(), "positions") {
+		t.Fatalf("Open: got %v, want a *LostEventsError naming the missing positions", err)
+	}
+	rep := checkStore(t, dir, false)
+	if !rep.Lossy || rep.Missing != lost.Missing {
+		t.Fatalf("check: %+v, want %d missing events reported as a loss", rep, lost.Missing)
+	}
+	if rep = checkStore(t, dir, true); !rep.Accepted {
+		t.Fatalf("check --accept-loss: %+v", rep)
+	}
+	s = openTest(t, dir)
+	var n uint64
+	if err := s.ReadAll(ctx, 0, false, Forwards, 0, Filter{}, func(Record) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != uint64(s.Head())-rep.Missing {
+		t.Fatalf("read %d events after accepting, want %d", n, uint64(s.Head())-rep.Missing)
+	}
+	if _, err := s.Append(ctx, "after", Expected{}, events(9000, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir) // the accepted loss is remembered
+	if s.Head() != Position(6001) {
+		t.Fatalf("head %d after reopening, want 6001", s.Head())
 	}
 }

@@ -108,7 +108,7 @@ func Exists(dir string) (bool, error) {
 }
 
 func open(dir string, opts Options, lock *datadir.Lock) (*Store, error) {
-	acked, seq, recorded, err := readHead(dir)
+	rec, recorded, err := readHead(dir)
 	if err != nil && !opts.AcceptLoss {
 		return nil, fmt.Errorf("%w; run `ordo eventstore check --data %s` (it verifies every file), "+
 			"then accept what the store holds with --accept-loss", err, dir)
@@ -120,7 +120,7 @@ func open(dir string, opts Options, lock *datadir.Lock) (*Store, error) {
 	engine := newEngineLog(opts.Logger)
 	db, err := openEngine(dir, engine, disk, engineOptions{mustExist: opts.MustExist || (recorded && !opts.AcceptLoss)})
 	if errors.Is(err, pebble.ErrDBDoesNotExist) && recorded {
-		return nil, &LostEventsError{Dir: dir, Acknowledged: acked}
+		return nil, &LostEventsError{Dir: dir, Acknowledged: rec.Head}
 	}
 	if err != nil {
 		return nil, err
@@ -136,19 +136,14 @@ func open(dir string, opts Options, lock *datadir.Lock) (*Store, error) {
 		recent:  make(map[[16]byte]recentID),
 	}
 	head, err := s.lastPosition()
-	if err == nil && head < acked {
-		if !opts.AcceptLoss {
-			err = &LostEventsError{Dir: dir, Head: head, Acknowledged: acked}
-		} else {
-			opts.Logger.Warn("event store: accepted the loss of acknowledged events", "dir", dir,
-				"head", head, "acknowledged", acked, "lost", acked-head)
-		}
+	if err == nil {
+		s.missing, err = s.verifyHistory(head, rec, opts.AcceptLoss)
 	}
 	if err == nil {
-		s.headRec, err = openHeadRecord(dir, seq)
+		s.headRec, err = openHeadRecord(dir, rec.seq)
 	}
 	if err == nil {
-		err = s.headRec.record(head)
+		err = s.headRec.record(head, s.missing)
 	}
 	if err != nil {
 		if s.headRec != nil {

@@ -57,6 +57,7 @@ type Store struct {
 	disk    *diskGuard
 	engine  *engineLog
 	headRec *headRecord // written by the writer only
+	missing uint64      // positions up to the head accepted as lost
 	// failed is set when the engine failed on the commit path; the store
 	// then refuses every write until it is reopened.
 	failed atomic.Pointer[error]
