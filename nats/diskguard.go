@@ -24,7 +24,7 @@ const DefaultMinFreeDisk = 4 << 20
 const jetStreamUnlimited = math.MaxInt64 / 4
 
 // diskGuardEvery is how often the guard looks at the disk.
-const diskGuardEvery = 250 * time.Millisecond
+const diskGuardEvery = 100 * time.Millisecond
 
 // diskGuard keeps JetStream from writing its disk full. nats-server marks a
 // stream that fails a write (ENOSPC included) as broken until JetStream

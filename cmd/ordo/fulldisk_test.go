@@ -84,10 +84,15 @@ func TestFullDisk(t *testing.T) {
 	t.Logf("commands succeeded again %v after space was freed", time.Since(freed).Round(100*time.Millisecond))
 	acked = append(acked, id)
 	for _, id := range acked {
-		if _, err := c.GetOrder(context.Background(), id); err != nil {
+		view, err := c.GetOrder(context.Background(), id)
+		if err != nil {
 			t.Fatalf("acknowledged order %s: %v", id, err)
 		}
+		if view.Revision != 0 {
+			t.Fatalf("order %s was placed once and has revision %d: a command took effect twice", id, view.Revision)
+		}
 	}
+	t.Logf("acknowledged %d, lost 0, doubled 0, dead-lettered %d (commands answered unavailable)", len(acked), deadLetters(t, svc))
 
 	// The disk fills completely; the service stops, and starts again on it.
 	allocate(t, filler, -1)
@@ -230,6 +235,28 @@ func dialService(t *testing.T, p *serveProc) *ordonats.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// deadLetters counts the dead-letter stream's messages.
+func deadLetters(t *testing.T, p *serveProc) uint64 {
+	t.Helper()
+	nc, err := natsgo.Connect(p.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, ordonats.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }
 
 // bigOrder is a PlaceOrder of about 8 KB, so the disk fills quickly.

@@ -66,7 +66,7 @@ func (e *engineLog) eventListener(dir string) *pebble.EventListener {
 	return &pebble.EventListener{
 		BackgroundError: func(err error) {
 			if n, ok := e.limit.allow("background:" + errKind(err)); ok {
-				e.l.Error("storage engine background error", append([]any{"err", err}, suppressed(n)...)...)
+				e.l.Error("storage engine background error", append([]any{"err", firstLine(err)}, suppressed(n)...)...)
 			}
 		},
 		DataCorruption: func(info pebble.DataCorruptionInfo) {
