@@ -291,3 +291,59 @@ func diskUsed(t *testing.T, dir string) int64 {
 	}
 	return n
 }
+
+// TestEngineWriteFailureIsReturned: with no ballast left, a log write that
+// fails for lack of space reaches the engine's fatal commit path; the
+// append gets the error (no panic), later writes are refused, reads go on,
+// Close returns, and the failed append is not there after a restart.
+func TestEngineWriteFailureIsReturned(t *testing.T) {
+	disk := smallDisk(t, 48<<20)
+	dir := filepath.Join(disk, "es")
+	s, err := Open(dir, Options{diskCheckEvery: time.Hour, Ballast: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "a", Expected{}, events(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	filler := fill(t, disk, 0)
+	if _, err := s.Append(ctx, "big", Expected{}, bigEvent(1, 100<<10)); err == nil || !strings.Contains(err.Error(), "refuses writes until the store is restarted") {
+		t.Fatalf("append on a disk full to the last byte, without a ballast: got %v", err)
+	}
+	if _, err := s.Append(ctx, "b", Expected{}, events(2, 1)); err == nil {
+		t.Fatal("an append after the engine failed was accepted")
+	}
+	if got := readStream(t, s, "a"); len(got) != 1 {
+		t.Fatalf("read %d events after the engine failed, want 1", len(got))
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return after the engine failed")
+	}
+	os.Remove(filler)
+	s = openTest(t, dir)
+	if got := readStream(t, s, "big"); len(got) != 0 {
+		t.Fatalf("the append that failed is there after a restart (%d events)", len(got))
+	}
+	if _, err := s.Append(ctx, "b", Expected{}, events(2, 1)); err != nil {
+		t.Fatalf("append after the restart: %v", err)
+	}
+}
+
+// TestMustExistCreatesNothing: Open with MustExist of a directory without
+// a store fails with ErrNoStore and leaves nothing behind.
+func TestMustExistCreatesNothing(t *testing.T) {
+	root := t.TempDir()
+	for _, dir := range []string{filepath.Join(root, "missing"), root} {
+		if _, err := Open(dir, Options{MustExist: true}); !errors.Is(err, ErrNoStore) {
+			t.Fatalf("Open(%s, MustExist): got %v, want ErrNoStore", dir, err)
+		}
+	}
+	if left, _ := os.ReadDir(root); len(left) != 0 {
+		t.Fatalf("Open with MustExist left %v", left)
+	}
+}

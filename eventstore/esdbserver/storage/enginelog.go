@@ -49,7 +49,12 @@ func (e *engineLog) Errorf(format string, args ...any) {
 // recover it.
 type engineFatal struct{ msg string }
 
-func (f engineFatal) Error() string { return "pebble: " + f.msg }
+func (f engineFatal) Error() string {
+	if strings.HasPrefix(f.msg, "pebble: ") {
+		return f.msg
+	}
+	return "pebble: " + f.msg
+}
 
 func (e *engineLog) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)

@@ -15,7 +15,7 @@ const maxGaps = 10
 // accepted as lost. A truncated MANIFEST loses a table from the middle of
 // the log while the write-ahead log still brings back its end, so the
 // head alone does not tell. It returns the positions the log lacks.
-func (s *Store) verifyHistory(head Position, rec headState, acceptLoss bool) (uint64, error) {
+func (s *Store) verifyHistory(head Position, rec headState) (uint64, error) {
 	missing, gaps, err := missingPositions(s.db, head, rec.Missing)
 	if err != nil {
 		return 0, fmt.Errorf("read the event store's log in %s: %w", s.dir, err)
@@ -23,13 +23,7 @@ func (s *Store) verifyHistory(head Position, rec headState, acceptLoss bool) (ui
 	if head >= rec.Head && missing <= rec.Missing {
 		return missing, nil
 	}
-	lost := &LostEventsError{Dir: s.dir, Head: head, Acknowledged: rec.Head, Missing: missing - min(missing, rec.Missing), Gaps: gaps}
-	if !acceptLoss {
-		return 0, lost
-	}
-	s.log.Warn("event store: accepted the loss of acknowledged events", "dir", s.dir, "head", head,
-		"acknowledged", rec.Head, "lost", lost.Lost())
-	return missing, nil
+	return 0, &LostEventsError{Dir: s.dir, Head: head, Acknowledged: rec.Head, Missing: missing - min(missing, rec.Missing), Gaps: gaps}
 }
 
 // missingPositions counts the positions from 1 to head the log does not

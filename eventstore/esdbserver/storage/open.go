@@ -28,7 +28,8 @@ const memTableSize = 4 << 20
 //
 // Open takes dir's lock first (an error wrapping datadir.ErrInUse when
 // another process has it open) and refuses a store that holds fewer events
-// than it had acknowledged (*LostEventsError) unless opts.AcceptLoss.
+// than it had acknowledged (*LostEventsError; Check with AcceptLoss lets
+// it open again).
 func Open(dir string, opts Options) (*Store, error) {
 	opts = withDefaults(opts)
 	if err := prepareDir(dir, opts.MustExist); err != nil {
@@ -109,7 +110,7 @@ func Exists(dir string) (bool, error) {
 
 func open(dir string, opts Options, lock *datadir.Lock) (*Store, error) {
 	rec, recorded, err := readHead(dir)
-	if err != nil && !opts.AcceptLoss {
+	if err != nil {
 		return nil, fmt.Errorf("%w; run `ordo eventstore check --data %s` (it verifies every file), "+
 			"then accept what the store holds with --accept-loss", err, dir)
 	}
@@ -118,7 +119,7 @@ func open(dir string, opts Options, lock *datadir.Lock) (*Store, error) {
 		return nil, err
 	}
 	engine := newEngineLog(opts.Logger)
-	db, err := openEngine(dir, engine, disk, engineOptions{mustExist: opts.MustExist || (recorded && !opts.AcceptLoss)})
+	db, err := openEngine(dir, engine, disk, engineOptions{mustExist: opts.MustExist || recorded})
 	if errors.Is(err, pebble.ErrDBDoesNotExist) && recorded {
 		return nil, &LostEventsError{Dir: dir, Acknowledged: rec.Head}
 	}
@@ -137,7 +138,7 @@ func open(dir string, opts Options, lock *datadir.Lock) (*Store, error) {
 	}
 	head, err := s.lastPosition()
 	if err == nil {
-		s.missing, err = s.verifyHistory(head, rec, opts.AcceptLoss)
+		s.missing, err = s.verifyHistory(head, rec)
 	}
 	if err == nil {
 		s.headRec, err = openHeadRecord(dir, rec.seq)

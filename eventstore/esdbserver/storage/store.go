@@ -35,9 +35,6 @@ type Options struct {
 	// Ballast is the size of the file the store holds back for the
 	// moment the disk fills anyway (default DefaultBallast; negative: none).
 	Ballast int64
-	// AcceptLoss opens a store that lost acknowledged events (see
-	// LostEventsError) with what remains, and records that as its head.
-	AcceptLoss bool
 
 	diskCheckEvery time.Duration // how stale the free space may get; tests stretch it
 }
