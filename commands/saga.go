@@ -143,6 +143,36 @@ func NewSaga(orders *Service, stock *StockService, timers PaymentTimers, src Sag
 	return &Saga{orders: orders, stock: stock, timers: timers, src: src, cps: cps, opts: opts, log: opts.Logger}
 }
 
+// CheckpointAheadError: a checkpoint is beyond the event store's head.
+// The store lost events or is not the one the checkpoint was kept for;
+// resuming there would skip every new event until the head passed it.
+type CheckpointAheadError struct {
+	What       string // "saga", or the projection's name
+	Checkpoint uint64
+	Head       uint64
+	Fix        string // what the operator can do
+}
+
+func (e *CheckpointAheadError) Error() string {
+	return fmt.Sprintf("%s checkpoint %d is beyond the event store's head %d: the store lost events or belongs to another data directory; %s",
+		e.What, e.Checkpoint, e.Head, e.Fix)
+}
+
+// CheckCheckpoint refuses to start from a checkpoint beyond head, the
+// event store's last position, with a *CheckpointAheadError.
+func (s *Saga) CheckCheckpoint(ctx context.Context, head uint64) error {
+	from, err := s.cps.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("saga checkpoint: %w", err)
+	}
+	if from > head {
+		return &CheckpointAheadError{What: "saga", Checkpoint: from, Head: head,
+			Fix: "use the event store this data directory belongs to, or, if its loss was accepted, delete the saga's checkpoint " +
+				"(saga.checkpoint in the data directory) so the saga goes over the history again (every step is idempotent)"}
+	}
+	return nil
+}
+
 // Run processes events until ctx ends (returning nil after saving the
 // checkpoint of everything finished) or the feed fails.
 func (s *Saga) Run(ctx context.Context) error {

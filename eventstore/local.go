@@ -264,6 +264,8 @@ func localError(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("%s: %w", what, ErrStreamNotFound)
 	case errors.Is(err, storage.ErrClosed):
 		return fmt.Errorf("%s: %w: the embedded event store is closed", what, ErrUnavailable)
+	case errors.Is(err, storage.ErrDiskFull):
+		return fmt.Errorf("%s: %w: %v", what, ErrUnavailable, err)
 	}
 	return ctxError(ctx, what, err)
 }

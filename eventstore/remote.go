@@ -332,7 +332,7 @@ func remoteError(ctx context.Context, what string, err error) error {
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if st, ok := status.FromError(e); ok {
 			switch st.Code() {
-			case codes.Unavailable:
+			case codes.Unavailable, codes.ResourceExhausted: // ResourceExhausted: the embedded store's disk is full
 				return fmt.Errorf("%s: %w: %v", what, ErrUnavailable, err)
 			case codes.DeadlineExceeded:
 				return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, context.DeadlineExceeded)

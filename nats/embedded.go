@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,11 +30,15 @@ type EmbeddedConfig struct {
 	StoreDir string       // JetStream file storage; required
 	Listen   string       // "127.0.0.1:4222"; port 0 picks a free port
 	Logger   *slog.Logger // nil discards
+	// MinFreeDisk is the free space JetStream leaves on its disk: below it
+	// new messages are refused (default DefaultMinFreeDisk).
+	MinFreeDisk int64
 }
 
 // EmbeddedServer is a nats-server with JetStream running in this process.
 type EmbeddedServer struct {
-	s *server.Server
+	s     *server.Server
+	guard *diskGuard
 }
 
 // StartEmbedded starts nats-server in-process with JetStream on file
@@ -50,6 +55,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedServer, er
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MinFreeDisk <= 0 {
+		cfg.MinFreeDisk = DefaultMinFreeDisk
 	}
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
@@ -70,6 +78,8 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedServer, er
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
+		// The disk guard sets the effective limit (see diskGuard).
+		JetStreamMaxStore: jetStreamUnlimited,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -94,7 +104,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedServer, er
 		}
 		return nil, fmt.Errorf("embedded NATS: %s (store dir %s)", reason, cfg.StoreDir)
 	}
-	return &EmbeddedServer{s: s}, nil
+	jsCfg := *s.JetStreamConfig()
+	jsCfg.StoreDir = cfg.StoreDir // EnableJetStream adds the "jetstream" folder itself
+	e := &EmbeddedServer{s: s, guard: newDiskGuard(s, cfg.StoreDir, cfg.MinFreeDisk, cfg.Logger.With("component", "nats"), jsCfg, &lg.enospc)}
+	go e.guard.run()
+	return e, nil
 }
 
 // ClientURL is the URL clients connect to.
@@ -105,6 +119,7 @@ func (e *EmbeddedServer) Server() *server.Server { return e.s }
 
 // Shutdown stops the server and waits until it has stopped or ctx ends.
 func (e *EmbeddedServer) Shutdown(ctx context.Context) error {
+	e.guard.close()
 	done := make(chan struct{})
 	go func() {
 		e.s.Shutdown()
@@ -124,13 +139,22 @@ func (e *EmbeddedServer) Shutdown(ctx context.Context) error {
 type natsLogger struct {
 	l     *slog.Logger
 	fatal atomic.Pointer[string]
+	// enospc is set when the server reports a store write that failed for
+	// lack of space (see diskGuard).
+	enospc atomic.Bool
 }
 
 func (n *natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n *natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
-func (n *natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
-func (n *natsLogger) Debugf(format string, v ...any)  {}
-func (n *natsLogger) Tracef(format string, v ...any)  {}
+func (n *natsLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(msg, "no space left on device") {
+		n.enospc.Store(true)
+	}
+	n.l.Error(msg)
+}
+func (n *natsLogger) Debugf(format string, v ...any) {}
+func (n *natsLogger) Tracef(format string, v ...any) {}
 func (n *natsLogger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	n.fatal.Store(&msg)

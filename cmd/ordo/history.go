@@ -95,13 +95,13 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"history needs exactly one ORDER_ID"}
+		return usageError{fmt.Sprintf("history needs exactly one ORDER_ID, got %q", pos)}
 	}
-	store, err := sf.open(ctx)
+	store, done, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 	var steps []step
 	if _, err := replayOrder(ctx, store, pos[0], nil, func(s step) { steps = append(steps, s) }); err != nil {
 		return err
@@ -196,17 +196,17 @@ func runState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"state needs exactly one ORDER_ID"}
+		return usageError{fmt.Sprintf("state needs exactly one ORDER_ID, got %q", pos)}
 	}
-	stop, err := parseAt(*at)
+	stop, atRev, err := parseAt(*at)
 	if err != nil {
 		return err
 	}
-	store, err := sf.open(ctx)
+	store, done, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 	var last step
 	var problems []string
 	order, err := replayOrder(ctx, store, pos[0], stop, func(s step) {
@@ -220,6 +220,10 @@ func runState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if order.Revision() < 0 && last.Type == "" {
 		return fmt.Errorf("order %s had no events at %s; its first event is later", pos[0], *at)
+	}
+	if atRev >= 0 && uint64(atRev) > last.Revision {
+		return fmt.Errorf("order %s has no revision %d: its last event is revision %d (ordo history %s lists them)",
+			pos[0], atRev, last.Revision, pos[0])
 	}
 	for _, p := range problems {
 		fmt.Fprintln(stderr, "warning: skipped", p)
@@ -260,19 +264,20 @@ func runState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// parseAt turns --at into a test that is true for the first event past it.
-func parseAt(at string) (func(step) bool, error) {
+// parseAt turns --at into a test that is true for the first event past
+// it, and the revision it names (-1 for a time, or no --at).
+func parseAt(at string) (func(step) bool, int64, error) {
 	if at == "" {
-		return nil, nil
+		return nil, -1, nil
 	}
-	if rev, err := strconv.ParseUint(at, 10, 64); err == nil {
-		return func(s step) bool { return s.Revision > rev }, nil
+	if rev, err := strconv.ParseInt(at, 10, 64); err == nil && rev >= 0 {
+		return func(s step) bool { return s.Revision > uint64(rev) }, rev, nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, at); err == nil {
 			// The same time history shows: the event's own, or the store's.
-			return func(s step) bool { return s.Time.After(t) }, nil
+			return func(s step) bool { return s.Time.After(t) }, -1, nil
 		}
 	}
-	return nil, usageError{fmt.Sprintf("--at %q is neither a stream revision (0, 1, …) nor a time (RFC 3339, e.g. 2026-11-24T09:30:00Z)", at)}
+	return nil, -1, usageError{fmt.Sprintf("--at %q is neither a stream revision (0, 1, …) nor a time (RFC 3339, e.g. 2026-11-24T09:30:00Z)", at)}
 }

@@ -35,12 +35,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	from := fs.Uint64("from", 0, "refused unless 0: a rebuild replays the whole history (read models rebuilt from a later position would lack every earlier order)")
 	restart := fs.Bool("restart", false, "discard a partial earlier rebuild instead of resuming it")
 	dsn := fs.String("readmodel-dsn", "", "PostgreSQL read models (postgres://…), as given to ordo serve (default: SQLite files in --data)")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, "replay"); err != nil {
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Sprintf("replay takes no arguments, got %q", fs.Args())}
 	case *all == (*name != ""):
 		return usageError{"replay needs exactly one of --projection NAME and --all"}
 	case *name != "" && *name != projections.Name:
@@ -72,11 +70,11 @@ var replayReport = struct {
 
 // replayLocal rebuilds in this process, over the data directory.
 func replayLocal(ctx context.Context, sf *storeFlags, dsn string, opts projections.RebuildOptions, stdout, stderr io.Writer) error {
-	store, head, err := sf.openAtHead(ctx)
+	store, head, done, err := sf.openAtHead(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 	m, err := projections.OpenManagerDSN(ctx, dsn, sf.data, serve.ProjectionSource{Store: store}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err

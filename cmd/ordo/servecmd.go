@@ -48,7 +48,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	if cfg.PaymentTimeout <= 0 {
+		return usageError{fmt.Sprintf("--payment-timeout must be a positive duration such as 15m, got %v", cfg.PaymentTimeout)}
+	}
+	if cfg.ReadWait <= 0 {
+		return usageError{fmt.Sprintf("--read-wait must be a positive duration such as 5s, got %v", cfg.ReadWait)}
+	}
+	cfg.Logger = slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
 	defer relaxGC()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, cfg.Logger)()
 	svc, err := serve.Start(ctx, cfg)

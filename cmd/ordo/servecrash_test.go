@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -24,10 +22,6 @@ import (
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
-// serveChildEnv makes TestServeKilledWithCommandsInFlight run `ordo serve`
-// with the JSON-encoded arguments it holds, until it is killed.
-const serveChildEnv = "ORDO_TEST_SERVE_ARGS"
-
 // answerBound is how soon after the restarted service is ready every
 // command that was in flight at the crash must be answered.
 const answerBound = 2 * time.Second
@@ -41,10 +35,6 @@ const answerBound = 2 * time.Second
 // dropped (NATS ran inside the killed process) sends its command again on
 // reconnecting.
 func TestServeKilledWithCommandsInFlight(t *testing.T) {
-	if enc := os.Getenv(serveChildEnv); enc != "" {
-		serveChild(enc)
-		return
-	}
 	for _, tc := range []struct {
 		name         string
 		externalNATS bool
@@ -54,18 +44,6 @@ func TestServeKilledWithCommandsInFlight(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { killMidFlight(t, tc.externalNATS) })
 	}
-}
-
-func serveChild(enc string) {
-	var args []string
-	if err := json.Unmarshal([]byte(enc), &args); err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, args, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(exitCode(err, os.Stderr))
 }
 
 // sent is one command's send, as its client saw it.
@@ -228,9 +206,7 @@ func checkAppliedOnce(t *testing.T, url string, ids []string) {
 // and stops it at cleanup; its output goes to a log file in dir.
 func startServe(t *testing.T, dir string, args []string) *exec.Cmd {
 	t.Helper()
-	enc, _ := json.Marshal(args)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeKilledWithCommandsInFlight$")
-	cmd.Env = append(os.Environ(), serveChildEnv+"="+string(enc))
+	cmd := ordoChild(args...)
 	logFile, err := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,10 @@ func runStockAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			"the event is durable. Resending with the same --command-id adds nothing a second time.",
 		[]string{"ordo stock add sku-1 1000", "ordo stock add sku-1 250 --command-id delivery-42 --json"}, stderr)
 	cf := addClientFlags(fs)
+	if n, ok := negativeNumber(args); ok {
+		// The flag package would take it for an unknown flag -5.
+		return usageError{fmt.Sprintf("QTY must be a positive whole number of units, got %s", n)}
+	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -70,6 +74,16 @@ func runStockAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer done()
 	reply, err := client.AddStock(ctx, sku, qty, *cf.commandID)
 	return printStockReply(stdout, reply, err, *cf.asJSON)
+}
+
+// negativeNumber finds an argument such as -5: a negative quantity.
+func negativeNumber(args []string) (string, bool) {
+	for _, a := range args {
+		if len(a) > 1 && a[0] == '-' && strings.Trim(a[1:], "0123456789") == "" {
+			return a, true
+		}
+	}
+	return "", false
 }
 
 func runStockGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -30,17 +30,17 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := fs.String("out", "", "file to write (required)")
 	restart := fs.Bool("restart", false, "overwrite FILE instead of continuing it")
 	noVerify := fs.Bool("no-verify", false, "skip the final comparison")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, "export"); err != nil {
 		return err
 	}
-	if *out == "" || fs.NArg() > 0 {
-		return usageError{"export needs --out FILE and no arguments"}
+	if *out == "" {
+		return usageError{"export needs --out FILE"}
 	}
-	store, head, err := sf.openAtHead(ctx)
+	store, head, done, err := sf.openAtHead(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 	if *restart {
 		if err := os.Remove(*out); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -158,15 +158,16 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{"import needs exactly one FILE"}
 	}
 	path := pos[0]
-	store, err := sf.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	// The input first: a missing file must create no store.
 	fi, err := os.Stat(path)
 	if err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	store, done, err := sf.openOrCreate(ctx)
+	if err != nil {
 		return err
 	}
+	defer done()
 	im := eventstore.NewImporter(ctx, store, eventstore.ImporterOptions{Writers: *writers})
 	prog := newProgress(stderr, "import", 0, uint64(fi.Size())) // progress in bytes of the file
 	var n int64
@@ -211,17 +212,21 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	to := fs.String("to", "", "target event store URL (required)")
 	writers := fs.Int("writers", 16, "concurrent appends")
 	noVerify := fs.Bool("no-verify", false, "skip the final comparison")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, "migrate"); err != nil {
 		return err
 	}
-	if *to == "" || fs.NArg() > 0 {
-		return usageError{"migrate needs --to URL and no arguments"}
+	if *to == "" {
+		return usageError{"migrate needs --to URL"}
 	}
-	src, head, err := sf.openAtHead(ctx)
+	src, head, done, err := sf.openAtHead(ctx)
 	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return err
+		}
 		return fmt.Errorf("source: %w", err)
 	}
-	defer src.Close()
+	defer done()
 	dst, err := eventstore.Connect(ctx, *to)
 	if err != nil {
 		return fmt.Errorf("target: %w", err)

@@ -140,20 +140,17 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	scope := fs.String("stock", string(stockAuto), "whose stock the cross-stream check holds to the SKU streams: auto (decided per order from the events) or ordo (every order's: the service never ran with --manual-stock)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, "verify"); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("verify takes no arguments, got %q", fs.Args())}
 	}
 	if s := stockScope(*scope); s != stockAuto && s != stockOrdo {
 		return usageError{fmt.Sprintf("--stock must be auto or ordo, got %q", *scope)}
 	}
-	store, head, err := sf.openAtHead(ctx)
+	store, head, done, err := sf.openAtHead(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 	defer relaxGC()()
 	prog := newProgress(stderr, "verify", 0, head)
 	lastPos := uint64(0)

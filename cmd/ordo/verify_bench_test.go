@@ -50,11 +50,11 @@ func BenchmarkVerify(b *testing.B) {
 	dir := filledStore(b)
 	ctx := context.Background()
 	sf := storeFlags{data: dir}
-	store, err := sf.open(ctx)
+	store, done, err := sf.open(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	defer done()
 	head, err := store.Head(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -80,13 +80,13 @@ func BenchmarkVerifyFold(b *testing.B) {
 	dir := filledStore(b)
 	ctx := context.Background()
 	sf := storeFlags{data: dir}
-	store, err := sf.open(ctx)
+	store, done, err := sf.open(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var all []eventstore.RecordedEvent
 	err = store.ReadAll(ctx, 0, eventstore.Filter{}, func(e eventstore.RecordedEvent) error { all = append(all, e); return nil })
-	store.Close()
+	done()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -109,11 +109,11 @@ func BenchmarkVerifyRead(b *testing.B) {
 	dir := filledStore(b)
 	ctx := context.Background()
 	sf := storeFlags{data: dir}
-	store, err := sf.open(ctx)
+	store, done, err := sf.open(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	defer done()
 	for _, read := range []struct {
 		name string
 		fn   func(context.Context, uint64, eventstore.Filter, func(eventstore.RecordedEvent) error) error
@@ -156,12 +156,3 @@ func (c cpuClock) report(b *testing.B, events int64) {
 // tempDirOutsideTest is a directory that outlives one benchmark function,
 // so the filled store is shared by all of them in the process.
 func tempDirOutsideTest() (string, error) { return os.MkdirTemp("", "ordo-verify-bench-") }
-
-// TestMain removes the benchmarks' shared store when the process ends.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if benchStore.dir != "" && !benchStore.keep {
-		os.RemoveAll(benchStore.dir)
-	}
-	os.Exit(code)
-}

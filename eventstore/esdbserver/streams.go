@@ -195,6 +195,10 @@ func (srv *Server) storeError(ts trailerSetter, stream string, err error) error 
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, storage.ErrClosed):
 		return status.Error(codes.Unavailable, "the event store is shutting down")
+	case errors.Is(err, storage.ErrDiskFull):
+		// Not Unavailable: the official client answers that by dropping
+		// its connection and discovering the node again, on every refusal.
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -41,6 +41,13 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
 		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
 	s.saga = saga
+	head, err := s.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("read the event store's head: %w", err)
+	}
+	if err := saga.CheckCheckpoint(ctx, head); err != nil {
+		return err
+	}
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- runSaga(sctx, saga, cfg.Logger) }()
@@ -131,6 +138,7 @@ func replaceFile(path string, data []byte) error {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
+		os.Remove(tmp) // a full disk must not leave half-written files behind
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventstore/datadir"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections"
 )
@@ -67,6 +68,7 @@ type Service struct {
 	stockSub     *natsgo.Subscription
 	stopSaga     func() error
 	saga         *commands.Saga
+	lock         *datadir.Lock // the data directory's, released last
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -78,6 +80,9 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 			s.Shutdown(context.Background())
 		}
 	}()
+	if err := s.lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if err := s.startNATS(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -117,7 +122,9 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 		return nil, err
 	}
 	if err := s.writeRuntime(cfg.DataDir); err != nil {
-		return nil, err
+		// Tools then find the directory locked and say so; a full disk
+		// must not keep the service from starting.
+		s.log.Warn("operator tools will not find this service: writing serve.json failed", "err", err)
 	}
 	s.log.Info("ordo is serving", "nats", s.natsURL, "esdb", s.store.URL(), "http", s.HTTPAddr())
 	return s, nil
@@ -140,6 +147,21 @@ func withDefaults(cfg Config) Config {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return cfg
+}
+
+// lockDataDir creates the data directory and takes its lock, before any
+// part opens a file in it: a second service or tool on the same directory
+// fails at once, naming this process.
+func (s *Service) lockDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create data directory %s: %w", dir, err)
+	}
+	lock, err := datadir.Acquire(dir)
+	if err != nil {
+		return err
+	}
+	s.lock = lock
+	return nil
 }
 
 func (s *Service) startNATS(ctx context.Context, cfg Config) error {
@@ -311,5 +333,6 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if s.natsSrv != nil {
 		errs = append(errs, s.natsSrv.Shutdown(ctx))
 	}
+	errs = append(errs, s.lock.Unlock())
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -238,23 +239,75 @@ func (s *Store) commitGroup(group []*writeReq) {
 	defer clear(all)
 	if len(all) > 0 {
 		s.writeBatch(batch, all)
-		if err := batch.Commit(pebble.Sync); err != nil {
-			// Nothing of the group is acknowledged; forget the decisions the
-			// writer cached, since they assumed this batch.
-			s.states = make(map[string]*streamState)
-			s.recent = make(map[[16]byte]recentID)
-			s.log.Error("event store write failed", "err", err)
-			for i := range pending {
-				if pending[i].err == nil {
-					pending[i].err = fmt.Errorf("write to disk: %w", err)
-				}
-			}
-			s.answer(pending)
+		if err := s.commit(batch); err != nil {
+			s.failGroup(pending, err)
 			return
 		}
 		s.publish(all)
+		s.recordHead()
 	}
 	s.answer(pending)
+}
+
+// commit writes the batch durably unless the store has failed or the disk
+// is too full for it. The disk check counts the batch twice: once in the
+// log now, once in the table it is flushed to later.
+func (s *Store) commit(batch *pebble.Batch) error {
+	if err := s.failed.Load(); err != nil {
+		return *err
+	}
+	if err := s.disk.admit(2 * int64(batch.Len())); err != nil {
+		return err
+	}
+	return s.syncBatch(batch)
+}
+
+// syncBatch commits the batch with a synced write. The engine reports a
+// failed log write or sync through Fatalf (see engineFatal): it is turned
+// into an error here, and the store refuses writes from then on, since the
+// engine's commit pipeline cannot be trusted after it.
+func (s *Store) syncBatch(batch *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(engineFatal)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("the event store's storage engine failed and refuses writes until the store is restarted: %w", f)
+			s.failed.Store(&err)
+		}
+	}()
+	return batch.Commit(pebble.Sync)
+}
+
+// failGroup answers every request of a group that was not written with
+// err. Nothing of the group is acknowledged; the writer forgets the
+// decisions it cached, since they assumed this batch.
+func (s *Store) failGroup(pending []pendingWrite, err error) {
+	s.states = make(map[string]*streamState)
+	s.recent = make(map[[16]byte]recentID)
+	if !errors.Is(err, ErrDiskFull) { // the disk guard logs its own changes
+		if n, ok := s.engine.limit.allow("write failed"); ok {
+			s.log.Error("event store write failed", append([]any{"err", err}, suppressed(n)...)...)
+		}
+	}
+	wrapped := fmt.Errorf("write to disk: %w", err)
+	for i := range pending {
+		if pending[i].err == nil {
+			pending[i].err = wrapped
+		}
+	}
+	s.answer(pending)
+}
+
+// recordHead keeps the acknowledged head in the head file (see headFile).
+func (s *Store) recordHead() {
+	if err := s.headRec.record(s.Head(), s.missing); err != nil {
+		if n, ok := s.engine.limit.allow("record head"); ok {
+			s.log.Error("event store: recording the acknowledged head failed; a later loss of events may go unnoticed",
+				append([]any{"err", err}, suppressed(n)...)...)
+		}
+	}
 }
 
 // writeBatch adds the records' log entries, then their stream index

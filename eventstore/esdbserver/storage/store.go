@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/ordo-dev/ordo/eventstore/datadir"
 )
 
 // Options tune a Store. The zero value is usable.
@@ -24,6 +26,17 @@ type Options struct {
 	// SubscriptionBuffer is how many commit groups a live subscriber may lag
 	// before it is dropped back to catching up from disk (default 256).
 	SubscriptionBuffer int
+	// MustExist refuses to create a store: Open of a directory without one
+	// fails with ErrNoStore and creates nothing.
+	MustExist bool
+	// DiskReserve is how much free disk space appends leave at least
+	// (default DefaultDiskReserve); below it they fail with ErrDiskFull.
+	DiskReserve int64
+	// Ballast is the size of the file the store holds back for the
+	// moment the disk fills anyway (default DefaultBallast; negative: none).
+	Ballast int64
+
+	diskCheckEvery time.Duration // how stale the free space may get; tests stretch it
 }
 
 // Store is the durable event log. All writes go through one goroutine, which
@@ -32,9 +45,19 @@ type Options struct {
 // reads and subscriptions run concurrently against committed data.
 type Store struct {
 	db   *pebble.DB
+	dir  string
 	opts Options
 	log  *slog.Logger
 	now  func() time.Time
+
+	lock    *datadir.Lock
+	disk    *diskGuard
+	engine  *engineLog
+	headRec *headRecord // written by the writer only
+	missing uint64      // positions up to the head accepted as lost
+	// failed is set when the engine failed on the commit path; the store
+	// then refuses every write until it is reopened.
+	failed atomic.Pointer[error]
 
 	reqs    chan *writeReq
 	closing chan struct{}
@@ -98,71 +121,6 @@ const (
 	maxStates    = 200_000
 	maxRecentIDs = 1_000_000
 )
-
-// Open opens (or creates) the store in dir. After a crash it holds exactly
-// the groups whose synced write completed.
-func Open(dir string, opts Options) (*Store, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.MaxGroup <= 0 {
-		opts.MaxGroup = 1024
-	}
-	if opts.SubscriptionBuffer <= 0 {
-		opts.SubscriptionBuffer = 256
-	}
-	db, err := pebble.Open(dir, &pebble.Options{
-		Logger:       pebbleLogger{opts.Logger},
-		MemTableSize: 64 << 20,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open event store in %s: %w", dir, err)
-	}
-	s := &Store{
-		db: db, opts: opts, log: opts.Logger, now: opts.Now,
-		reqs:    make(chan *writeReq, 4096),
-		closing: make(chan struct{}),
-		stopped: make(chan struct{}),
-		subs:    make(map[*Subscription]chan []Record),
-		states:  make(map[string]*streamState),
-		recent:  make(map[[16]byte]recentID),
-	}
-	head, err := s.lastPosition()
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	s.head.Store(uint64(head))
-	go s.writer()
-	return s, nil
-}
-
-// Close stops accepting writes, finishes the queued ones, ends every
-// subscription with ErrClosed and closes the engine.
-func (s *Store) Close() error {
-	// Once, not a flag: a second caller (the server's shutdown races a
-	// timer that closes the store to end subscriptions) must wait until the
-	// files are closed and their lock released, or a restart on the same
-	// directory finds the lock still held.
-	s.closeOnce.Do(func() {
-		s.closeMu.Lock()
-		s.closed = true
-		close(s.closing)
-		s.closeMu.Unlock()
-		<-s.stopped
-		s.subsMu.Lock()
-		for sub, ch := range s.subs {
-			close(ch)
-			delete(s.subs, sub)
-		}
-		s.subsMu.Unlock()
-		s.closeErr = s.db.Close()
-	})
-	return s.closeErr
-}
 
 func (s *Store) isClosed() bool {
 	select {
@@ -305,25 +263,6 @@ func parseMeta(data []byte) streamMeta {
 func isMetastream(stream string) bool { return strings.HasPrefix(stream, "$$") }
 
 func metastreamOf(stream string) string { return "$$" + stream }
-
-// pebbleLogger sends the engine's messages to slog. Fatalf must not exit the
-// process: the engine reports the error to its caller after logging.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-// Fatalf is called for unrecoverable engine states (corruption); the engine
-// does not expect it to return, so it panics after logging instead of
-// exiting the whole process as the engine's default logger would.
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
-	panic(fmt.Sprintf("pebble: "+format, args...))
-}
 
 var _ io.Closer = (*Store)(nil)
 

@@ -1,0 +1,84 @@
+package esdbserver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+)
+
+// TestDiskFullAnswersResourceExhausted: an append refused because the disk
+// is full reaches the official client as a transient failure (the
+// adapter's ErrUnavailable, "disk full" in the message), and appends
+// through the same connection succeed again once space is freed.
+func TestDiskFullAnswersResourceExhausted(t *testing.T) {
+	disk := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", disk).CombinedOutput(); err != nil {
+		t.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { exec.Command("umount", disk).Run() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: filepath.Join(disk, "es"), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	store, err := eventstore.Connect(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	appendOne := func(n int) error {
+		_, err := store.Append(ctx, fmt.Sprint("s-", n), eventstore.Any(), eventstore.EventData{Type: "T", Data: []byte(`{}`)})
+		return err
+	}
+	if err := appendOne(0); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(disk, "filler")
+	leaveFree(t, filler, disk, 10<<20)
+	var refused error
+	for n := 1; refused == nil; n++ {
+		if refused = appendOne(n); refused == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !errors.Is(refused, eventstore.ErrUnavailable) || !strings.Contains(refused.Error(), "disk full") {
+		t.Fatalf("append on a full disk: got %v, want ErrUnavailable saying the disk is full", refused)
+	}
+	os.Remove(filler)
+	deadline := time.Now().Add(10 * time.Second)
+	for n := 1000; appendOne(n) != nil; n++ {
+		if time.Now().After(deadline) {
+			t.Fatal("appends did not resume within 10 s of freeing space")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// leaveFree allocates path so that about free bytes stay free on dir's disk.
+func leaveFree(t *testing.T, path, dir string, free int64) {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)-free); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,130 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// smallDisk mounts a tmpfs of size bytes for the test; without the right
+// to mount, the test is skipped.
+func smallDisk(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// leaveFree allocates path so that about free bytes stay free on dir's disk.
+func leaveFree(t *testing.T, path, dir string, free int64) {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	grow := int64(st.Bavail)*int64(st.Bsize) - free
+	for grow >= 4096 {
+		err := syscall.Fallocate(int(f.Fd()), 0, fi.Size(), grow)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatal(err)
+		}
+		grow -= 64 << 10 // the last pages do not always fit
+	}
+}
+
+// publishUntil publishes 4 KiB messages until cond holds for the publish
+// error, for up to 30 s.
+func publishUntil(t *testing.T, js jetstream.JetStream, cond func(error) bool) error {
+	t.Helper()
+	body := make([]byte, 4<<10)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.Publish(ctx, "fill.x", body)
+		cancel()
+		if cond(err) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish kept returning %v", err)
+		}
+	}
+}
+
+// TestJetStreamKeepsFreeDisk: publishing into a small disk is refused with
+// an error before the disk is full, the stream is never broken by a
+// failed write, and publishing resumes by itself once space is freed.
+func TestJetStreamKeepsFreeDisk(t *testing.T) {
+	disk := smallDisk(t, 24<<20)
+	s := startServer(t, filepath.Join(disk, "nats"))
+	js, _ := jetstream.New(connect(t, s))
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(disk, "filler")
+	leaveFree(t, filler, disk, 12<<20)
+	err := publishUntil(t, js, func(err error) bool { return err != nil })
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || !strings.Contains(strings.ToLower(err.Error()), "resource") {
+		t.Fatalf("publish on a nearly full disk: got %v, want JetStream's resource-limit error", err)
+	}
+	var st syscall.Statfs_t
+	syscall.Statfs(disk, &st)
+	if free := int64(st.Bavail) * int64(st.Bsize); free < DefaultMinFreeDisk/2 {
+		t.Fatalf("JetStream refused only with %d bytes free", free)
+	}
+	os.Remove(filler)
+	publishUntil(t, js, func(err error) bool { return err == nil })
+}
+
+// TestJetStreamRestartsAfterAFailedWrite: when another program fills the
+// disk faster than the guard looks, a JetStream write fails and nats-server
+// stops storing into that stream; once space is freed the guard restarts
+// JetStream and the stream takes messages again.
+func TestJetStreamRestartsAfterAFailedWrite(t *testing.T) {
+	disk := smallDisk(t, 24<<20)
+	s := startServer(t, filepath.Join(disk, "nats"))
+	js, _ := jetstream.New(connect(t, s))
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	publishUntil(t, js, func(err error) bool { return err == nil })
+	filler := filepath.Join(disk, "filler")
+	leaveFree(t, filler, disk, 0)
+	// Messages of a block's worth force new blocks, whatever the guard thinks.
+	big := make([]byte, 1<<20)
+	for i := 0; i < 8 && !s.guard.writeFailed.Load(); i++ {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		js.Publish(pctx, "fill.big", big)
+		cancel()
+	}
+	if !s.guard.writeFailed.Load() {
+		t.Skip("JetStream never hit ENOSPC here; nothing to recover from")
+	}
+	os.Remove(filler)
+	publishUntil(t, js, func(err error) bool { return err == nil })
+}
