@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -127,4 +128,41 @@ func TestJetStreamRestartsAfterAFailedWrite(t *testing.T) {
 	}
 	os.Remove(filler)
 	publishUntil(t, js, func(err error) bool { return err == nil })
+}
+
+// TestWorkersResumeAfterJetStreamRestart: when the disk guard restarts
+// JetStream (after a write failed on a full disk), the server forgets the
+// workers' pull request; the workers must notice from the missing idle
+// heartbeats and pull again within seconds, not after the default pull's
+// half a minute.
+func TestWorkersResumeAfterJetStreamRestart(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	exec := &scripted{fn: func(_ int64, cmd Command) Outcome {
+		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Events: []string{"OrderDelivered"}, State: "delivered"}
+	}}
+	runWorker(t, nc, exec, WorkerConfig{})
+	c, _ := NewClient(nc, ClientOptions{})
+	send := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := c.Send(ctx, command(uuid.NewString()))
+		return err
+	}
+	if err := send(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.guard.restartJetStream()
+	restarted := time.Now()
+	const bound = 12 * time.Second
+	for {
+		err := send(2 * time.Second)
+		if err == nil {
+			t.Logf("a command was answered %v after the restart", time.Since(restarted).Round(time.Millisecond))
+			return
+		}
+		if time.Since(restarted) > bound {
+			t.Fatalf("no command answered within %v of JetStream's restart: %v", bound, err)
+		}
+	}
 }

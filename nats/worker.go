@@ -77,6 +77,9 @@ type settling struct {
 	commandID string
 }
 
+// pullExpiry is how long one pull request of the workers lasts.
+const pullExpiry = 4 * time.Second
+
 // outcomeStoreTimeout bounds the wait for the outcome bucket's confirmation;
 // past it the command is redelivered (and answered again, from the stream).
 const outcomeStoreTimeout = 10 * time.Second
@@ -187,7 +190,12 @@ func (w *Worker) run(ctx context.Context) error {
 		}
 		w.progress.hold(msg)
 		lanes[shardOf(msg.Subject(), len(lanes))].push(msg)
-	}, jetstream.PullMaxMessages(w.cfg.MaxAckPending))
+	}, jetstream.PullMaxMessages(w.cfg.MaxAckPending),
+		// Short pull requests, so their idle heartbeats (half the expiry) show
+		// within seconds that the server lost them (JetStream restarted after
+		// a full disk, a cluster node failed over) and the pull is renewed;
+		// the default expiry would leave the workers idle for half a minute.
+		jetstream.PullExpiry(pullExpiry))
 	if err == nil {
 		close(w.ready)
 		<-ctx.Done()
