@@ -116,8 +116,10 @@ func replayRemote(ctx context.Context, addr string, opts projections.RebuildOpti
 		return fmt.Errorf("the service at %s refused the rebuild: %s", addr, bytes.TrimSpace(body))
 	}
 	fmt.Fprintf(stderr, "the service at %s is rebuilding; its API serves the current read models until the swap\n", addr)
-	var prog *progress
-	start := time.Now()
+	// From the request on, so the rate counts the rebuild's whole time even
+	// when the first report is the last (a rebuild quicker than one tick).
+	prog := newProgress(stderr, "replay "+projections.Name, opts.From, 0)
+	start := prog.start
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -144,9 +146,6 @@ func replayRemote(ctx context.Context, addr string, opts projections.RebuildOpti
 		var p projections.RebuildProgress
 		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &p) != nil {
 			return fmt.Errorf("following the rebuild: %s %s", resp.Status, bytes.TrimSpace(body))
-		}
-		if prog == nil {
-			prog = newProgress(stderr, "replay "+projections.Name, opts.From, p.Head)
 		}
 		prog.head = max(prog.head, p.Head)
 		switch {
