@@ -108,7 +108,9 @@ func makePageOrders(t *testing.T, s *system) pageOrders {
 		}
 		return id
 	}
-	pay := func(id string) { note(must(t)(s.client.ConfirmPayment(ctx, domain.ConfirmPayment{Order: id, PaymentID: "pay-" + id[:8], Amount: total}))) }
+	pay := func(id string) {
+		note(must(t)(s.client.ConfirmPayment(ctx, domain.ConfirmPayment{Order: id, PaymentID: "pay-" + id[:8], Amount: total})))
+	}
 	ship := func(id string) {
 		note(must(t)(s.client.ShipOrder(ctx, domain.ShipOrder{Order: id, Carrier: "dhl", TrackingNumber: "JD-" + id[:8]})))
 	}
