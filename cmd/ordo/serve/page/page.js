@@ -182,7 +182,7 @@
   async function renderRate() {
     const r = await getJSON("/v1/commands/rate");
     const perMin = 60 / r.bucket_seconds;
-    const lastMin = r.buckets.slice(-perMin - 1, -1); // whole buckets only
+    const lastMin = r.buckets.slice(-perMin); // the current bucket is partial
     const lastMinCount = lastMin.reduce((n, b) => n + b.commands, 0);
     const minutes = (r.buckets.length * r.bucket_seconds) / 60;
     const errRate = r.commands ? ((100 * r.errors) / r.commands).toFixed(1) : "0.0";
