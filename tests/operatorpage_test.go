@@ -303,6 +303,7 @@ func waitReadModels(t *testing.T, base string, pos uint64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the read models did not reach position %d: %v", pos, err)
 		}
+		time.Sleep(50 * time.Millisecond) // a pause between attempts; each waits up to --read-wait itself
 	}
 }
 

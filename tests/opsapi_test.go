@@ -48,6 +48,7 @@ func TestOrderHistoryEndpoint(t *testing.T) {
 		{"/v1/orders/" + uuid.NewString() + "/history", http.StatusNotFound, "not_found", ""},
 		{"/v1/orders/not-an-order/history", http.StatusBadRequest, "invalid_command", "id"},
 		{"/v1/orders/" + id + "/history?from=2", http.StatusBadRequest, "invalid_command", "from"},
+		{"/ui/nope.js", http.StatusNotFound, "not_found", ""}, // the page's assets answer like the API
 	} {
 		var body apiError
 		if resp, raw := call(t, http.MethodGet, base+tt.path, &body); resp.StatusCode != tt.status || body.Error.Code != tt.code || body.Error.Field != tt.field {

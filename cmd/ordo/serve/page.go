@@ -45,7 +45,14 @@ func (s *Service) registerPage(mux *http.ServeMux, cfg Config) error {
 		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = w.Write(index)
 	})
-	mux.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(assets)))
+	mux.HandleFunc("GET /ui/{file}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("file")
+		if _, err := fs.Stat(assets, name); err != nil || name == "index.html" {
+			writeFieldError(w, domain.CodeNotFound, "", "no asset "+truncatePath(name)+" on the operator's page")
+			return
+		}
+		http.ServeFileFS(w, r, assets, name)
+	})
 	mux.HandleFunc("GET /ui/lifecycle.svg", serveLifecycleSVG(lifecycleSVG()))
 	mux.HandleFunc("GET /v1/orders/{id}/history", s.serveTimeline)
 	mux.HandleFunc("GET /v1/deadletters", s.serveDeadLetters)
