@@ -180,7 +180,7 @@ func (w *Worker) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, msg) })
+			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, lanes[i], msg) })
 		}()
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
@@ -257,7 +257,7 @@ func (w *Worker) term(msg jetstream.Msg, reason string) {
 
 // handle processes one message to an acknowledgement, a termination, or a
 // redelivery.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, l *lane, msg jetstream.Msg) {
 	cmd, replyTo, bad := w.parse(msg)
 	if bad != nil {
 		w.finish(ctx, msg, replyTo, *bad, claim{})
@@ -272,7 +272,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		out = w.execute(ctx, cmd)
 		if storeUnavailable(out) {
 			var ok bool
-			if out, ok = w.untilAvailable(ctx, msg, cmd, replyTo, out); !ok {
+			if out, ok = w.untilAvailable(ctx, l, msg, cmd, replyTo, out); !ok {
 				return // the worker is stopping; the command is redelivered later
 			}
 		}
