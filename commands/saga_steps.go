@@ -138,6 +138,9 @@ func (s *Saga) reserve(ctx context.Context, orderID string, lines []domain.Line,
 			return res.Err
 		}
 	}
+	if decided, err := s.reservationDecided(ctx, orderID); err != nil || decided {
+		return err
+	}
 	if err := s.releaseAll(ctx, orderID, skus, meta); err != nil {
 		return err
 	}
@@ -147,6 +150,30 @@ func (s *Saga) reserve(ctx context.Context, orderID string, lines []domain.Line,
 		return res.Err
 	}
 	return nil
+}
+
+// reservationDecided reports whether the order's reservation was decided
+// and recorded already, so that this is a repeated step (after a restart
+// or a takeover the saga goes over events it handled before). Lines come
+// back short then because later steps settled them one by one (shipping
+// committed some, a refund released some before the saga stopped), and the
+// lines still held belong to an order that goes on: releasing them would
+// let another order take units that are shipping. The events that settle
+// the order settle its other lines too. A placed order is still waiting
+// for this step's outcome; a cancelled one is over, and releasing gives
+// back only what it holds.
+func (s *Saga) reservationDecided(ctx context.Context, orderID string) (bool, error) {
+	view, err := s.orders.GetOrder(ctx, orderID)
+	if err != nil {
+		return false, err
+	}
+	switch view.State {
+	case domain.StatePlaced, domain.StateCancelled:
+		return false, nil
+	}
+	s.log.Info("saga: a repeated reservation step found lines already settled; the order's later steps settle the rest",
+		"order", orderID, "state", view.State)
+	return true, nil
 }
 
 func (s *Saga) releaseAll(ctx context.Context, orderID string, skus []string, meta domain.EventMeta) error {
