@@ -183,6 +183,7 @@ func (w *Worker) run(ctx context.Context) error {
 			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, lanes[i], msg) })
 		}()
 	}
+	ended := &consumeEnd{}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		if strings.HasPrefix(msg.Subject(), SubjectTimerPrefix) {
 			_ = msg.Ack() // a payment timer's schedule: the server fires it
@@ -195,12 +196,20 @@ func (w *Worker) run(ctx context.Context) error {
 		// within seconds that the server lost them (JetStream restarted after
 		// a full disk, a cluster node failed over) and the pull is renewed;
 		// the default expiry would leave the workers idle for half a minute.
-		jetstream.PullExpiry(pullExpiry))
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) { ended.check(ctx, cons, cc, err) }))
 	if err == nil {
 		close(w.ready)
-		<-ctx.Done()
-		cc.Drain()
-		<-cc.Closed()
+		select {
+		case <-ctx.Done():
+			cc.Drain()
+			<-cc.Closed()
+		case <-cc.Closed():
+			// The consumption ended by itself (the consumer or its stream
+			// was deleted): the workers take no more commands, so Run must
+			// say so rather than wait for a shutdown that never comes.
+			err = ended.cause()
+		}
 	}
 	for _, l := range lanes {
 		l.close()
