@@ -152,5 +152,7 @@ func (h *callbackHandler) fail(w http.ResponseWriter, err error) {
 func writeCallbackJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages show "<token>" as such
+	_ = enc.Encode(v)
 }
