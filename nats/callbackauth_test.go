@@ -167,3 +167,57 @@ func TestPaymentCallbackClientWithoutSigner(t *testing.T) {
 		t.Fatalf("the executor ran %d commands, want none", n)
 	}
 }
+
+// TestPaymentCallbackCheckedAsOfStorage: the workers judge a callback's
+// timestamp against when JetStream stored it, not when they get to it, so
+// a callback accepted in time is applied after the workers were down
+// longer than the tolerance (an outage, a restart).
+func TestPaymentCallbackCheckedAsOfStorage(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	replies, err := nc.SubscribeSync(nc.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	orderID := uuid.NewString()
+	body := []byte(`{"order_id":"` + orderID + `","payment_id":"pi_late","amount":2500,"currency":"EUR","status":"succeeded"}`)
+	m := natsgo.NewMsg(CommandSubject(orderID, domain.CmdPaymentCallback))
+	m.Data = body
+	m.Header.Set(HeaderCommandID, "cb-stored")
+	m.Header.Set(HeaderMsgID, "cb-stored.1")
+	m.Header.Set(HeaderReplyTo, replies.Subject)
+	m.Header.Set(HeaderSignature, callbacksig.Sign(time.Now(), body, testSecret))
+	ack, err := js.PublishMsg(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tolerance = time.Second
+	stored, err := js.Stream(ctx, StreamCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stored.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The workers start once the callback is older than the tolerance.
+	time.Sleep(time.Until(raw.Time.Add(2 * tolerance)))
+	exec := &recording{answer: func(_ int, cmd Command, _ domain.Command) Outcome { return paid(cmd) }}
+	runWorker(t, nc, exec, WorkerConfig{Callbacks: callbacksig.Verifier{Keys: testKeys, Tolerance: tolerance}})
+	r, err := replies.NextMsg(30 * time.Second)
+	if err != nil {
+		t.Fatalf("no reply: %v", err)
+	}
+	if st := r.Header.Get(HeaderStatus); st != "200" {
+		t.Fatalf("a callback stored in time, processed later: status %s %s, want 200", st, r.Data)
+	}
+	if n := len(exec.calls()); n != 1 {
+		t.Fatalf("the executor ran %d commands, want 1", n)
+	}
+}
