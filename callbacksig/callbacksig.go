@@ -141,12 +141,22 @@ func (v Verifier) Verify(header string, body []byte, provider string, at time.Ti
 		return fmt.Errorf("%w: signed at %s, checked at %s, tolerance %s: sign every callback when it is sent",
 			ErrExpired, time.Unix(p.unix, 0).UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), tol)
 	}
+	v.Keys.reload() // secrets added or removed since (a rotation)
 	secrets := v.Keys.Secrets(provider)
 	if len(secrets) == 0 {
 		return fmt.Errorf("%w for provider %q", ErrNoSecret, provider)
 	}
-	// Every pair is compared, so the time taken does not tell which
-	// secret or signature came close.
+	if !matches(secrets, p, body) {
+		return fmt.Errorf("%w: the signature is not the HMAC-SHA256 of \"t.body\" with a secret of provider %q (%s)",
+			ErrMismatch, provider, v.Keys.source(provider))
+	}
+	return nil
+}
+
+// matches reports whether a signature of p is one of the secrets' for
+// body. Every pair is compared, so the time taken does not tell which
+// secret or signature came close.
+func matches(secrets [][]byte, p parsed, body []byte) bool {
 	found := false
 	for _, s := range secrets {
 		want := mac(s, p.ts, body)
@@ -156,11 +166,7 @@ func (v Verifier) Verify(header string, body []byte, provider string, at time.Ti
 			}
 		}
 	}
-	if !found {
-		return fmt.Errorf("%w: the signature is not the HMAC-SHA256 of \"t.body\" with a secret of provider %q (%s)",
-			ErrMismatch, provider, v.Keys.source(provider))
-	}
-	return nil
+	return found
 }
 
 // VerifyCallback is Verify for a payment callback body, whose provider

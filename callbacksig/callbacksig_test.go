@@ -169,3 +169,49 @@ func TestLoadDir(t *testing.T) {
 
 // opensslVector is the output of the openssl command above.
 const opensslVector = "b6c2583f8204bec09d6388c3b4ef4be121e880606c4f1b491d6f295dc76b09c9"
+
+// TestLoadDirPicksUpARotation: a secret added to a provider's file while
+// the service runs is accepted without a restart, and one removed is
+// refused; the directory is read again when a callback is checked, not
+// more often than the interval.
+func TestLoadDirPicksUpARotation(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "callback-stripe")
+	if err := os.WriteFile(file, []byte("s-old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := Verifier{Keys: keys}
+	now := time.Now()
+	body := []byte(`{"provider":"stripe"}`)
+	check := func(secret string) error { return v.VerifyCallback(Sign(now, body, []byte(secret)), body, now) }
+
+	keys.reloadEvery = time.Hour // just loaded: no second read within the interval
+	if err := os.WriteFile(file, []byte("s-old\ns-new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := check("s-new"); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("within the interval: got %v, want %v (the directory is not read again yet)", err, ErrMismatch)
+	}
+	keys.reloadEvery = 0
+	for _, s := range []string{"s-new", "s-old"} {
+		if err := check(s); err != nil {
+			t.Fatalf("after the rotation began, %s: %v", s, err)
+		}
+	}
+	if err := os.WriteFile(file, []byte("s-new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := check("s-old"); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("after the old secret was removed: got %v, want %v", err, ErrMismatch)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := check("s-new"); err != nil {
+		t.Fatalf("a directory that cannot be read keeps the secrets held: %v", err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 )
 
 // DefaultProvider names the secrets of every provider without secrets of
@@ -22,9 +24,21 @@ const FilePrefix = "callback-"
 
 // Keyring holds each provider's active secrets.
 type Keyring struct {
+	mu      sync.RWMutex
 	secrets map[string][][]byte
 	sources map[string]string // provider -> where its secrets came from
+
+	// A keyring loaded from a directory reads it again when callbacks are
+	// checked, at most once per reloadEvery, so a secret added or removed
+	// for a rotation takes effect without a restart.
+	dir         string
+	reloadEvery time.Duration
+	loaded      time.Time
 }
+
+// reloadInterval bounds how often checks reread the directory, so
+// callbacks cannot make the service read files at their rate.
+const reloadInterval = time.Second
 
 // NewKeyring returns a keyring with the given secrets per provider; the
 // provider DefaultProvider (or "") covers providers without their own.
@@ -46,6 +60,8 @@ func (k *Keyring) Secrets(provider string) [][]byte {
 	if k == nil {
 		return nil
 	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
 	if s, ok := k.secrets[provider]; ok && provider != "" {
 		return s
 	}
@@ -54,6 +70,8 @@ func (k *Keyring) Secrets(provider string) [][]byte {
 
 // Providers lists the providers with secrets, sorted.
 func (k *Keyring) Providers() []string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
 	var ps []string
 	for p := range k.secrets {
 		ps = append(ps, p)
@@ -68,6 +86,8 @@ func (k *Keyring) source(provider string) string {
 	if k == nil {
 		return "no secrets"
 	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
 	p := provider
 	if _, ok := k.secrets[p]; !ok || p == "" {
 		p = DefaultProvider
@@ -82,7 +102,44 @@ func (k *Keyring) source(provider string) string {
 // of a file is one active secret (two lines while a secret is rotated);
 // lines starting with # are comments. Surrounding spaces are dropped; the
 // secret is the line's bytes, as `openssl dgst -hmac` takes it.
+//
+// Secrets added to or removed from the directory later (a rotation) take
+// effect without a restart: Verifier reads the directory again when it
+// checks a callback, at most once a second.
 func LoadDir(dir string) (*Keyring, error) {
+	k, err := readDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	k.dir, k.reloadEvery, k.loaded = dir, reloadInterval, time.Now()
+	return k, nil
+}
+
+// reload reads the keyring's directory again if it has one and the last
+// read is long enough ago; it reports whether the secrets were replaced.
+// A directory that cannot be read now keeps the secrets held.
+func (k *Keyring) reload() bool {
+	if k == nil || k.dir == "" {
+		return false
+	}
+	k.mu.Lock()
+	if time.Since(k.loaded) < k.reloadEvery {
+		k.mu.Unlock()
+		return false
+	}
+	k.loaded = time.Now()
+	k.mu.Unlock()
+	fresh, err := readDir(k.dir)
+	if err != nil {
+		return false
+	}
+	k.mu.Lock()
+	k.secrets, k.sources = fresh.secrets, fresh.sources
+	k.mu.Unlock()
+	return true
+}
+
+func readDir(dir string) (*Keyring, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read callback secrets: %w", err)
