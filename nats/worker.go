@@ -47,6 +47,9 @@ type WorkerConfig struct {
 	HoldLimit     time.Duration
 	MaxAckPending int // commands in flight (default 1024)
 	Logger        *slog.Logger
+	// Callbacks verifies the signature of every PaymentCallback
+	// (callbacksig.Verifier); without it every callback is refused.
+	Callbacks CallbackVerifier
 }
 
 // Worker consumes the command stream and answers every command once.
@@ -335,9 +338,10 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	h := msg.Headers()
 	replyTo := h.Get(HeaderReplyTo)
 	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data(),
-		FreshID: h.Get(HeaderCommandIDFresh) == "true"}
+		FreshID: h.Get(HeaderCommandIDFresh) == "true", Signature: h.Get(HeaderSignature)}
+	stored := time.Now()
 	if md, err := msg.Metadata(); err == nil {
-		cmd.Delivery = int(md.NumDelivered)
+		cmd.Delivery, stored = int(md.NumDelivered), md.Timestamp
 	}
 	if cmd.CorrelationID == "" {
 		cmd.CorrelationID = cmd.ID
@@ -360,6 +364,9 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	}
 	if len(cmd.Body) > w.cfg.MaxPayload {
 		return reject(domain.CodePayloadTooLarge, "", "the command is %d bytes; at most %d are accepted", len(cmd.Body), w.cfg.MaxPayload)
+	}
+	if err := w.verifyCallback(cmd, stored); err != nil {
+		return reject(domain.CodeUnauthenticated, HeaderSignature, "%v", err)
 	}
 	return cmd, replyTo, nil
 }

@@ -158,4 +158,13 @@ func TestReplayThroughRunningService(t *testing.T) {
 	if _, _, err := cli(ctx, "replay", "--projection", "nope", "--data", dir); err == nil {
 		t.Fatal("replay of an unknown projection: no error")
 	}
+	// The service's admin endpoints take only its admin token, which the
+	// CLI read from the data directory above.
+	wrong := filepath.Join(t.TempDir(), "wrong-token")
+	if err := os.WriteFile(wrong, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, err := cli(ctx, "replay", "--all", "--data", dir, "--admin-token-file", wrong); err == nil || !strings.Contains(err.Error(), "unauthenticated") {
+		t.Fatalf("replay with a wrong admin token: %v, want the service's refusal (unauthenticated)\n%s\n%s", err, out, errOut)
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/ordo-dev/ordo/callbacksig"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/datadir"
@@ -46,6 +47,12 @@ type Config struct {
 	// ReadWait bounds how long a query with min_position waits for the read
 	// models to catch up (default 5s).
 	ReadWait time.Duration
+	// SecretsDir holds the payment callback secrets and the admin token
+	// (default DataDir/secrets; generated there when missing; secrets.go).
+	SecretsDir string
+	// CallbackTolerance is how old (or early) a payment callback's signed
+	// timestamp may be (default 5 minutes).
+	CallbackTolerance time.Duration
 }
 
 // Service is the running Ordo service.
@@ -68,8 +75,10 @@ type Service struct {
 	stockSub     *natsgo.Subscription
 	stopSaga     func() error
 	saga         *commands.Saga
-	lock         *datadir.Lock // the data directory's, released last
-	rates        *commandRate  // commands answered, for the operator's page
+	lock         *datadir.Lock        // the data directory's, released last
+	rates        *commandRate         // commands answered, for the operator's page
+	callbacks    callbacksig.Verifier // checks payment callbacks' signatures
+	adminToken   []byte               // what /v1/admin/* requires
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -84,6 +93,9 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	if err := s.lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	if err := s.loadSecrets(cfg); err != nil {
+		return nil, err
+	}
 	if err := s.startNATS(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -91,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 		return nil, err
 	}
 	cmdSvc := commands.New(CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
-	cfg.Commands.Logger = cfg.Logger
+	cfg.Commands.Logger, cfg.Commands.Callbacks = cfg.Logger, s.callbacks
 	worker, err := ordonats.NewWorker(s.nc, countingExecutor{executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, s.rates}, cfg.Commands)
 	if err != nil {
 		return nil, err
@@ -146,6 +158,12 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SecretsDir == "" {
+		cfg.SecretsDir = SecretsDir(cfg.DataDir)
+	}
+	if cfg.CallbackTolerance <= 0 {
+		cfg.CallbackTolerance = callbacksig.DefaultTolerance
 	}
 	return cfg
 }
