@@ -353,3 +353,7 @@ func reportDigests(w io.Writer, src, dst eventstore.Digests, srcName, dstName st
 	}
 	return cliError{fmt.Errorf("%d streams differ", len(diffs))}
 }
+
+// errPastHead ends a pass at the head it measured at the start, so a
+// pass over a live store ends.
+var errPastHead = errors.New("past the head")
