@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,8 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/retry"
 )
 
 // StockService handles stock commands with one writer per SKU: each SKU has
@@ -361,26 +363,30 @@ func (l *lane) process(batch []*pending) (queued int) {
 	if len(live) < len(batch) {
 		batch = live
 	}
-	const maxAttempts = 8
-	var err error
-	for attempt := 0; attempt < maxAttempts; attempt++ {
+	policy := conflictRetry
+	policy.Attempts = 8
+	var results []StockResult
+	err := retry.Do(context.Background(), policy, func(context.Context, int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var results []StockResult
+		var err error
 		results, err = l.try(ctx, batch)
 		cancel()
 		if err == nil {
-			queued = len(l.in)
-			for i, p := range batch {
-				p.done(results[i])
-			}
-			return queued
+			return nil
 		}
 		l.stock = nil // reload: the store knows better than our memory
 		if !errors.Is(err, ErrConflict) {
-			break
+			return retry.Permanent(err)
 		}
-	}
+		return err
+	})
 	queued = len(l.in)
+	if err == nil {
+		for i, p := range batch {
+			p.done(results[i])
+		}
+		return queued
+	}
 	for _, p := range batch {
 		p.done(StockResult{CommandID: p.req.CommandID, Err: fmt.Errorf("stock %s: %w", l.sku, err)})
 	}
@@ -472,19 +478,17 @@ func stockEventID(e domain.Event) [16]byte {
 	if !ok || len(r.Orders) == 0 {
 		return eventID(e.Meta.CommandID, 0)
 	}
-	h := sha1.New()
-	h.Write([]byte("ordo-stock-reserved"))
-	var n [binary.MaxVarintLen64]byte
+	var name []byte
 	for _, o := range r.Orders {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(o.CommandID)))])
-		h.Write([]byte(o.CommandID))
+		name = binary.AppendUvarint(name, uint64(len(o.CommandID)))
+		name = append(name, o.CommandID...)
 	}
-	var id [16]byte
-	copy(id[:], h.Sum(nil))
-	id[6] = (id[6] & 0x0f) | 0x50
-	id[8] = (id[8] & 0x3f) | 0x80
-	return id
+	return uuid.NewSHA1(stockReservedNamespace, name)
 }
+
+// stockReservedNamespace is the UUID name space of stockEventID's
+// several-order reservations.
+var stockReservedNamespace = uuid.MustParse("083f92f2-8fb1-4468-b843-a3e01ed70b86")
 
 // loadStock folds a SKU's stream into st, from st's revision on, and
 // returns the command IDs of the AddStock events it saw.
