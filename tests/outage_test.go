@@ -27,6 +27,7 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -308,38 +309,26 @@ func (l *load) awaitProgress(t *testing.T, n int) {
 	l.mu.Lock()
 	want := len(l.successes) + n
 	l.mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	eventually.True(t, 60*time.Second, fmt.Sprintf("the clients to make %d more commands", n), func() bool {
 		l.mu.Lock()
-		got := len(l.successes)
-		l.mu.Unlock()
-		if got >= want {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("the clients made no progress: %d of %d more commands in 60 s", n-(want-len(l.successes)), n)
+		defer l.mu.Unlock()
+		return len(l.successes) >= want
+	})
 }
 
 // firstSuccessAfter is how long after since the first command succeeded.
 func (l *load) firstSuccessAfter(t *testing.T, since time.Time) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	var first time.Time
+	eventually.True(t, 60*time.Second, "a command to succeed after the store's return", func() bool {
 		l.mu.Lock()
-		i, _ := slices.BinarySearchFunc(l.successes, since, func(a, b time.Time) int { return a.Compare(b) })
-		var first time.Time
-		if i < len(l.successes) {
+		defer l.mu.Unlock()
+		if i, _ := slices.BinarySearchFunc(l.successes, since, func(a, b time.Time) int { return a.Compare(b) }); i < len(l.successes) {
 			first = l.successes[i]
 		}
-		l.mu.Unlock()
-		if !first.IsZero() {
-			return first.Sub(since)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("no command succeeded within 60 s of the store's return")
-	return 0
+		return !first.IsZero()
+	})
+	return first.Sub(since)
 }
 
 // finish lets every client complete the command it is on and stops them.
@@ -451,19 +440,13 @@ func checkDeadLetters(t *testing.T, sys *system) {
 // everything up to position head.
 func awaitResumed(t *testing.T, httpAddr string, head uint64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
 	for _, what := range []string{"/v1/projections", "/v1/saga"} {
-		var pos uint64
-		for time.Now().Before(deadline) {
-			pos = positionOf(t, "http://"+httpAddr+what)
-			if pos >= head {
-				break
+		eventually.NoError(t, 30*time.Second, what+" to resume after the outages", func() error {
+			if pos := positionOf(t, "http://"+httpAddr+what); pos < head {
+				return fmt.Errorf("at position %d, want at least %d", pos, head)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if pos < head {
-			t.Errorf("%s is at position %d, want at least %d: it did not resume after the outages", what, pos, head)
-		}
+			return nil
+		})
 	}
 }
 
@@ -498,20 +481,17 @@ func positionOf(t *testing.T, url string) uint64 {
 
 func awaitOutcome(t *testing.T, sys *system, commandID string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := sys.client.Outcome(ctxT(t), commandID)
-		if err == nil {
-			if out.Error != nil {
-				t.Errorf("command %s held during the outage: %s", commandID, out.Error.Message)
-			}
-			return
+	var out ordonats.Outcome
+	eventually.NoError(t, 30*time.Second, fmt.Sprintf("the outcome of command %s, held during the outage", commandID), func() error {
+		var err error
+		out, err = sys.client.Outcome(ctxT(t), commandID)
+		if err != nil && !errors.Is(err, ordonats.ErrNoOutcome) {
+			t.Fatalf("outcome of command %s: %v", commandID, err)
 		}
-		if !errors.Is(err, ordonats.ErrNoOutcome) || time.Now().After(deadline) {
-			t.Errorf("command %s held during the outage has no outcome 30 s after the restart: %v", commandID, err)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	})
+	if out.Error != nil {
+		t.Errorf("command %s held during the outage: %s", commandID, out.Error.Message)
 	}
 }
 

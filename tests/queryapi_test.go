@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections"
 )
@@ -278,15 +279,10 @@ func TestAdminRebuildRefusals(t *testing.T) {
 	if resp, raw := call(t, http.MethodPost, base, &p); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /v1/admin/rebuild: %d %s", resp.StatusCode, raw)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	eventually.True(t, 30*time.Second, "the rebuild to finish", func() bool {
 		call(t, http.MethodGet, base, &p)
-		if !p.Running {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rebuild did not finish: %+v", p)
-		}
-	}
+		return !p.Running
+	})
 	if !p.Done {
 		t.Fatalf("the rebuild failed: %+v", p)
 	}

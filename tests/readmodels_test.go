@@ -18,6 +18,7 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections"
 	"github.com/ordo-dev/ordo/projections/projectionstest"
@@ -220,21 +221,15 @@ func TestUndecodableEventStopsProjection(t *testing.T) {
 			t.Fatal(err)
 		}
 		base := rs.base
-		deadline := time.Now().Add(15 * time.Second)
-		for {
+		var p projections.Status
+		eventually.True(t, 15*time.Second, "the projection to stop on an undecodable event", func() bool {
 			var st struct{ Projections []projections.Status }
 			getJSON(t, base+"/v1/projections", &st)
-			p := st.Projections[0]
-			if p.Error != "" {
-				if p.Running || p.Position >= res.Position || !strings.Contains(p.Error, "order-"+bad) {
-					t.Fatalf("stopped projection: %+v (bad event at %d)", p, res.Position)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the projection did not stop on an undecodable event: %+v", p)
-			}
-			time.Sleep(20 * time.Millisecond)
+			p = st.Projections[0]
+			return p.Error != ""
+		})
+		if p.Running || p.Position >= res.Position || !strings.Contains(p.Error, "order-"+bad) {
+			t.Fatalf("stopped projection: %+v (bad event at %d)", p, res.Position)
 		}
 	})
 }

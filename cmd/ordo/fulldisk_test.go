@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -297,19 +298,15 @@ func fillUntilRefused(t *testing.T, c *ordonats.Client, limit time.Duration) []s
 }
 
 // waitPlaced places orders until one is acknowledged, within limit.
-func waitPlaced(t *testing.T, c *ordonats.Client, limit time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
+func waitPlaced(tb testing.TB, c *ordonats.Client, limit time.Duration) string {
+	tb.Helper()
+	var id string
+	eventually.NoError(tb, limit, "a command to succeed after space was freed", func() error {
 		out, err := placeOrder(c, 15*time.Second)
-		if err == nil {
-			return out.OrderID
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("commands still fail %v after space was freed: %v", limit, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		id = out.OrderID
+		return err
+	})
+	return id
 }
 
 func httpGet(t *testing.T, addr, path string) int {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -238,23 +239,20 @@ func startServe(t *testing.T, dir string, args []string) *exec.Cmd {
 }
 
 // waitReady polls /readyz until the service says it is ready.
-func waitReady(t *testing.T, httpAddr string, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
+func waitReady(tb testing.TB, httpAddr string, limit time.Duration) {
+	tb.Helper()
 	hc := &http.Client{Timeout: time.Second}
-	for {
+	eventually.NoError(tb, limit, "the service on "+httpAddr+" to be ready", func() error {
 		resp, err := hc.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service on %s was not ready within %v (last: %v)", httpAddr, limit, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s", resp.Status)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // freeAddr is a loopback address with a port nothing listens on now.

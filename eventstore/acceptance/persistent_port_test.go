@@ -9,6 +9,8 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
+
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 // TestPersistentSubscriptions is a port of the official Go client's own
@@ -447,8 +449,7 @@ func psListAll(t *testing.T, db *esdb.Client, creds *esdb.Credentials) {
 // time to park those events"): it polls until n events are parked.
 func waitParked(t *testing.T, db *esdb.Client, stream *string, group string, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually.NoError(t, 30*time.Second, fmt.Sprintf("%d events to be parked", n), func() error {
 		var info *esdb.PersistentSubscriptionInfo
 		var err error
 		if stream == nil {
@@ -457,14 +458,11 @@ func waitParked(t *testing.T, db *esdb.Client, stream *string, group string, n i
 			info, err = db.GetPersistentSubscriptionInfo(context.Background(), *stream, group, esdb.GetPersistentSubscriptionOptions{})
 		}
 		mustNoError(t, err)
-		if info.Stats.ParkedMessagesCount >= n {
-			return
+		if info.Stats.ParkedMessagesCount < n {
+			return fmt.Errorf("%d parked", info.Stats.ParkedMessagesCount)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events parked after 30 s, want %d", info.Stats.ParkedMessagesCount, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func psReplayParked(t *testing.T, db *esdb.Client, creds *esdb.Credentials, thenReceive bool) {
