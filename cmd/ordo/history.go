@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/commands/audit"
 	"github.com/ordo-dev/ordo/domain"
@@ -18,7 +19,7 @@ import (
 
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo history ORDER_ID [--json] [--esdb-url URL | --data DIR]",
+	fs := flagset.New("ordo history ORDER_ID [--json] [--esdb-url URL | --data DIR]",
 		"Prints the order's timeline: every event with its revision, time, type, key fields,\n"+
 			"command and correlation IDs, and the lifecycle state after it. Events that cannot be\n"+
 			"decoded or that break the lifecycle are shown with the reason.",
@@ -118,7 +119,7 @@ func describe(data json.RawMessage) string {
 
 func runState(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo state ORDER_ID --at REVISION|TIME [--esdb-url URL | --data DIR]",
+	fs := flagset.New("ordo state ORDER_ID --at REVISION|TIME [--esdb-url URL | --data DIR]",
 		"Prints the order as it was at a point of its history: after the event with stream\n"+
 			"revision REVISION, or after the last event at or before TIME (RFC 3339, e.g.\n"+
 			"2026-11-24T09:30:00Z, or a date 2026-11-24 meaning its start in UTC).\n"+

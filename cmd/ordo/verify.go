@@ -7,13 +7,14 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/commands/audit"
 )
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo verify [--prefix order-] [--stock auto|ordo] [--json] [--esdb-url URL | --data DIR]",
+	fs := flagset.New("ordo verify [--prefix order-] [--stock auto|ordo] [--json] [--esdb-url URL | --data DIR]",
 		"Replays every stream through the domain: order streams through the lifecycle (FSM) and\n"+
 			"the money invariants, stock streams (sku-…) through the stock invariants (never\n"+
 			"oversold, a reservation settled once). Then, across streams: every order that reached\n"+
