@@ -106,16 +106,16 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-func listPackages(t *testing.T) []pkg {
-	t.Helper()
+func listPackages(tb testing.TB) []pkg {
+	tb.Helper()
 	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps,TestImports,XTestImports,Standard", "./...")
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+			tb.Fatalf("go list: %v\n%s", err, ee.Stderr)
 		}
-		t.Fatalf("go list: %v", err)
+		tb.Fatalf("go list: %v", err)
 	}
 	var pkgs []pkg
 	dec := json.NewDecoder(strings.NewReader(string(out)))
@@ -124,7 +124,7 @@ func listPackages(t *testing.T) []pkg {
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			t.Fatalf("go list output: %v", err)
+			tb.Fatalf("go list output: %v", err)
 		}
 		pkgs = append(pkgs, p)
 	}
@@ -144,8 +144,8 @@ func ruleOf(rel string) (rule, bool) {
 }
 
 // checkEdge reports an import of a module package that r does not allow.
-func checkEdge(t *testing.T, from, imp string, r rule, allowed []string, where string) {
-	t.Helper()
+func checkEdge(tb testing.TB, from, imp string, r rule, allowed []string, where string) {
+	tb.Helper()
 	if imp != module && !strings.HasPrefix(imp, module+"/") {
 		return
 	}
@@ -158,7 +158,7 @@ func checkEdge(t *testing.T, from, imp string, r rule, allowed []string, where s
 		slices.ContainsFunc(allowed, func(a string) bool { return rel == a || strings.HasPrefix(rel, a+"/") }):
 		return
 	}
-	t.Errorf("%s imports %s%s: group %q may import only %v (%s); translate between ports in cmd/ordo/serve instead",
+	tb.Errorf("%s imports %s%s: group %q may import only %v (%s); translate between ports in cmd/ordo/serve instead",
 		module+"/"+from, imp, where, r.group, allowedList(r.group, allowed), r.why)
 }
 
@@ -168,15 +168,15 @@ func allowedList(own string, allowed []string) []string {
 
 // checkThirdParty reports a third-party dependency of an inner layer that
 // its rule does not list (anything of the module is checked by checkEdge).
-func checkThirdParty(t *testing.T, p pkg, r rule) {
-	t.Helper()
-	std := standardPackages(t)
+func checkThirdParty(tb testing.TB, p pkg, r rule) {
+	tb.Helper()
+	std := standardPackages(tb)
 	for _, d := range p.Deps {
 		if std[d] || d == module || strings.HasPrefix(d, module+"/") {
 			continue
 		}
 		if !slices.ContainsFunc(r.thirdParty, func(m string) bool { return d == m || strings.HasPrefix(d, m+"/") }) {
-			t.Errorf("%s depends on %s: group %q may depend only on %v outside the standard library (%s)",
+			tb.Errorf("%s depends on %s: group %q may depend only on %v outside the standard library (%s)",
 				p.ImportPath, d, r.group, r.thirdParty, r.why)
 		}
 	}
@@ -185,14 +185,14 @@ func checkThirdParty(t *testing.T, p pkg, r rule) {
 var stdCache map[string]bool
 
 // standardPackages is the set of the standard library's packages.
-func standardPackages(t *testing.T) map[string]bool {
-	t.Helper()
+func standardPackages(tb testing.TB) map[string]bool {
+	tb.Helper()
 	if stdCache != nil {
 		return stdCache
 	}
 	out, err := exec.Command("go", "list", "std").Output()
 	if err != nil {
-		t.Fatalf("go list std: %v", err)
+		tb.Fatalf("go list std: %v", err)
 	}
 	stdCache = map[string]bool{}
 	for _, p := range strings.Fields(string(out)) {

@@ -32,9 +32,9 @@ func (r *recorder) Fatalf(format string, args ...any) {
 }
 
 // fails runs f, which must fail r, and returns what it failed with.
-func fails(t *testing.T, f func(tb testing.TB)) string {
-	t.Helper()
-	r := &recorder{TB: t}
+func fails(tb testing.TB, f func(tb testing.TB)) string {
+	tb.Helper()
+	r := &recorder{TB: tb}
 	func() {
 		defer func() {
 			if p := recover(); p != nil && p != any(r) {
@@ -44,7 +44,7 @@ func fails(t *testing.T, f func(tb testing.TB)) string {
 		f(r)
 	}()
 	if r.msg == "" {
-		t.Fatal("got no failure, want one")
+		tb.Fatal("got no failure, want one")
 	}
 	return r.msg
 }

@@ -239,18 +239,18 @@ func TestUnknownSubjectsAreAnsweredAndDeadLettered(t *testing.T) {
 
 // deadLettersAtLeast waits until the dead-letter stream holds at least
 // want messages (or 10 s pass) and returns how many it holds.
-func deadLettersAtLeast(t *testing.T, nc *natsgo.Conn, want uint64) uint64 {
-	t.Helper()
-	js := jsOf(t, nc)
+func deadLettersAtLeast(tb testing.TB, nc *natsgo.Conn, want uint64) uint64 {
+	tb.Helper()
+	js := jsOf(tb, nc)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := js.Stream(context.Background(), StreamDeadLetter)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		info, err := st.Info(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if info.State.Msgs >= want || time.Now().After(deadline) {
 			return info.State.Msgs
@@ -333,11 +333,11 @@ func TestLongCommandsAreNotRedelivered(t *testing.T) {
 	}
 }
 
-func jsOf(t *testing.T, nc *natsgo.Conn) jetstream.JetStream {
-	t.Helper()
+func jsOf(tb testing.TB, nc *natsgo.Conn) jetstream.JetStream {
+	tb.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return js
 }

@@ -225,14 +225,14 @@ func TestDrainOnShutdown(t *testing.T) {
 	}
 }
 
-func deadLetters(t *testing.T, nc *natsgo.Conn) uint64 {
-	t.Helper()
+func deadLetters(tb testing.TB, nc *natsgo.Conn) uint64 {
+	tb.Helper()
 	js, _ := jetstream.New(nc)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, err := js.Stream(context.Background(), StreamDeadLetter)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		info, _ := st.Info(context.Background())
 		if info.State.Msgs > 0 || time.Now().After(deadline) {

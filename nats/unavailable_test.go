@@ -28,9 +28,9 @@ func untilStoreBack(back *atomic.Bool) *scripted {
 }
 
 // awaitCalls waits until exec ran at least n times.
-func awaitCalls(t *testing.T, exec *scripted, n int64) {
-	t.Helper()
-	eventually.True(t, 20*time.Second, fmt.Sprintf("the executor to run %d times (the command kept)", n), func() bool {
+func awaitCalls(tb testing.TB, exec *scripted, n int64) {
+	tb.Helper()
+	eventually.True(tb, 20*time.Second, fmt.Sprintf("the executor to run %d times (the command kept)", n), func() bool {
 		return exec.calls.Load() >= n
 	})
 }

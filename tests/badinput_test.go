@@ -101,18 +101,18 @@ func TestBadInput(t *testing.T) {
 }
 
 // waitDeadLetter finds the dead letter of a command ID.
-func waitDeadLetter(t *testing.T, js jetstream.JetStream, commandID string) *jetstream.RawStreamMsg {
-	t.Helper()
-	ctx := ctxT(t)
+func waitDeadLetter(tb testing.TB, js jetstream.JetStream, commandID string) *jetstream.RawStreamMsg {
+	tb.Helper()
+	ctx := ctxT(tb)
 	stream, err := js.Stream(ctx, ordonats.StreamDeadLetter)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var found *jetstream.RawStreamMsg
-	eventually.True(t, 10*time.Second, fmt.Sprintf("the dead letter of command %q", commandID), func() bool {
+	eventually.True(tb, 10*time.Second, fmt.Sprintf("the dead letter of command %q", commandID), func() bool {
 		info, err := stream.Info(ctx)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 			m, err := stream.GetMsg(ctx, seq)

@@ -139,15 +139,15 @@ func itoa(n uint64) string {
 }
 
 // stockReply sends a raw stock API request and returns the status and body.
-func stockReply(t *testing.T, s *system, subject, body string) (string, map[string]any) {
-	t.Helper()
+func stockReply(tb testing.TB, s *system, subject, body string) (string, map[string]any) {
+	tb.Helper()
 	m, err := s.nc.Request(ordonats.SubjectStockPrefix+subject, []byte(body), 10*time.Second)
 	if err != nil {
-		t.Fatalf("%s: %v", subject, err)
+		tb.Fatalf("%s: %v", subject, err)
 	}
 	var out map[string]any
 	if err := json.Unmarshal(m.Data, &out); err != nil {
-		t.Fatalf("%s: reply %q: %v", subject, m.Data, err)
+		tb.Fatalf("%s: reply %q: %v", subject, m.Data, err)
 	}
 	return m.Header.Get(ordonats.HeaderStatus), out
 }

@@ -193,11 +193,11 @@ func storeChild(v string) {
 	select {}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
@@ -380,14 +380,14 @@ func (l *load) orders() map[string]int {
 // command; at least as many as succeeded (none lost), and at most one more
 // (a command sent but not answered, when the load was abandoned). It
 // returns the $all position of the last one.
-func checkStreams(t *testing.T, esdbURL string, orders map[string]int) uint64 {
-	t.Helper()
-	store := connectStore(t, esdbURL)
+func checkStreams(tb testing.TB, esdbURL string, orders map[string]int) uint64 {
+	tb.Helper()
+	store := connectStore(tb, esdbURL)
 	var head uint64
 	for id, succeeded := range orders {
 		var types []string
 		seen := map[string]bool{}
-		err := store.ReadStream(ctxT(t), "order-"+id, 0, func(e eventstore.RecordedEvent) error {
+		err := store.ReadStream(ctxT(tb), "order-"+id, 0, func(e eventstore.RecordedEvent) error {
 			ev, err := domain.DecodeEvent(e.Type, e.Data, e.Metadata)
 			if err != nil {
 				return err
@@ -408,41 +408,41 @@ func checkStreams(t *testing.T, esdbURL string, orders map[string]int) uint64 {
 		}
 		switch {
 		case err != nil:
-			t.Errorf("order %s: %v", id, err)
+			tb.Errorf("order %s: %v", id, err)
 		case len(types) < succeeded || len(types) > succeeded+1 || !slices.Equal(types, lifecycleEvents[:len(types)]):
-			t.Errorf("order %s: events %v after %d commands succeeded", id, types, succeeded)
+			tb.Errorf("order %s: events %v after %d commands succeeded", id, types, succeeded)
 		}
 	}
-	t.Logf("%d orders checked", len(orders))
+	tb.Logf("%d orders checked", len(orders))
 	return head
 }
 
-func checkDeadLetters(t *testing.T, sys *system) {
-	t.Helper()
+func checkDeadLetters(tb testing.TB, sys *system) {
+	tb.Helper()
 	js, err := jetstream.New(sys.nc)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	st, err := js.Stream(ctxT(t), ordonats.StreamDeadLetter)
+	st, err := js.Stream(ctxT(tb), ordonats.StreamDeadLetter)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	info, err := st.Info(ctxT(t))
+	info, err := st.Info(ctxT(tb))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if n := info.State.Msgs; n != 0 {
-		t.Errorf("%d dead letters, want none", n)
+		tb.Errorf("%d dead letters, want none", n)
 	}
 }
 
 // awaitResumed waits until the read models and the saga have handled
 // everything up to position head.
-func awaitResumed(t *testing.T, httpAddr string, head uint64) {
-	t.Helper()
+func awaitResumed(tb testing.TB, httpAddr string, head uint64) {
+	tb.Helper()
 	for _, what := range []string{"/v1/projections", "/v1/saga"} {
-		eventually.NoError(t, 30*time.Second, what+" to resume after the outages", func() error {
-			if pos := positionOf(t, "http://"+httpAddr+what); pos < head {
+		eventually.NoError(tb, 30*time.Second, what+" to resume after the outages", func() error {
+			if pos := positionOf(tb, "http://"+httpAddr+what); pos < head {
 				return fmt.Errorf("at position %d, want at least %d", pos, head)
 			}
 			return nil
@@ -452,8 +452,8 @@ func awaitResumed(t *testing.T, httpAddr string, head uint64) {
 
 // positionOf is the "position" of a JSON status, or of its first element
 // when it is a list.
-func positionOf(t *testing.T, url string) uint64 {
-	t.Helper()
+func positionOf(tb testing.TB, url string) uint64 {
+	tb.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		return 0
@@ -479,19 +479,19 @@ func positionOf(t *testing.T, url string) uint64 {
 	return 0
 }
 
-func awaitOutcome(t *testing.T, sys *system, commandID string) {
-	t.Helper()
+func awaitOutcome(tb testing.TB, sys *system, commandID string) {
+	tb.Helper()
 	var out ordonats.Outcome
-	eventually.NoError(t, 30*time.Second, fmt.Sprintf("the outcome of command %s, held during the outage", commandID), func() error {
+	eventually.NoError(tb, 30*time.Second, fmt.Sprintf("the outcome of command %s, held during the outage", commandID), func() error {
 		var err error
-		out, err = sys.client.Outcome(ctxT(t), commandID)
+		out, err = sys.client.Outcome(ctxT(tb), commandID)
 		if err != nil && !errors.Is(err, ordonats.ErrNoOutcome) {
-			t.Fatalf("outcome of command %s: %v", commandID, err)
+			tb.Fatalf("outcome of command %s: %v", commandID, err)
 		}
 		return err
 	})
 	if out.Error != nil {
-		t.Errorf("command %s held during the outage: %s", commandID, out.Error.Message)
+		tb.Errorf("command %s held during the outage: %s", commandID, out.Error.Message)
 	}
 }
 

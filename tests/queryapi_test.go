@@ -25,34 +25,34 @@ type apiError struct {
 }
 
 // call sends an HTTP request and decodes the JSON answer into into.
-func call(t *testing.T, method, u string, into any) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctxT(t), method, u, nil)
+func call(tb testing.TB, method, u string, into any) (*http.Response, []byte) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(ctxT(tb), method, u, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if into != nil && method != http.MethodHead {
 		if err := json.Unmarshal(body, into); err != nil {
-			t.Fatalf("%s %s: %d, not JSON: %q", method, u, resp.StatusCode, body)
+			tb.Fatalf("%s %s: %d, not JSON: %q", method, u, resp.StatusCode, body)
 		}
 	}
 	return resp, body
 }
 
 // checkCode fails unless code is one of the error-code table's.
-func checkCode(t *testing.T, what, code string) {
-	t.Helper()
+func checkCode(tb testing.TB, what, code string) {
+	tb.Helper()
 	if !slices.Contains(domain.Codes(), domain.Code(code)) {
-		t.Errorf("%s answered code %q, which is not in the error-code table %v", what, code, domain.Codes())
+		tb.Errorf("%s answered code %q, which is not in the error-code table %v", what, code, domain.Codes())
 	}
 }
 

@@ -31,18 +31,18 @@ func psSettings(fn func(*esdb.PersistentSubscriptionSettings)) *esdb.PersistentS
 }
 
 // recvWithin is the next event of sub, failing after d or on a drop.
-func recvWithin(t *testing.T, sub *esdb.PersistentSubscription, d time.Duration) *esdb.EventAppeared {
-	t.Helper()
+func recvWithin(tb testing.TB, sub *esdb.PersistentSubscription, d time.Duration) *esdb.EventAppeared {
+	tb.Helper()
 	got := make(chan *esdb.PersistentSubscriptionEvent, 1)
 	go func() { got <- sub.Recv() }()
 	select {
 	case ev := <-got:
 		if ev.EventAppeared == nil {
-			t.Fatalf("persistent subscription dropped: %v", ev.SubscriptionDropped.Error)
+			tb.Fatalf("persistent subscription dropped: %v", ev.SubscriptionDropped.Error)
 		}
 		return ev.EventAppeared
 	case <-time.After(d):
-		t.Fatalf("no event within %v", d)
+		tb.Fatalf("no event within %v", d)
 	}
 	return nil
 }
@@ -251,12 +251,12 @@ func TestPersistentConsumerStrategies(t *testing.T) {
 }
 
 // waitConnections polls until a $all group has n consumers.
-func waitConnections(t *testing.T, c *esdb.Client, group string, n int) {
-	t.Helper()
-	eventually.NoError(t, 10*time.Second, fmt.Sprintf("%d consumers of group %s", n, group), func() error {
-		info, err := c.GetPersistentSubscriptionInfoToAll(ctxT(t), group, esdb.GetPersistentSubscriptionOptions{})
+func waitConnections(tb testing.TB, c *esdb.Client, group string, n int) {
+	tb.Helper()
+	eventually.NoError(tb, 10*time.Second, fmt.Sprintf("%d consumers of group %s", n, group), func() error {
+		info, err := c.GetPersistentSubscriptionInfoToAll(ctxT(tb), group, esdb.GetPersistentSubscriptionOptions{})
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if len(info.Connections) < n {
 			return fmt.Errorf("%d consumers connected", len(info.Connections))
@@ -495,12 +495,12 @@ func TestPersistentSurvivesRestart(t *testing.T) {
 }
 
 // waitCheckpoint polls until a stream group's checkpoint reached rev.
-func waitCheckpoint(t *testing.T, c *esdb.Client, stream, group string, rev uint64) {
-	t.Helper()
-	eventually.NoError(t, 10*time.Second, fmt.Sprintf("the checkpoint of %s/%s to reach revision %d", stream, group, rev), func() error {
-		info, err := c.GetPersistentSubscriptionInfo(ctxT(t), stream, group, esdb.GetPersistentSubscriptionOptions{})
+func waitCheckpoint(tb testing.TB, c *esdb.Client, stream, group string, rev uint64) {
+	tb.Helper()
+	eventually.NoError(tb, 10*time.Second, fmt.Sprintf("the checkpoint of %s/%s to reach revision %d", stream, group, rev), func() error {
+		info, err := c.GetPersistentSubscriptionInfo(ctxT(tb), stream, group, esdb.GetPersistentSubscriptionOptions{})
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if r := info.Stats.LastCheckpointedEventRevision; r == nil || *r < rev {
 			return fmt.Errorf("checkpoint %v", r)

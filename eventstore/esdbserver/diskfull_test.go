@@ -67,18 +67,18 @@ func TestDiskFullAnswersResourceExhausted(t *testing.T) {
 }
 
 // leaveFree allocates path so that about free bytes stay free on dir's disk.
-func leaveFree(t *testing.T, path, dir string, free int64) {
-	t.Helper()
+func leaveFree(tb testing.TB, path, dir string, free int64) {
+	tb.Helper()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer f.Close()
 	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)-free); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 }
