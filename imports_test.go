@@ -53,7 +53,7 @@ var rules = []rule{
 	{group: "eventstore", imports: []string{"eventstore/esdbserver", "retry"}, testImports: []string{"eventually"},
 		why: "the event store adapter: the official client, or the embedded server's storage in-process"},
 	{group: "eventstore/esdbserver", imports: []string{"eventstore/datadir"},
-		testImports: []string{"eventstore"},
+		testImports: []string{"eventstore", "eventually"},
 		why:         "the embedded EventStoreDB-compatible server and its storage; its tests drive it through the official-client adapter as users do"},
 	{group: "eventstore/datadir", thirdParty: []string{},
 		why: "the data-directory lock: standard library only, shared by the store and the CLI"},

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 // smallDisk mounts a tmpfs of size bytes and returns its path; it is
@@ -84,17 +86,17 @@ func bigEvent(n, size int) []ProposedEvent {
 // for up to 10 s.
 func appendUntil(tb testing.TB, s *Store, stream string, cond func(error) bool) error {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n := 100_000; ; n++ {
-		_, err := s.Append(context.Background(), stream, Expected{}, events(n, 1))
-		if cond(err) {
-			return err
+	n := 100_000
+	var last error
+	eventually.NoError(tb, 10*time.Second, "an append to return the awaited error", func() error {
+		n++
+		_, last = s.Append(context.Background(), stream, Expected{}, events(n, 1))
+		if cond(last) {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("append kept returning %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("append returned %v", last)
+	})
+	return last
 }
 
 // TestAppendsRefusedBelowTheReserve: with less free space than the
