@@ -14,6 +14,7 @@ import (
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/gather"
 	"github.com/ordo-dev/ordo/retry"
 )
 
@@ -271,7 +272,7 @@ func (l *lane) run() {
 		case p := <-l.in:
 			batch = append(batch[:0], p)
 		}
-		batch = l.fill(batch)
+		batch = gather.Queued(batch, l.in, cap(batch))
 		l.linger(&batch, target)
 		queued := l.process(batch)
 		// The callers just answered come back with their next command
@@ -283,19 +284,6 @@ func (l *lane) run() {
 		clear(batch)
 		idle.Reset(l.svc.opts.IdleStop)
 	}
-}
-
-// fill adds what is queued to batch, without waiting.
-func (l *lane) fill(batch []*pending) []*pending {
-	for len(batch) < cap(batch) {
-		select {
-		case p := <-l.in:
-			batch = append(batch, p)
-		default:
-			return batch
-		}
-	}
-	return batch
 }
 
 // linger waits briefly for the callers of the previous batch to come back.
@@ -313,14 +301,7 @@ func (l *lane) linger(batch *[]*pending, target int) {
 	}
 	t := time.NewTimer(l.svc.opts.Linger)
 	defer t.Stop()
-	for len(*batch) < min(target, cap(*batch)) {
-		select {
-		case p := <-l.in:
-			*batch = append(*batch, p)
-		case <-t.C:
-			return
-		}
-	}
+	*batch = gather.Until(*batch, l.in, min(target, cap(*batch)), t.C, nil)
 }
 
 // leave fails everything queued and retires the lane once no sender is
