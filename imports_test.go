@@ -24,6 +24,7 @@ type rule struct {
 	imports     []string // packages (relative to the module), with their subpackages
 	testImports []string // the same, for _test.go files only
 	thirdParty  []string // module path prefixes; nil: not restricted
+	testOnly    bool     // only tests may import the group, whatever the importer's rule says
 	why         string
 }
 
@@ -40,8 +41,8 @@ var rules = []rule{
 	{group: "", why: "the module's root holds only this test"},
 	{group: "domain", thirdParty: []string{"github.com/looplab/fsm"},
 		why: "the order lifecycle: standard library and looplab/fsm only (domain/deps_test.go also bans net and SQL)"},
-	{group: "eventually", thirdParty: []string{},
-		why: "the tests' one way to wait for a condition; only tests may import it (no rule lists it among imports)"},
+	{group: "eventually", thirdParty: []string{}, testOnly: true,
+		why: "the tests' one way to wait for a condition; only tests import it, so no binary links package testing"},
 	{group: "gather", thirdParty: []string{},
 		why: "collecting a batch from a channel, for the group commit and the stock lanes: standard library only"},
 	{group: "retry", thirdParty: []string{},
@@ -156,6 +157,9 @@ func checkEdge(tb testing.TB, from, imp string, r rule, allowed []string, where 
 	switch {
 	case !ok:
 		return // reported for the imported package itself
+	case to.testOnly && where == "" && to.group != r.group:
+		tb.Errorf("%s imports %s outside its tests: %s", module+"/"+from, imp, to.why)
+		return
 	case to.group == r.group, slices.Contains(allowed, "*"),
 		slices.ContainsFunc(allowed, func(a string) bool { return rel == a || strings.HasPrefix(rel, a+"/") }):
 		return
