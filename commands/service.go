@@ -7,14 +7,15 @@ package commands
 
 import (
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/retry"
 )
 
 const placeOrder = "PlaceOrder"
@@ -143,24 +144,36 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 		return r
 	}
 	fresh := false // whether agg is known to match the stream
-	for attempt := 0; ; attempt++ {
-		var retry bool
-		res, agg, retry = s.attempt(ctx, req, cmd, meta, agg, fresh)
-		if !retry {
-			return done(res)
+	policy := conflictRetry
+	policy.Attempts = s.maxRetries + 1
+	err = retry.Do(ctx, policy, func(ctx context.Context, _ int) error {
+		var again bool
+		res, agg, again = s.attempt(ctx, req, cmd, meta, agg, fresh)
+		if !again {
+			return nil
 		}
 		fresh = true
-		if attempt >= s.maxRetries {
-			res.Err = &domain.Error{Code: domain.CodeConflict, Message: fmt.Sprintf(
-				"order %s kept changing under %d attempts; retry the command with the same command ID", req.OrderID, attempt+1)}
-			return done(res)
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			res.Err = err
-			return done(res)
-		}
+		return errRaced
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		res.Err = ctx.Err()
+	default:
+		res.Err = &domain.Error{Code: domain.CodeConflict, Message: fmt.Sprintf(
+			"order %s kept changing under %d attempts; retry the command with the same command ID", req.OrderID, policy.Attempts)}
 	}
+	return done(res)
 }
+
+// conflictRetry paces the attempts of writers that lost a race for a
+// stream (Service.Execute, a stock lane's batch): short, jittered, growing
+// waits, so writers racing on one stream spread out instead of colliding
+// again. Each user sets the bound.
+var conflictRetry = retry.Policy{First: 200 * time.Microsecond, Max: 64 * 200 * time.Microsecond, Jitter: true}
+
+// errRaced: an attempt found the stream moved on while it decided.
+var errRaced = errors.New("the stream changed while deciding")
 
 // parse decodes and validates the command and checks it addresses the order
 // the transport routed it to.
@@ -293,33 +306,13 @@ func encode(commandID string, events []domain.Event) ([]NewEvent, error) {
 	return out, nil
 }
 
-// eventID is a name-based (version 5 layout) UUID of the command ID and index.
+// eventID is the name-based UUID (version 5) of the command ID and index.
 func eventID(commandID string, index int) [16]byte {
-	h := sha1.New()
-	h.Write([]byte("ordo-event/"))
-	h.Write([]byte(commandID))
-	fmt.Fprintf(h, "/%d", index)
-	var id [16]byte
-	copy(id[:], h.Sum(nil))
-	id[6] = (id[6] & 0x0f) | 0x50
-	id[8] = (id[8] & 0x3f) | 0x80
-	return id
+	return uuid.NewSHA1(eventNamespace, fmt.Appendf(nil, "%s/%d", commandID, index))
 }
 
-// backoff waits a short, jittered, growing time before the next attempt, so
-// writers racing on one order spread out instead of colliding again.
-func backoff(ctx context.Context, attempt int) error {
-	base := time.Duration(1<<min(attempt, 6)) * 200 * time.Microsecond
-	d := base/2 + rand.N(base)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// eventNamespace is the UUID name space of eventID.
+var eventNamespace = uuid.MustParse("de53d02c-757a-43fb-b907-831cfbd260e7")
 
 // GetOrder returns the order as its aggregate sees it now; the ID may be a
 // UUID in any case (it names the order of its canonical form). Unknown or

@@ -2,13 +2,14 @@ package commands
 
 import (
 	"context"
-	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/domain/fastjson"
@@ -233,19 +234,17 @@ func stockEventID(e domain.Event) [16]byte {
 	if !ok || len(r.Orders) == 0 {
 		return eventID(e.Meta.CommandID, 0)
 	}
-	h := sha1.New()
-	h.Write([]byte("ordo-stock-reserved"))
-	var n [binary.MaxVarintLen64]byte
+	var name []byte
 	for _, o := range r.Orders {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(o.CommandID)))])
-		h.Write([]byte(o.CommandID))
+		name = binary.AppendUvarint(name, uint64(len(o.CommandID)))
+		name = append(name, o.CommandID...)
 	}
-	var id [16]byte
-	copy(id[:], h.Sum(nil))
-	id[6] = (id[6] & 0x0f) | 0x50
-	id[8] = (id[8] & 0x3f) | 0x80
-	return id
+	return uuid.NewSHA1(stockReservedNamespace, name)
 }
+
+// stockReservedNamespace is the UUID name space of stockEventID's
+// several-order reservations.
+var stockReservedNamespace = uuid.MustParse("083f92f2-8fb1-4468-b843-a3e01ed70b86")
 
 // loadStock folds a SKU's stream into st, from st's revision on, and
 // returns the command IDs of the AddStock events it saw.

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/retry"
 )
 
 // ErrNoOutcome: no outcome recorded for the command ID (yet). The command
@@ -214,29 +215,31 @@ func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo,
 	if cmd.Signature != "" {
 		m.Header.Set(HeaderSignature, cmd.Signature)
 	}
-	var err error
-	for attempt := 0; attempt <= c.opts.PublishRetries; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, publishAttemptTimeout)
-		stop := context.AfterFunc(reconnected, cancel)
+	sctx, cancel := context.WithCancel(ctx) // this send: ends with ctx or a reconnection
+	defer cancel()
+	defer context.AfterFunc(reconnected, cancel)()
+	policy := publishRetry
+	policy.Attempts = c.opts.PublishRetries + 1
+	err := retry.Do(sctx, policy, func(sctx context.Context, _ int) error {
+		actx, cancel := context.WithTimeout(sctx, publishAttemptTimeout)
+		defer cancel()
 		// A duplicate acknowledgement means an earlier attempt of this
 		// send was stored; its reply comes to this send's inbox.
-		_, err = c.js.PublishMsg(actx, m)
-		stop()
-		cancel()
-		if err == nil || ctx.Err() != nil || reconnected.Err() != nil || !retryablePublish(err) {
-			break
+		_, err := c.js.PublishMsg(actx, m)
+		if err != nil && (sctx.Err() != nil || !retryablePublish(err)) {
+			return retry.Permanent(err)
 		}
-		select {
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
-		case <-ctx.Done():
-		case <-reconnected.Done():
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("publish command %s: %w", cmd.ID, err)
 	}
 	return nil
 }
+
+// publishRetry paces the attempts of one send whose publish JetStream did
+// not acknowledge; the client's PublishRetries bounds them.
+var publishRetry = retry.Policy{First: 100 * time.Millisecond, Max: time.Second}
 
 func retryablePublish(err error) bool {
 	return errors.Is(err, natsgo.ErrNoResponders) || errors.Is(err, natsgo.ErrTimeout) ||

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
@@ -79,7 +80,7 @@ var errDamaged = errors.New("the event store is damaged")
 // a stopped store and, with --accept-loss, lets a store that lost
 // acknowledged events open with what it holds.
 func runEventstoreCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ordo eventstore check [--data DIR] [--accept-loss]",
+	fs := flagset.New("ordo eventstore check [--data DIR] [--accept-loss]",
 		"Verifies every file of an event store that is not running: the record of its acknowledged\n"+
 			"head, the storage engine's MANIFEST and write-ahead logs, every table block (checksums), every\n"+
 			"event record and every stream index entry; then the saga's checkpoint against the store's head.\n"+

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/ordo-dev/ordo/gather"
 )
 
 // Record types the store writes itself.
@@ -161,17 +163,7 @@ func (s *Store) linger(group []*writeReq) []*writeReq {
 		s.lingerTimer.Reset(wait)
 	}
 	defer s.lingerTimer.Stop()
-	for len(group) < want {
-		select {
-		case req := <-s.reqs:
-			group = append(group, req)
-		case <-s.lingerTimer.C:
-			return group
-		case <-s.closing:
-			return group
-		}
-	}
-	return group
+	return gather.Until(group, s.reqs, want, s.lingerTimer.C, s.closing)
 }
 
 // observe records a committed group's size and how long committing it
@@ -191,15 +183,7 @@ const maxLinger = 4 * time.Millisecond
 
 // fill adds to group whatever is queued, up to the group limit, without waiting.
 func (s *Store) fill(group []*writeReq) []*writeReq {
-	for len(group) < s.opts.MaxGroup {
-		select {
-		case req := <-s.reqs:
-			group = append(group, req)
-		default:
-			return group
-		}
-	}
-	return group
+	return gather.Queued(group, s.reqs, s.opts.MaxGroup)
 }
 
 // pendingWrite is a decided write waiting for the group's sync.
