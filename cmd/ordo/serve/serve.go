@@ -75,10 +75,11 @@ type Service struct {
 	stockSub     *natsgo.Subscription
 	stopSaga     func() error
 	saga         *commands.Saga
-	lock         *datadir.Lock        // the data directory's, released last
-	rates        *commandRate         // commands answered, for the operator's page
-	callbacks    callbacksig.Verifier // checks payment callbacks' signatures
-	adminToken   []byte               // what /v1/admin/* requires
+	lock         *datadir.Lock // the data directory's, released last
+	rates        *commandRate  // commands answered, for the operator's page
+
+	callbacks  callbacksig.Verifier // checks payment callbacks' signatures (secrets.go)
+	adminToken []byte               // what /v1/admin/* requires (adminauth.go)
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
