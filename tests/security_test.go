@@ -89,8 +89,8 @@ func TestPaymentCallbackSignatureOverHTTP(t *testing.T) {
 			t.Fatalf("%s: %d %+v, want 401 unauthenticated on %s", tt.name, status, r.Error, callbacksig.Header)
 		}
 		checkCode(t, tt.name, r.Error.Code)
-		if strings.Contains(r.Error.Message, string(secret)) {
-			t.Fatalf("%s: the refusal shows the secret: %s", tt.name, r.Error.Message)
+		if strings.Contains(r.Error.Message, string(secret)) || strings.Contains(r.Error.Message, s.secretsDir()) {
+			t.Fatalf("%s: the refusal shows the secret or where it is: %s", tt.name, r.Error.Message)
 		}
 	}
 	evs := streamEvents(t, s, id)
