@@ -33,11 +33,9 @@ const (
 	HeaderCorrelationID  = "Ordo-Correlation-Id"
 	HeaderCausationID    = "Ordo-Causation-Id"
 	HeaderReplyTo        = "Ordo-Reply-To"
-	// HeaderSignature carries a PaymentCallback's signature (callbacksig).
-	HeaderSignature  = "Ordo-Signature"
-	HeaderStatus     = "Ordo-Status"      // on replies: 200, or the error's status number
-	HeaderDeadReason = "Ordo-Dead-Reason" // on dead letters
-	HeaderDeadCode   = "Ordo-Dead-Code"
+	HeaderStatus         = "Ordo-Status"      // on replies: 200, or the error's status number
+	HeaderDeadReason     = "Ordo-Dead-Reason" // on dead letters
+	HeaderDeadCode       = "Ordo-Dead-Code"
 )
 
 // Config sizes the JetStream resources. The zero value is usable.
