@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
@@ -247,6 +248,7 @@ type lane struct {
 	stock   *domain.Stock   // nil until loaded, and after a failed append
 	added   map[string]bool // command IDs of the AddStock commands folded, so a retried AddStock adds once
 	results []StockResult   // reused by every batch
+	handled atomic.Int64    // commands taken, for Busiest
 }
 
 func (l *lane) run() {
@@ -272,6 +274,7 @@ func (l *lane) run() {
 		batch = l.fill(batch)
 		l.linger(&batch, target)
 		queued := l.process(batch)
+		l.handled.Add(int64(len(batch)))
 		// The callers just answered come back with their next command
 		// while the ones queued during the append wait: expect both in
 		// the next batch. (Counted before the answers went out: a caller

@@ -47,6 +47,9 @@ type WorkerConfig struct {
 	HoldLimit     time.Duration
 	MaxAckPending int // commands in flight (default 1024)
 	Logger        *slog.Logger
+	// Observer is told about every answer and dead letter (metrics.go);
+	// nil: nobody is.
+	Observer CommandObserver
 }
 
 // Worker consumes the command stream and answers every command once.
@@ -260,12 +263,12 @@ func (w *Worker) term(msg jetstream.Msg, reason string) {
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	cmd, replyTo, bad := w.parse(msg)
 	if bad != nil {
-		w.finish(ctx, msg, replyTo, *bad, claim{})
+		w.finish(ctx, msg, cmd, replyTo, *bad, claim{})
 		return
 	}
 	cl, out := w.admit(ctx, &cmd)
 	if cl.answer != nil {
-		w.finish(ctx, msg, replyTo, *cl.answer, cl)
+		w.finish(ctx, msg, cmd, replyTo, *cl.answer, cl)
 		return
 	}
 	if !out.Retry {
@@ -286,7 +289,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		out.Error = &ErrorBody{Code: string(domain.CodeUnavailable), Message: fmt.Sprintf(
 			"the command could not be processed after %d attempts (%s); resend it with the same command ID later", cmd.Delivery, errMessage(out))}
 	}
-	w.finish(ctx, msg, replyTo, out, cl)
+	w.finish(ctx, msg, cmd, replyTo, out, cl)
 }
 
 // admit fingerprints a command and records its command ID in the ledger
@@ -328,7 +331,7 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data(),
 		FreshID: h.Get(HeaderCommandIDFresh) == "true"}
 	if md, err := msg.Metadata(); err == nil {
-		cmd.Delivery = int(md.NumDelivered)
+		cmd.Delivery, cmd.Accepted = int(md.NumDelivered), md.Timestamp
 	}
 	if cmd.CorrelationID == "" {
 		cmd.CorrelationID = cmd.ID
@@ -378,9 +381,10 @@ func (w *Worker) execute(ctx context.Context, cmd Command) (out Outcome) {
 // from the ledger itself (a resend's first outcome, command_id_reused) and
 // commands refused before they were claimed (malformed: the client may fix
 // them and send them again under the same ID) store nothing.
-func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, out Outcome, cl claim) {
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, cmd Command, replyTo string, out Outcome, cl claim) {
 	body, _ := json.Marshal(out)
 	w.reply(replyTo, out, body)
+	w.observe(cmd.Type, cmd.Accepted, out)
 	transient := out.Error != nil && out.Error.Code == string(domain.CodeUnavailable)
 	// A resend answered with a first outcome that was bad input is not
 	// recorded again: the first send was.
@@ -460,6 +464,9 @@ func (w *Worker) deadLetter(ctx context.Context, subject string, h natsgo.Header
 	if _, err := w.js.PublishMsg(ctx, m); err != nil {
 		w.log.Error("record dead letter", "subject", subject, "err", err)
 	}
+	if w.cfg.Observer != nil {
+		w.cfg.Observer.DeadLettered(e.Code)
+	}
 	if ok, suppressed := w.deadLog.allow(time.Now()); ok {
 		w.log.Warn("command dead-lettered", "subject", subject, "command_id", h.Get(HeaderCommandID),
 			"code", e.Code, "reason", e.Message, "dead_letters_not_logged_before", suppressed)
@@ -505,5 +512,7 @@ func (w *Worker) watchMaxDeliveries() (*natsgo.Subscription, error) {
 		body, _ := json.Marshal(out)
 		w.deadLetter(ctx, raw.Subject, raw.Header, raw.Data, e)
 		w.reply(raw.Header.Get(HeaderReplyTo), out, body)
+		_, typ, _ := parseSubject(raw.Subject)
+		w.observe(typ, raw.Time, out)
 	})
 }

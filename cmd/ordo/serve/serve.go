@@ -69,12 +69,13 @@ type Service struct {
 	stopSaga     func() error
 	saga         *commands.Saga
 	lock         *datadir.Lock // the data directory's, released last
+	metrics      *metrics      // GET /metrics (metrics.go)
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
 func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	cfg = withDefaults(cfg)
-	s := &Service{log: cfg.Logger}
+	s := &Service{log: cfg.Logger, metrics: newMetrics()}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
@@ -90,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 		return nil, err
 	}
 	cmdSvc := commands.New(CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
-	cfg.Commands.Logger = cfg.Logger
+	cfg.Commands.Logger, cfg.Commands.Observer = cfg.Logger, s.metrics
 	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, cfg.Commands)
 	if err != nil {
 		return nil, err
@@ -195,7 +196,8 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 		s.store, err = eventstore.Connect(ctx, cfg.ESDBURL, eventstore.WithLogger(cfg.Logger))
 	} else {
 		s.store, err = eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{
-			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger})
+			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger,
+			OnCommit: s.metrics.onCommit})
 	}
 	return err
 }
@@ -234,6 +236,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	s.registerCallbacks(mux)
 	s.registerStock(mux)
 	s.registerSaga(mux)
+	s.registerMetrics(mux)
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)
