@@ -81,6 +81,9 @@ type SagaOptions struct {
 	// CheckpointEvery bounds how long progress stays unsaved; default 1s.
 	// What is lost in a crash is repeated, harmlessly.
 	CheckpointEvery time.Duration
+	// Tracer: a span per order event handled, continuing the trace of the
+	// command that decided it (the event's traceparent); default none.
+	Tracer Tracer
 }
 
 // Saga is the order saga. Run it with Run.
@@ -301,14 +304,17 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
 		return
 	}
+	ctx, _, end := tracerOr(s.opts.Tracer).Start(ctx, "saga "+ev.Type, ev.Meta.TraceParent)
 	for attempt := 0; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := s.step(sctx, j.orderID, ev)
 		cancel()
 		if err == nil {
+			end(nil)
 			return
 		}
 		if stop.Err() != nil {
+			end(err)
 			return // not checkpointed: repeated after the restart
 		}
 		if !errors.Is(err, ErrUnavailable) {
@@ -323,6 +329,7 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		select {
 		case <-time.After(min(time.Duration(attempt+1)*50*time.Millisecond, 2*time.Second)):
 		case <-stop.Done():
+			end(err)
 			return
 		}
 	}

@@ -46,6 +46,7 @@ type StockOptions struct {
 	// Linger bounds how long a busy lane waits to fill a batch (see
 	// lane.linger); default 1ms, negative disables.
 	Linger time.Duration
+	Tracer Tracer // a span per command run through Execute; default none
 }
 
 // StockRequest is one stock command.
@@ -54,6 +55,8 @@ type StockRequest struct {
 	CorrelationID string
 	CausationID   string
 	Command       domain.StockCommand
+	// TraceParent: see Request.TraceParent.
+	TraceParent string
 }
 
 // StockResult is a stock command's outcome.
@@ -93,7 +96,10 @@ var ErrStockServiceClosed = errors.New("stock service closed")
 // Execute runs one stock command through its SKU's lane and waits for its
 // result. If ctx ends first, Execute returns its error; a command already
 // taken into a batch is still carried out.
-func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResult {
+func (s *StockService) Execute(ctx context.Context, req StockRequest) (res StockResult) {
+	ctx, tp, end := tracerOr(s.opts.Tracer).Start(ctx, stockSpanName(req.Command), req.TraceParent)
+	defer func() { end(res.Err) }()
+	req.TraceParent = tp
 	done := make(chan StockResult, 1)
 	if err := s.enqueue(&pending{ctx: ctx, req: req, done: func(r StockResult) { done <- r }}); err != nil {
 		return StockResult{CommandID: req.CommandID, Err: err}
@@ -104,6 +110,21 @@ func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResul
 	case <-ctx.Done():
 		return StockResult{CommandID: req.CommandID, Err: fmt.Errorf("stock command %s: %w", req.CommandID, ctx.Err())}
 	}
+}
+
+// stockSpanName names a stock command's span after its type.
+func stockSpanName(c domain.StockCommand) string {
+	switch c.(type) {
+	case domain.AddStock:
+		return "stock AddStock"
+	case domain.ReserveStock:
+		return "stock ReserveStock"
+	case domain.ReleaseStock:
+		return "stock ReleaseStock"
+	case domain.CommitStock:
+		return "stock CommitStock"
+	}
+	return "stock read"
 }
 
 // Submit hands one stock command to its SKU's lane and returns at once;
@@ -425,7 +446,7 @@ func (l *lane) try(ctx context.Context, batch []*pending) ([]StockResult, error)
 			continue // already applied under this command ID
 		}
 		typ, err := b.Decide(p.req.Command, domain.EventMeta{CommandID: p.req.CommandID, CorrelationID: p.req.CorrelationID,
-			CausationID: p.req.CausationID, OccurredAt: now})
+			CausationID: p.req.CausationID, OccurredAt: now, TraceParent: p.req.TraceParent})
 		var refused *domain.Error
 		switch {
 		case errors.As(err, &refused):

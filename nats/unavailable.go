@@ -47,7 +47,7 @@ func (w *Worker) untilAvailable(ctx context.Context, msg jetstream.Msg, cmd Comm
 	first := out
 	first.Retry = false
 	body, _ := json.Marshal(first)
-	w.reply(replyTo, first, body)
+	w.reply(ctx, replyTo, first, body)
 	w.observe(cmd.Type, cmd.Accepted, first)
 	progress := max(w.cfg.AckWait/3, 100*time.Millisecond)
 	lastProgress := time.Now()

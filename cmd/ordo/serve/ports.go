@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
@@ -25,12 +27,22 @@ const subscriptionCheckpoints = 256
 
 // CommandStore gives the command handlers and the stock service (package
 // commands) the event store they declare, commands.EventStore.
-type CommandStore struct{ Store *eventstore.Store }
+type CommandStore struct {
+	Store *eventstore.Store
+	// Tracer, if set, puts every read and append in a span, a child of
+	// the command's (tracing.go).
+	Tracer trace.Tracer
+}
 
 var _ commands.EventStore = CommandStore{}
 
 // AppendToStream implements commands.EventStore.
-func (c CommandStore) AppendToStream(ctx context.Context, stream string, expected int64, events []commands.NewEvent) (commands.Appended, error) {
+func (c CommandStore) AppendToStream(ctx context.Context, stream string, expected int64, events []commands.NewEvent) (_ commands.Appended, err error) {
+	if c.Tracer != nil {
+		var span trace.Span
+		ctx, span = c.Tracer.Start(ctx, "eventstore append", trace.WithSpanKind(trace.SpanKindClient))
+		defer func() { endSpan(span, err) }()
+	}
 	exp := eventstore.NoStream()
 	if expected >= 0 {
 		exp = eventstore.Exact(uint64(expected))
@@ -47,9 +59,20 @@ func (c CommandStore) AppendToStream(ctx context.Context, stream string, expecte
 }
 
 // ReadStream implements commands.EventStore.
-func (c CommandStore) ReadStream(ctx context.Context, stream string, from int64, fn func(commands.StoredEvent) error) error {
+func (c CommandStore) ReadStream(ctx context.Context, stream string, from int64, fn func(commands.StoredEvent) error) (err error) {
+	if c.Tracer != nil {
+		var span trace.Span
+		ctx, span = c.Tracer.Start(ctx, "eventstore read", trace.WithSpanKind(trace.SpanKindClient))
+		defer func() {
+			spanErr := err
+			if errors.Is(err, commands.ErrStreamNotFound) {
+				spanErr = nil // a new order's stream: no failure
+			}
+			endSpan(span, spanErr)
+		}()
+	}
 	var fnErr error
-	err := c.Store.ReadStream(ctx, stream, uint64(from), func(e eventstore.RecordedEvent) error {
+	err = c.Store.ReadStream(ctx, stream, uint64(from), func(e eventstore.RecordedEvent) error {
 		fnErr = fn(commands.StoredEvent{Revision: int64(e.Revision), Position: e.Position, Type: e.Type, Data: e.Data, Metadata: e.Metadata})
 		return fnErr
 	})

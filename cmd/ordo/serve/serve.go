@@ -16,6 +16,7 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
@@ -46,6 +47,10 @@ type Config struct {
 	// ReadWait bounds how long a query with min_position waits for the read
 	// models to catch up (default 5s).
 	ReadWait time.Duration
+	// TracerProvider records the commands' traces (tracing.go); nil
+	// records none (`ordo serve` sets OTLPTracerProvider when
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set).
+	TracerProvider trace.TracerProvider
 }
 
 // Service is the running Ordo service.
@@ -90,8 +95,9 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	if err := s.startStore(ctx, cfg); err != nil {
 		return nil, err
 	}
-	cmdSvc := commands.New(CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
-	cfg.Commands.Logger, cfg.Commands.Observer = cfg.Logger, s.metrics
+	tracer := tracerOf(cfg.TracerProvider)
+	cmdSvc := commands.New(CommandStore{Store: s.store, Tracer: tracer}, commands.Options{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
+	cfg.Commands.Logger, cfg.Commands.Observer, cfg.Commands.TracerProvider = cfg.Logger, s.metrics, cfg.TracerProvider
 	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, cfg.Commands)
 	if err != nil {
 		return nil, err
