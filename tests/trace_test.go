@@ -117,8 +117,8 @@ func (ts tracedSystem) awaitSpans(t *testing.T, names ...string) spanTree {
 // TestTracePlacedAndPaidOrder: the trace of an order placed and paid under
 // one client span runs from each send through the workers, the command's
 // execution and its event store append, to the reply; and on through the
-// events' metadata into the saga's steps, the stock reservation and the
-// payment timer's scheduling and cancellation.
+// events' metadata into the saga's steps, the stock reservation, the
+// payment timer's scheduling and cancellation, and the read models.
 func TestTracePlacedAndPaidOrder(t *testing.T) {
 	ts := startTraced(t, sagaConfig(t, t.TempDir(), time.Hour))
 	ctx := ctxT(t)
@@ -132,7 +132,7 @@ func TestTracePlacedAndPaidOrder(t *testing.T) {
 	must(t)(ts.client.ConfirmPayment(tctx, domain.ConfirmPayment{Order: id, PaymentID: "p-" + id[:8], Amount: 200}))
 	root.End()
 
-	st := ts.awaitSpans(t, "customer checkout", "saga PaymentSucceeded")
+	st := ts.awaitSpans(t, "customer checkout", "saga PaymentSucceeded", "project PaymentSucceeded")
 	top := st.named("customer checkout")[0]
 	send := st.child(t, top, "send PlaceOrder")
 	if send.SpanKind != trace.SpanKindProducer {
@@ -154,6 +154,11 @@ func TestTracePlacedAndPaidOrder(t *testing.T) {
 	pay := st.child(t, st.child(t, st.child(t, top, "send ConfirmPayment"), "process ConfirmPayment"), "execute ConfirmPayment")
 	st.child(t, pay, "saga PaymentSucceeded") // cancels the payment timer
 	_ = timer
+
+	// The read models applied the events in their traces.
+	st.child(t, execute, "project OrderPlaced")
+	st.child(t, reserved, "project StockReserved")
+	st.child(t, pay, "project PaymentSucceeded")
 
 	// Every event of the order carries its trace, in the trace of the checkout.
 	store := connectStore(t, ts.svc.ESDBURL())

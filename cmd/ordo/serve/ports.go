@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-dev/ordo/commands"
@@ -137,12 +139,29 @@ func (f sagaFeed) Close() error { return f.sub.Close() }
 // ProjectionSource feeds the read models (projections.Source and
 // projections.History) from the $all subscription and bulk reads of $all,
 // filtered to order streams.
-type ProjectionSource struct{ Store *eventstore.Store }
+type ProjectionSource struct {
+	Store *eventstore.Store
+	// Tracer, if set, records a span for every traced event the read
+	// models apply, continuing the event's trace (Projected).
+	Tracer trace.Tracer
+}
 
 var (
-	_ projections.Source  = ProjectionSource{}
-	_ projections.History = ProjectionSource{}
+	_ projections.Source      = ProjectionSource{}
+	_ projections.History     = ProjectionSource{}
+	_ projections.EventTracer = ProjectionSource{}
 )
+
+// Projected implements projections.EventTracer: a span "project <type>"
+// in the event's trace, as long as the batch that applied it.
+func (p ProjectionSource) Projected(eventType, traceParent string, start, end time.Time) {
+	if p.Tracer == nil {
+		return
+	}
+	ctx := traceContext.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceParent})
+	_, span := p.Tracer.Start(ctx, "project "+eventType, trace.WithTimestamp(start))
+	span.End(trace.WithTimestamp(end))
+}
 
 // SubscribeOrders implements projections.Source.
 func (p ProjectionSource) SubscribeOrders(ctx context.Context, after uint64) (projections.Feed, error) {

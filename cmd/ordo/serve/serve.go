@@ -211,7 +211,8 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 // startProjections opens the read models (SQLite files in the data
 // directory) and keeps them up to date in the background.
 func (s *Service) startProjections(ctx context.Context, cfg Config) error {
-	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, ProjectionSource{Store: s.store}, cfg.Logger)
+	src := ProjectionSource{Store: s.store, Tracer: tracerOf(cfg.TracerProvider)}
+	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, src, cfg.Logger)
 	if err != nil {
 		return err
 	}
