@@ -172,7 +172,7 @@ func (s *Service) lockDataDir(dir string) error {
 }
 
 func (s *Service) startNATS(ctx context.Context, cfg Config) error {
-	opts := []natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}
+	opts := append([]natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}, newNATSOutage(cfg.Logger).options()...)
 	s.natsURL = cfg.NATSURL
 	if s.natsURL == "" {
 		srv, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{
