@@ -478,16 +478,17 @@ func (w *Worker) deadLetter(ctx context.Context, subject string, h natsgo.Header
 	m.Header.Set(HeaderDeadCode, e.Code)
 	m.Header.Set(HeaderDeadReason, e.Message)
 	m.Data = data
+	orderID, _, _ := parseSubject(subject)
+	log := commandLog(w.log, extractTrace(ctx, h), h.Get(HeaderCommandID), orderID)
 	if _, err := w.js.PublishMsg(ctx, m); err != nil {
-		w.log.Error("record dead letter", "subject", subject, "command_id", h.Get(HeaderCommandID), "err", err)
+		log.Error("record dead letter", "subject", subject, "err", err)
 	}
 	if w.cfg.Observer != nil {
 		w.cfg.Observer.DeadLettered(e.Code)
 	}
 	// The log's handler limits how many of these lines pass (a flood of
 	// bad commands must not flood the log) and counts those it drops.
-	orderID, _, _ := parseSubject(subject)
-	commandLog(w.log, extractTrace(ctx, h), h.Get(HeaderCommandID), orderID).Warn("command dead-lettered",
+	log.Warn("command dead-lettered",
 		"subject", subject, "code", e.Code, "reason", e.Message)
 }
 
