@@ -200,4 +200,16 @@ func TestTraceThroughPaymentTimer(t *testing.T) {
 	expired := st.child(t, st.child(t, scheduled, "process ExpirePayment"), "execute ExpirePayment")
 	cancelled := st.child(t, expired, "saga OrderCancelled")
 	st.child(t, cancelled, "stock ReleaseStock")
+
+	// A timer that fired is no longer pending.
+	url := "http://" + ts.svc.HTTPAddr() + "/metrics"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		n, found := value(scrape(t, url)["ordo_payment_timers_pending"], nil)
+		if found && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ordo_payment_timers_pending = %v (found: %t) after the timer fired, want 0", n, found)
+		}
+	}
 }
