@@ -34,6 +34,10 @@ type ClientOptions struct {
 	// command carries to the workers); nil traces nothing, but a send
 	// still carries the trace context of its caller's ctx.
 	TracerProvider trace.TracerProvider
+	// CallbackSigner signs the callbacks PaymentCallback sends
+	// (callbacksig.Signer, with the service's callback secrets); without
+	// one PaymentCallback refuses to send.
+	CallbackSigner CallbackSigner
 }
 
 // publishAttemptTimeout bounds one wait for JetStream's acknowledgement of
@@ -224,6 +228,9 @@ func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo,
 	}
 	if cmd.CausationID != "" {
 		m.Header.Set(HeaderCausationID, cmd.CausationID)
+	}
+	if cmd.Signature != "" {
+		m.Header.Set(HeaderSignature, cmd.Signature)
 	}
 	injectTrace(ctx, m.Header)
 	var err error

@@ -18,6 +18,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ordo-dev/ordo/callbacksig"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/datadir"
@@ -51,6 +52,12 @@ type Config struct {
 	// records none (`ordo serve` sets OTLPTracerProvider when
 	// OTEL_EXPORTER_OTLP_ENDPOINT is set).
 	TracerProvider trace.TracerProvider
+	// SecretsDir holds the payment callback secrets and the admin token
+	// (default DataDir/secrets; generated there when missing; secrets.go).
+	SecretsDir string
+	// CallbackTolerance is how old (or early) a payment callback's signed
+	// timestamp may be (default 5 minutes).
+	CallbackTolerance time.Duration
 }
 
 // Service is the running Ordo service.
@@ -73,20 +80,26 @@ type Service struct {
 	stockSub     *natsgo.Subscription
 	stopSaga     func() error
 	saga         *commands.Saga
-	lock         *datadir.Lock // the data directory's, released last
-	metrics      *metrics      // GET /metrics (metrics.go)
+	lock         *datadir.Lock        // the data directory's, released last
+	rates        *commandRate         // commands answered, for the operator's page
+	callbacks    callbacksig.Verifier // checks payment callbacks' signatures
+	adminToken   []byte               // what /v1/admin/* requires
+	metrics      *metrics             // GET /metrics (metrics.go)
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
 func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	cfg = withDefaults(cfg)
-	s := &Service{log: cfg.Logger, metrics: newMetrics()}
+	s := &Service{log: cfg.Logger, rates: newCommandRate(time.Now), metrics: newMetrics()}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
 		}
 	}()
 	if err := s.lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := s.loadSecrets(cfg); err != nil {
 		return nil, err
 	}
 	if err := s.startNATS(ctx, cfg); err != nil {
@@ -97,8 +110,9 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	}
 	tracer := tracerOf(cfg.TracerProvider)
 	cmdSvc := commands.New(CommandStore{Store: s.store, Tracer: tracer}, commands.Options{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
-	cfg.Commands.Logger, cfg.Commands.Observer, cfg.Commands.TracerProvider = cfg.Logger, s.metrics, cfg.TracerProvider
-	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, cfg.Commands)
+	cfg.Commands.Logger, cfg.Commands.Callbacks = cfg.Logger, s.callbacks
+	cfg.Commands.Observer, cfg.Commands.TracerProvider = s.metrics, cfg.TracerProvider
+	worker, err := ordonats.NewWorker(s.nc, countingExecutor{executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, s.rates}, cfg.Commands)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +166,12 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SecretsDir == "" {
+		cfg.SecretsDir = SecretsDir(cfg.DataDir)
+	}
+	if cfg.CallbackTolerance <= 0 {
+		cfg.CallbackTolerance = callbacksig.DefaultTolerance
 	}
 	return cfg
 }
@@ -244,6 +264,10 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	s.registerStock(mux)
 	s.registerSaga(mux)
 	s.registerMetrics(mux)
+	if err := s.registerPage(mux, cfg); err != nil {
+		lis.Close()
+		return err
+	}
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)
