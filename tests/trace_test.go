@@ -42,8 +42,7 @@ func startTraced(t *testing.T, cfg serve.Config) tracedSystem {
 	return tracedSystem{system: s, spans: spans, tp: tp, client: c}
 }
 
-// span finds the one span named name whose parent is named parentName (""
-// for a given span ID, see want), in trace tid.
+// spanTree is the spans recorded so far, by span ID too.
 type spanTree struct {
 	byID  map[trace.SpanID]tracetest.SpanStub
 	spans []tracetest.SpanStub
