@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
@@ -34,6 +35,7 @@ type lane struct {
 	stock   *domain.Stock   // nil until loaded, and after a failed append
 	added   map[string]bool // command IDs of the AddStock commands folded, so a retried AddStock adds once
 	results []StockResult   // reused by every batch
+	handled atomic.Int64    // commands taken, for Busiest
 }
 
 func (l *lane) run() {
@@ -59,6 +61,7 @@ func (l *lane) run() {
 		batch = gather.Queued(batch, l.in, cap(batch))
 		l.linger(&batch, target)
 		queued := l.process(batch)
+		l.handled.Add(int64(len(batch)))
 		// The callers just answered come back with their next command
 		// while the ones queued during the append wait: expect both in
 		// the next batch. (Counted before the answers went out: a caller
@@ -193,7 +196,7 @@ func (l *lane) try(ctx context.Context, batch []*pending) ([]StockResult, error)
 			continue // already applied under this command ID
 		}
 		typ, err := b.Decide(p.req.Command, domain.EventMeta{CommandID: p.req.CommandID, CorrelationID: p.req.CorrelationID,
-			CausationID: p.req.CausationID, OccurredAt: now})
+			CausationID: p.req.CausationID, OccurredAt: now, TraceParent: p.req.TraceParent})
 		var refused *domain.Error
 		switch {
 		case errors.As(err, &refused):

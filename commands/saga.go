@@ -79,6 +79,9 @@ type SagaOptions struct {
 	// CheckpointEvery bounds how long progress stays unsaved; default 1s.
 	// What is lost in a crash is repeated, harmlessly.
 	CheckpointEvery time.Duration
+	// Tracer: a span per order event handled, continuing the trace of the
+	// command that decided it (the event's traceparent); default none.
+	Tracer Tracer
 }
 
 // Saga is the order saga. Run it with Run.
@@ -297,7 +300,8 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
 		return
 	}
-	_ = retry.Do(stop, sagaRetry, func(_ context.Context, attempt int) error {
+	ctx, _, end := tracerOr(s.opts.Tracer).Start(ctx, "saga "+ev.Type, ev.Meta.TraceParent)
+	err = retry.Do(stop, sagaRetry, func(_ context.Context, attempt int) error {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := s.step(sctx, j.orderID, ev)
 		cancel()
@@ -315,6 +319,7 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		})
 		return err
 	})
+	end(err)
 }
 
 // sagaRetry: a step is retried until it succeeds or the saga stops, at a

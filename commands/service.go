@@ -35,6 +35,9 @@ type Request struct {
 	// (the service's own commands, such as the saga's) records none and
 	// makes any command under an applied ID a duplicate.
 	Fingerprint string
+	// TraceParent is the W3C traceparent of the span the command continues
+	// when ctx carries none (see Tracer); empty: ctx's span, or none.
+	TraceParent string
 }
 
 // Result is the outcome of a command. Exactly one of Err or the success
@@ -76,6 +79,7 @@ type Options struct {
 	Logger     *slog.Logger     // default discards
 	MaxRetries int              // conflict retries, default 8
 	CacheSize  int              // aggregates kept in memory, default 100,000
+	Tracer     Tracer           // a span per command; default none
 }
 
 // Service executes commands against an EventStore.
@@ -85,6 +89,7 @@ type Service struct {
 	log        *slog.Logger
 	maxRetries int
 	cache      *aggregateCache
+	tracer     Tracer
 }
 
 // New returns a Service over store.
@@ -107,14 +112,23 @@ func New(store EventStore, opts Options) *Service {
 		log:        opts.Logger,
 		maxRetries: opts.MaxRetries,
 		cache:      newAggregateCache(opts.CacheSize),
+		tracer:     tracerOr(opts.Tracer),
 	}
 }
 
 // StreamName is the event stream of an order.
 func StreamName(orderID string) string { return "order-" + orderID }
 
-// Execute runs one command to its outcome.
-func (s *Service) Execute(ctx context.Context, req Request) Result {
+// Execute runs one command to its outcome, in a span of its own whose
+// traceparent its events carry.
+func (s *Service) Execute(ctx context.Context, req Request) (res Result) {
+	ctx, tp, end := s.tracer.Start(ctx, "execute "+req.CommandType, req.TraceParent)
+	defer func() { end(res.Err) }()
+	req.TraceParent = tp
+	return s.execute(ctx, req)
+}
+
+func (s *Service) execute(ctx context.Context, req Request) Result {
 	res := Result{CommandID: req.CommandID, OrderID: req.OrderID}
 	cmd, err := s.parse(req)
 	if err != nil {
@@ -122,7 +136,7 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 		return res
 	}
 	meta := domain.CommandMeta{CommandID: req.CommandID, CorrelationID: req.CorrelationID, CausationID: req.CausationID,
-		Fingerprint: req.Fingerprint}
+		Fingerprint: req.Fingerprint, TraceParent: req.TraceParent}
 	id := cmd.OrderID()
 	agg, err := s.cache.acquire(ctx, id)
 	if err != nil {

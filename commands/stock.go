@@ -45,6 +45,7 @@ type StockOptions struct {
 	// Linger bounds how long a busy lane waits to fill a batch (see
 	// lane.linger); default 1ms, negative disables.
 	Linger time.Duration
+	Tracer Tracer // a span per command run through Execute; default none
 }
 
 // StockRequest is one stock command.
@@ -53,6 +54,8 @@ type StockRequest struct {
 	CorrelationID string
 	CausationID   string
 	Command       domain.StockCommand
+	// TraceParent: see Request.TraceParent.
+	TraceParent string
 }
 
 // StockResult is a stock command's outcome.
@@ -92,7 +95,10 @@ var ErrStockServiceClosed = errors.New("stock service closed")
 // Execute runs one stock command through its SKU's lane and waits for its
 // result. If ctx ends first, Execute returns its error; a command already
 // taken into a batch is still carried out.
-func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResult {
+func (s *StockService) Execute(ctx context.Context, req StockRequest) (res StockResult) {
+	ctx, tp, end := tracerOr(s.opts.Tracer).Start(ctx, stockSpanName(req.Command), req.TraceParent)
+	defer func() { end(res.Err) }()
+	req.TraceParent = tp
 	done := make(chan StockResult, 1)
 	if err := s.enqueue(&pending{ctx: ctx, req: req, done: func(r StockResult) { done <- r }}); err != nil {
 		return StockResult{CommandID: req.CommandID, Err: err}
@@ -103,6 +109,21 @@ func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResul
 	case <-ctx.Done():
 		return StockResult{CommandID: req.CommandID, Err: fmt.Errorf("stock command %s: %w", req.CommandID, ctx.Err())}
 	}
+}
+
+// stockSpanName names a stock command's span after its type.
+func stockSpanName(c domain.StockCommand) string {
+	switch c.(type) {
+	case domain.AddStock:
+		return "stock AddStock"
+	case domain.ReserveStock:
+		return "stock ReserveStock"
+	case domain.ReleaseStock:
+		return "stock ReleaseStock"
+	case domain.CommitStock:
+		return "stock CommitStock"
+	}
+	return "stock read"
 }
 
 // Submit hands one stock command to its SKU's lane and returns at once;

@@ -21,7 +21,13 @@ type EmbeddedConfig struct {
 	Listen        string
 	MaxAppendSize int // bytes of data and metadata per append; default esdbserver.DefaultMaxAppendSize
 	Logger        *slog.Logger
+	// OnCommit observes every group commit of the storage's writer (for
+	// metrics); it runs on the writer's goroutine and must be quick.
+	OnCommit func(Commit)
 }
+
+// Commit describes one group commit of the embedded store.
+type Commit = storage.Commit
 
 // OpenEmbedded opens the embedded event store in cfg.DataDir and returns a
 // Store that calls its storage directly, in this process: no gRPC, no
@@ -38,7 +44,7 @@ func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Store, error) {
 		cfg.MaxAppendSize = esdbserver.DefaultMaxAppendSize
 	}
 	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: cfg.DataDir, Listen: cfg.Listen,
-		MaxAppendSize: cfg.MaxAppendSize, Logger: cfg.Logger})
+		MaxAppendSize: cfg.MaxAppendSize, Logger: cfg.Logger, OnCommit: cfg.OnCommit})
 	if err != nil {
 		return nil, err
 	}

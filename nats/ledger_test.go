@@ -259,29 +259,6 @@ func deadLettersAtLeast(tb testing.TB, nc *natsgo.Conn, want uint64) uint64 {
 	}
 }
 
-func TestLogLimit(t *testing.T) {
-	l := &logLimit{every: time.Minute, burst: 2}
-	t0 := time.Now()
-	for i, tt := range []struct {
-		at         time.Duration
-		ok         bool
-		suppressed int
-	}{
-		{0, true, 0},
-		{time.Second, true, 0},
-		{2 * time.Second, false, 0},
-		{3 * time.Second, false, 0},
-		{time.Minute, true, 2}, // a new interval reports what was held back
-		{time.Minute + time.Second, true, 0},
-		{time.Minute + 2*time.Second, false, 0},
-	} {
-		ok, suppressed := l.allow(t0.Add(tt.at))
-		if ok != tt.ok || suppressed != tt.suppressed {
-			t.Fatalf("line %d at %v: got %t with %d suppressed, want %t with %d", i, tt.at, ok, suppressed, tt.ok, tt.suppressed)
-		}
-	}
-}
-
 // TestLongCommandsAreNotRedelivered: with a short AckWait, a command that
 // runs for several AckWaits, and the commands queued behind it on its
 // order's lane, are each executed once: the worker signals progress on

@@ -180,6 +180,8 @@ type Command struct {
 	CausationID   string
 	Body          []byte
 	Delivery      int // 1 for the first delivery
+	// Accepted is when JetStream stored the command (set by the workers).
+	Accepted time.Time
 	// Fingerprint identifies the command's content (Executor.Fingerprint);
 	// the workers set it before Execute.
 	Fingerprint string

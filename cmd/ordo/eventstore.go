@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/commands"
@@ -41,6 +39,8 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	listen := fs.String("listen", "127.0.0.1:2113", "address to serve gRPC on")
 	data := fs.String("data", "./ordo-data/eventstore", "directory of the event log")
 	maxAppend := fs.Int("max-append-size", esdbserver.DefaultMaxAppendSize, "largest append in bytes of event data")
+	var logs logFlags
+	logs.register(fs)
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
@@ -59,7 +59,10 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("eventstore serve takes no arguments, got %q", fs.Args())}
 	}
-	log := slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
+	log, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
 	defer relaxGC()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, log)()
 	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: *data, Listen: *listen, MaxAppendSize: *maxAppend, Logger: log})

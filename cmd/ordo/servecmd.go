@@ -30,6 +30,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.StringVar(&cfg.SecretsDir, "secrets", "", "directory of the payment callback secrets (callback-<provider>) and the admin token (admin-token); what is missing is generated (default: <data>/secrets)")
 	fs.DurationVar(&cfg.CallbackTolerance, "callback-tolerance", 5*time.Minute, "how far a payment callback's signed timestamp may be from now")
+	var logs logFlags
+	logs.register(fs)
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
@@ -40,6 +42,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set: about a sixth less CPU per")
 		fmt.Fprintln(fs.Output(), "command for about twice the memory (set GOGC=100 to choose); a soft memory limit (--memory-limit,")
 		fmt.Fprintln(fs.Output(), "GOMEMLIMIT, or 3/4 of the memory available) makes it collect earlier whenever memory runs short.")
+		fmt.Fprintln(fs.Output(), "Prometheus metrics are at /metrics on the HTTP address; traces are exported over OTLP gRPC when")
+		fmt.Fprintln(fs.Output(), "OTEL_EXPORTER_OTLP_ENDPOINT is set (with the other standard OTEL_EXPORTER_OTLP_* variables).")
 		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
@@ -59,7 +63,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.ReadWait <= 0 {
 		return usageError{fmt.Sprintf("--read-wait must be a positive duration such as 5s, got %v", cfg.ReadWait)}
 	}
-	cfg.Logger = slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
+	log, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+		tp, err := serve.OTLPTracerProvider(ctx)
+		if err != nil {
+			return err
+		}
+		defer flushTraces(tp, cfg.Logger)
+		cfg.TracerProvider = tp
+	}
 	defer relaxGC()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, cfg.Logger)()
 	svc, err := serve.Start(ctx, cfg)
@@ -72,4 +88,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return svc.Shutdown(sctx)
+}
+
+// flushTraces sends the spans still batched before the process exits.
+func flushTraces(tp interface{ Shutdown(context.Context) error }, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn("flushing traces to the OTLP endpoint failed", "err", err)
+	}
 }

@@ -47,6 +47,8 @@ type Config struct {
 	Listen        string       // e.g. "127.0.0.1:2113"; port 0 picks a free one
 	MaxAppendSize int          // bytes of event data per append; default 1 MiB
 	Logger        *slog.Logger // nil discards
+	// OnCommit observes the storage's group commits (storage.Options.OnCommit).
+	OnCommit func(storage.Commit)
 }
 
 // Server is a running embedded event store.
@@ -76,7 +78,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	st, err := storage.Open(cfg.DataDir, storage.Options{Logger: cfg.Logger})
+	st, err := storage.Open(cfg.DataDir, storage.Options{Logger: cfg.Logger, OnCommit: cfg.OnCommit})
 	if err != nil {
 		return nil, err
 	}

@@ -122,8 +122,12 @@ func (s *Store) writer() {
 		case req := <-s.reqs:
 			g := s.linger(s.fill(append(group[:0], req)))
 			start := time.Now()
-			s.commitGroup(g)
-			s.observe(len(g), time.Since(start))
+			events, bytes, failed := s.commitGroup(g)
+			took := time.Since(start)
+			s.observe(len(g), took)
+			if s.opts.OnCommit != nil {
+				s.opts.OnCommit(Commit{Appends: len(g), Events: events, Bytes: bytes, Duration: took, Failed: failed})
+			}
 			s.syncs.Add(1)
 			s.synced.Add(uint64(len(g)))
 		case <-s.closing:
@@ -203,7 +207,10 @@ type pendingWrite struct {
 // inserts a batch into the memtable's skiplist in batch order and starts
 // each search from where the previous one ended, so ordered keys skip most
 // of the descent the alternating log and index keys each paid in full.
-func (s *Store) commitGroup(group []*writeReq) {
+//
+// It returns how many events and bytes of event data and metadata the
+// group committed, and whether the commit failed.
+func (s *Store) commitGroup(group []*writeReq) (events, bytes int, failed bool) {
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	head := s.Head()
@@ -225,12 +232,16 @@ func (s *Store) commitGroup(group []*writeReq) {
 		s.writeBatch(batch, all)
 		if err := s.commit(batch); err != nil {
 			s.failGroup(pending, err)
-			return
+			return 0, 0, true
 		}
 		s.publish(all)
 		s.recordHead()
+		for i := range all {
+			bytes += len(all[i].Data) + len(all[i].CustomMetadata)
+		}
 	}
 	s.answer(pending)
+	return len(all), bytes, false
 }
 
 // commit writes the batch durably unless the store has failed or the disk
