@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,13 @@ type EmbeddedConfig struct {
 	Listen        string
 	MaxAppendSize int // bytes of data and metadata per append; default esdbserver.DefaultMaxAppendSize
 	Logger        *slog.Logger
+	// Security of the gRPC listener (see esdbserver.Config): TLS, the CA
+	// file its URL names, credentials, and whether it may listen beyond
+	// loopback without them. The in-process calls need none.
+	TLS       *tls.Config
+	TLSCAFile string
+	Auth      *esdbserver.Auth
+	Insecure  bool
 }
 
 // OpenEmbedded opens the embedded event store in cfg.DataDir and returns a
@@ -38,7 +46,8 @@ func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Store, error) {
 		cfg.MaxAppendSize = esdbserver.DefaultMaxAppendSize
 	}
 	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: cfg.DataDir, Listen: cfg.Listen,
-		MaxAppendSize: cfg.MaxAppendSize, Logger: cfg.Logger})
+		MaxAppendSize: cfg.MaxAppendSize, Logger: cfg.Logger,
+		TLS: cfg.TLS, TLSCAFile: cfg.TLSCAFile, Auth: cfg.Auth, Insecure: cfg.Insecure})
 	if err != nil {
 		return nil, err
 	}

@@ -219,6 +219,9 @@ func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo,
 		if err == nil || ctx.Err() != nil || reconnected.Err() != nil || !retryablePublish(err) {
 			break
 		}
+		if perr := permissionError(c.nc, m.Subject); perr != nil {
+			return fmt.Errorf("publish command %s: %w", cmd.ID, perr)
+		}
 		select {
 		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
 		case <-ctx.Done():

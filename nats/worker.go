@@ -432,7 +432,7 @@ func (w *Worker) outcomeMsg(out Outcome, cl claim) *natsgo.Msg {
 }
 
 func (w *Worker) reply(replyTo string, out Outcome, body []byte) {
-	if replyTo == "" {
+	if replyTo == "" || reservedReplySubject(replyTo) {
 		return
 	}
 	m := natsgo.NewMsg(replyTo)

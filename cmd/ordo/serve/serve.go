@@ -46,6 +46,8 @@ type Config struct {
 	// ReadWait bounds how long a query with min_position waits for the read
 	// models to catch up (default 5s).
 	ReadWait time.Duration
+	// Security: NATS users, TLS, event store credentials (security.go).
+	Security Security
 }
 
 // Service is the running Ordo service.
@@ -168,13 +170,15 @@ func (s *Service) startNATS(ctx context.Context, cfg Config) error {
 	opts := []natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}
 	s.natsURL = cfg.NATSURL
 	if s.natsURL == "" {
-		srv, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{
-			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger})
+		srv, err := ordonats.StartEmbedded(ctx, cfg.Security.embeddedNATS(ordonats.EmbeddedConfig{
+			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger}))
 		if err != nil {
 			return err
 		}
 		s.natsSrv, s.natsURL = srv, srv.ClientURL()
-		opts = append(opts, natsgo.InProcessServer(srv.Server()))
+		opts = append(opts, srv.ServiceOptions()...)
+	} else {
+		opts = append(opts, cfg.Security.NATSConnect...)
 	}
 	nc, err := natsgo.Connect(s.natsURL, opts...)
 	if err != nil {
@@ -194,8 +198,8 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 	if cfg.ESDBURL != "" {
 		s.store, err = eventstore.Connect(ctx, cfg.ESDBURL, eventstore.WithLogger(cfg.Logger))
 	} else {
-		s.store, err = eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{
-			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger})
+		s.store, err = eventstore.OpenEmbedded(ctx, cfg.Security.embeddedStore(eventstore.EmbeddedConfig{
+			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger}))
 	}
 	return err
 }
@@ -219,6 +223,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	lis = cfg.Security.httpListener(lis)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
