@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long an order may await payment before it is cancelled and its stock released")
 	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
+	secFlags := addSecurityFlags(fs)
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
@@ -38,11 +39,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set: about a sixth less CPU per")
 		fmt.Fprintln(fs.Output(), "command for about twice the memory (set GOGC=100 to choose); a soft memory limit (--memory-limit,")
 		fmt.Fprintln(fs.Output(), "GOMEMLIMIT, or 3/4 of the memory available) makes it collect earlier whenever memory runs short.")
-		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'")
+		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'\n  ordo serve --nats-listen 0.0.0.0:4222 --nats-auth nats-users.json --tls-cert server.pem --tls-key server-key.pem")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -53,6 +55,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.ReadWait <= 0 {
 		return usageError{fmt.Sprintf("--read-wait must be a positive duration such as 5s, got %v", cfg.ReadWait)}
+	}
+	if cfg.Security, err = secFlags.security(); err != nil {
+		return err
 	}
 	cfg.Logger = slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
 	defer relaxGC()()

@@ -49,7 +49,7 @@ func CheckListen(listen string, a *Auth, tlsOn, insecure bool) error {
 	}
 	switch {
 	case a == nil || a.AdminPassword == "" || a.AdminPassword == DefaultAdminPassword:
-		return fmt.Errorf("the event store listens on %s, beyond this machine: set the admin password (--esdb-admin-password-file FILE or ORDO_ESDB_ADMIN_PASSWORD; not %q), or pass --insecure", listen, DefaultAdminPassword)
+		return fmt.Errorf("the event store listens on %s, beyond this machine: set the admin password (ordo serve --esdb-admin-password-file, ordo eventstore serve --admin-password-file, or env ORDO_ESDB_ADMIN_PASSWORD; not %q), or pass --insecure", listen, DefaultAdminPassword)
 	case !tlsOn:
 		return fmt.Errorf("the event store listens on %s, beyond this machine: give --tls-cert and --tls-key (EventStoreDB clients send credentials only over TLS), or pass --insecure", listen)
 	}
