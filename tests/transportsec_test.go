@@ -140,7 +140,7 @@ func TestNATSRolesAreEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	psp, _, _ := natsUser(t, svc.NATSURL(), nkeyOpt)
+	psp, pspNC, _ := natsUser(t, svc.NATSURL(), nkeyOpt)
 
 	id := uuid.NewString()
 	if out, err := shop.PlaceOrder(ctx, placeCmd(id)); err != nil || out.State != string(domain.StatePlaced) {
@@ -199,14 +199,29 @@ func TestNATSRolesAreEnforced(t *testing.T) {
 		t.Fatalf("after the refused commands the order holds %v, want only %s", got, domain.EvtOrderPlaced)
 	}
 
-	// The operator records the stock; the payments user reports the payment.
+	// The operator records the stock; the payments user's callback passes
+	// NATS and reaches the workers, which answer it.
 	if _, err := ops.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id}); err != nil {
 		t.Fatalf("operator MarkStockReserved: %v", err)
 	}
-	out, err := psp.PaymentCallback(ctx, domain.PaymentCallback{Order: id, PaymentID: "pi-1", Amount: total, Currency: "EUR",
+	inbox := pspNC.NewInbox()
+	replies, err := pspNC.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatalf("payments user subscribes its inbox: %v", err)
+	}
+	cb, _ := json.Marshal(domain.PaymentCallback{Order: id, PaymentID: "pi-1", Amount: total, Currency: "EUR",
 		Status: domain.PaymentStatusSucceeded, Provider: "stripe"})
-	if err != nil || out.State != string(domain.StatePaid) {
-		t.Fatalf("payments PaymentCallback: got %+v, %v; want the order paid", out, err)
+	m := natsgo.NewMsg(ordonats.CommandSubject(id, domain.CmdPaymentCallback))
+	m.Data = cb
+	m.Header.Set(ordonats.HeaderMsgID, uuid.NewString())
+	m.Header.Set(ordonats.HeaderCommandID, uuid.NewString())
+	m.Header.Set(ordonats.HeaderReplyTo, inbox)
+	pspJS, _ := jetstream.New(pspNC)
+	if _, err := pspJS.PublishMsg(ctx, m); err != nil {
+		t.Fatalf("payments user publishes PaymentCallback: %v", err)
+	}
+	if _, err := replies.NextMsg(30 * time.Second); err != nil {
+		t.Fatalf("payments user's PaymentCallback got no answer from the workers: %v", err)
 	}
 	if _, err := ops.AddStock(ctx, "sku-sec", 5, ""); err != nil {
 		t.Fatalf("operator stock add: %v", err)

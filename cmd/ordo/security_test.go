@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+)
+
+// selfSignedCert writes a self-signed certificate for 127.0.0.1 and
+// localhost, which is also its own CA file, and its key.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ordo test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSecret(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeSecret(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})))
+	return certFile, keyFile
+}
+
+func writeSecret(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func bcryptHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// TestSecureServeAndCLI runs the service with `ordo serve`'s security
+// flags (NATS users, TLS, the event store's admin password) and drives it
+// with the CLI the way an operator would: credentials as flags, as user
+// info in NATS_URL, and in the event store URL.
+func TestSecureServeAndCLI(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSignedCert(t, dir)
+	authPath, pwPath := filepath.Join(dir, "nats-auth.json"), filepath.Join(dir, "esdb-password")
+	writeSecret(t, authPath, fmt.Sprintf(`{"users":[{"user":"shop","password":%q,"role":"client"},{"user":"ops","password":%q,"role":"operator"}]}`,
+		bcryptHash(t, "shop-pw"), bcryptHash(t, "ops-pw")))
+	writeSecret(t, pwPath, "s3cret\n")
+
+	fs := flag.NewFlagSet("ordo serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	sf := addSecurityFlags(fs)
+	if err := fs.Parse([]string{"--nats-auth", authPath, "--tls-cert", cert, "--tls-key", key, "--tls-ca", cert,
+		"--esdb-admin-password-file", pwPath}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := sf.security()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	svc, err := serve.Start(ctx, serve.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
+		ESDBListen: "127.0.0.1:0", ManualStock: true, Security: sec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Shutdown(context.Background())
+	natsURL := svc.NATSURL()
+	if !strings.HasPrefix(natsURL, "tls://") {
+		t.Fatalf("NATS URL %s, want tls://", natsURL)
+	}
+
+	cli := func(args ...string) (map[string]any, string, error) {
+		t.Helper()
+		var out, errOut strings.Builder
+		err := run(ctx, append(args, "--json"), &out, &errOut)
+		var m map[string]any
+		_ = json.Unmarshal([]byte(out.String()), &m)
+		return m, out.String() + errOut.String(), err
+	}
+	placed, out, err := cli("order", "place", "--customer", "c-1", "--line", "sku-1:1:100", "--currency", "EUR",
+		"--nats-url", natsURL, "--nats-user", "shop", "--nats-password", "shop-pw", "--nats-ca", cert)
+	if err != nil || placed["state"] != "placed" {
+		t.Fatalf("order place as client: %v\n%s", err, out)
+	}
+	id := placed["order_id"].(string)
+	withUser := strings.Replace(natsURL, "tls://", "tls://shop:shop-pw@", 1)
+	if _, out, err := cli("order", "stock-reserved", id, "--nats-url", withUser, "--nats-ca", cert, "--timeout", "5s"); err == nil ||
+		!strings.Contains(out, "permission denied") {
+		t.Fatalf("order stock-reserved as client: got %v\n%s\nwant permission denied", err, out)
+	}
+	// The nats CLI's environment: NATS_URL with user info, NATS_CA.
+	t.Setenv("NATS_URL", strings.Replace(natsURL, "tls://", "tls://ops:ops-pw@", 1))
+	t.Setenv("NATS_CA", cert)
+	if got, out, err := cli("order", "stock-reserved", id); err != nil || got["state"] != "awaiting_payment" {
+		t.Fatalf("order stock-reserved as operator from NATS_URL: %v\n%s", err, out)
+	}
+
+	esdbURL := svc.ESDBURL()
+	if !strings.Contains(esdbURL, "tls=true") {
+		t.Fatalf("event store URL %s, want tls=true", esdbURL)
+	}
+	var hist, errOut strings.Builder
+	if err := run(ctx, []string{"history", id, "--esdb-url", strings.Replace(esdbURL, "esdb://", "esdb://admin:s3cret@", 1)}, &hist, &errOut); err != nil ||
+		!strings.Contains(hist.String(), "StockReserved") {
+		t.Fatalf("history with the admin password: %v\n%s%s", err, hist.String(), errOut.String())
+	}
+	hist.Reset()
+	errOut.Reset()
+	if err := run(ctx, []string{"history", id, "--esdb-url", strings.Replace(esdbURL, "esdb://", "esdb://admin:wrong@", 1)}, &hist, &errOut); err == nil {
+		t.Fatalf("history with a wrong password succeeded:\n%s", hist.String())
+	}
+}
