@@ -180,9 +180,10 @@ func (w *Worker) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, msg) })
+			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, lanes[i], msg) })
 		}()
 	}
+	ended := &consumeEnd{}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		if strings.HasPrefix(msg.Subject(), SubjectTimerPrefix) {
 			_ = msg.Ack() // a payment timer's schedule: the server fires it
@@ -195,12 +196,20 @@ func (w *Worker) run(ctx context.Context) error {
 		// within seconds that the server lost them (JetStream restarted after
 		// a full disk, a cluster node failed over) and the pull is renewed;
 		// the default expiry would leave the workers idle for half a minute.
-		jetstream.PullExpiry(pullExpiry))
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) { ended.check(ctx, cons, cc, err) }))
 	if err == nil {
 		close(w.ready)
-		<-ctx.Done()
-		cc.Drain()
-		<-cc.Closed()
+		select {
+		case <-ctx.Done():
+			cc.Drain()
+			<-cc.Closed()
+		case <-cc.Closed():
+			// The consumption ended by itself (the consumer or its stream
+			// was deleted): the workers take no more commands, so Run must
+			// say so rather than wait for a shutdown that never comes.
+			err = ended.cause()
+		}
 	}
 	for _, l := range lanes {
 		l.close()
@@ -257,7 +266,7 @@ func (w *Worker) term(msg jetstream.Msg, reason string) {
 
 // handle processes one message to an acknowledgement, a termination, or a
 // redelivery.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, l *lane, msg jetstream.Msg) {
 	cmd, replyTo, bad := w.parse(msg)
 	if bad != nil {
 		w.finish(ctx, msg, replyTo, *bad, claim{})
@@ -272,7 +281,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		out = w.execute(ctx, cmd)
 		if storeUnavailable(out) {
 			var ok bool
-			if out, ok = w.untilAvailable(ctx, msg, cmd, replyTo, out); !ok {
+			if out, ok = w.untilAvailable(ctx, l, msg, cmd, replyTo, out); !ok {
 				return // the worker is stopping; the command is redelivered later
 			}
 		}
