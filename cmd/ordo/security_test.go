@@ -20,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/eventstore"
 )
 
 // selfSignedCert writes a self-signed certificate for 127.0.0.1 and
@@ -146,5 +148,69 @@ func TestSecureServeAndCLI(t *testing.T) {
 	errOut.Reset()
 	if err := run(ctx, []string{"history", id, "--esdb-url", strings.Replace(esdbURL, "esdb://", "esdb://admin:wrong@", 1)}, &hist, &errOut); err == nil {
 		t.Fatalf("history with a wrong password succeeded:\n%s", hist.String())
+	}
+}
+
+// TestEventstoreServeTLSAndPassword: `ordo eventstore serve` with a
+// certificate and an admin password serves TLS, prints a URL with the CA
+// file, and requires the password of every caller; beyond loopback it
+// refuses to start without a password.
+func TestEventstoreServeTLSAndPassword(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSignedCert(t, dir)
+	pwPath := filepath.Join(dir, "pw")
+	writeSecret(t, pwPath, "s3cret\n")
+
+	err := run(context.Background(), []string{"eventstore", "serve", "--listen", "192.0.2.1:0", "--data", t.TempDir()}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "admin password") {
+		t.Fatalf("eventstore serve beyond loopback without a password: got %v, want a refusal naming the admin password", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"eventstore", "serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
+			"--tls-cert", cert, "--tls-key", key, "--tls-ca", cert, "--admin-password-file", pwPath}, w, io.Discard)
+		w.Close()
+	}()
+	line := make([]byte, 1024)
+	n, err := out.Read(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := strings.TrimSpace(string(line[:n]))
+	go io.Copy(io.Discard, out)
+	if !strings.Contains(url, "tls=true") || !strings.Contains(url, "tlsCAFile=") {
+		t.Fatalf("printed URL %s, want tls=true and tlsCAFile", url)
+	}
+	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ccancel()
+	appendOne := func(url string) error {
+		store, err := eventstore.Connect(cctx, url)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		_, err = store.Append(cctx, "tls-"+uuid.NewString(), eventstore.NoStream(), eventstore.EventData{Type: "Hello", Data: []byte(`{}`)})
+		return err
+	}
+	for _, bad := range []string{url, strings.Replace(url, "esdb://", "esdb://admin:wrong@", 1)} {
+		if err := appendOne(bad); err == nil {
+			t.Errorf("append with %s succeeded, want it refused", bad)
+		}
+	}
+	if err := appendOne(strings.Replace(url, "esdb://", "esdb://admin:s3cret@", 1)); err != nil {
+		t.Fatalf("append with the admin password: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v after cancel, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop after cancel")
 	}
 }
