@@ -427,3 +427,65 @@ func TestNetworkListenersNeedProtection(t *testing.T) {
 		})
 	}
 }
+
+// TestMutualTLS: with a client CA, the embedded NATS server, the HTTP API
+// and the embedded event store admit only clients with a certificate
+// signed by it; the service's own in-process connection needs none.
+func TestMutualTLS(t *testing.T) {
+	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
+		t.Skip("TLS is that of the embedded servers")
+	}
+	pki := newTestPKI(t)
+	cfg := config(t, t.TempDir())
+	cfg.Security.TLS = pki.serverTLS(t, true)
+	cfg.Security.TLSCAFile = pki.CAFile
+	cfg.Security.ESDBAuth = &esdbserver.Auth{AdminPassword: "s3cret", Required: true}
+	svc := startService(t, cfg)
+	ctx := ctxT(t)
+
+	withoutCert, err := ordonats.Credentials{CAFile: pki.CAFile}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := natsgo.Connect(svc.NATSURL(), withoutCert...); err == nil {
+		nc.Close()
+		t.Fatal("NATS admitted a client without a certificate")
+	}
+	withCert, err := ordonats.Credentials{CAFile: pki.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := natsUser(t, svc.NATSURL(), withCert...)
+	if out, err := c.PlaceOrder(ctx, placeCmd(uuid.NewString())); err != nil || out.State != string(domain.StatePlaced) {
+		t.Fatalf("place an order with a client certificate: %+v, %v", out, err)
+	}
+
+	if resp, err := (&http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}}).
+		Get("https://" + svc.HTTPAddr() + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatal("HTTPS admitted a client without a certificate")
+	}
+	cert, err := tls.LoadX509KeyPair(pki.ClientCert, pki.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{cert}}}}
+	resp, err := hc.Get("https://" + svc.HTTPAddr() + "/healthz")
+	if err != nil {
+		t.Fatalf("HTTPS with a client certificate: %v", err)
+	}
+	resp.Body.Close()
+
+	url := strings.Replace(svc.ESDBURL(), "esdb://", "esdb://admin:s3cret@", 1)
+	probe := func(url string) error {
+		_, err := connectESDB(t, url).AppendToStream(ctx, "mtls-"+uuid.NewString(), esdb.AppendToStreamOptions{},
+			esdb.EventData{EventType: "Probe", ContentType: esdb.ContentTypeJson, Data: []byte(`{}`)})
+		return err
+	}
+	if err := probe(url); err == nil {
+		t.Fatal("the event store admitted a client without a certificate")
+	}
+	if err := probe(url + "&userCertFile=" + pki.ClientCert + "&userKeyFile=" + pki.ClientKey); err != nil {
+		t.Fatalf("the event store with a client certificate: %v", err)
+	}
+}
