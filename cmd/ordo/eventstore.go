@@ -75,9 +75,12 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	// Credentials that are given are always checked; a password the
-	// operator set is also required of every caller.
-	auth := &esdbserver.Auth{AdminPassword: pw, Required: pw != ""}
+	// Credentials that are given are checked (the clients send them only
+	// over TLS); a password the operator set is required of every caller.
+	var auth *esdbserver.Auth
+	if pw != "" || tlsCfg != nil {
+		auth = &esdbserver.Auth{AdminPassword: pw, Required: pw != ""}
+	}
 	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: *data, Listen: *listen, MaxAppendSize: *maxAppend, Logger: log,
 		TLS: tlsCfg, TLSCAFile: *tlsf.ca, Auth: auth, Insecure: *insecure})
 	if err != nil {

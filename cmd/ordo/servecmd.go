@@ -66,7 +66,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ordo is serving: NATS %s, event store %s, HTTP http://%s\n", svc.NATSURL(), svc.ESDBURL(), svc.HTTPAddr())
+	scheme := "http"
+	if cfg.Security.TLS != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "ordo is serving: NATS %s, event store %s, HTTP %s://%s\n", svc.NATSURL(), svc.ESDBURL(), scheme, svc.HTTPAddr())
 	<-ctx.Done()
 	cfg.Logger.Info("shutting down: draining commands in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
