@@ -489,3 +489,47 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("the event store with a client certificate: %v", err)
 	}
 }
+
+// TestServiceRoleOnExternalNATS: a service reaching a NATS server with
+// users (here another embedded server, as an external cluster would be)
+// connects with the credentials it is given (--nats-user/--nats-password
+// with --nats-url) and works under the service role.
+func TestServiceRoleOnExternalNATS(t *testing.T) {
+	if os.Getenv("ORDO_NATS_URL") != "" {
+		t.Skip("the users are those of the embedded NATS server")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("svc-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shopHash, err := bcrypt.GenerateFromPassword([]byte("shop-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	ext, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0",
+		Auth: &ordonats.Auth{Users: []ordonats.AuthUser{
+			{User: "ordo", Password: string(hash), Role: ordonats.RoleService},
+			{User: "shop", Password: string(shopHash), Role: ordonats.RoleClient},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ext.Shutdown(context.Background()) })
+
+	cfg := config(t, t.TempDir())
+	cfg.NATSURL = ext.ClientURL()
+	if _, err := serve.Start(ctx, cfg); err == nil {
+		t.Fatal("the service connected to a NATS with users without credentials")
+	}
+	opts, err := ordonats.Credentials{User: "ordo", Password: "svc-pw"}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Security.NATSConnect = opts
+	startService(t, cfg)
+	shop, _, _ := natsUser(t, ext.ClientURL(), natsgo.UserInfo("shop", "shop-pw"))
+	if out, err := shop.PlaceOrder(ctx, placeCmd(uuid.NewString())); err != nil || out.State != string(domain.StatePlaced) {
+		t.Fatalf("place an order through the external NATS: %+v, %v", out, err)
+	}
+}
