@@ -23,7 +23,7 @@ import (
 // for other services and any language's EventStoreDB client, or checks a
 // stopped store's files.
 func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE]\n" +
+	const usage = "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE] [--tls-cert FILE --tls-key FILE] [--admin-password-file FILE]\n" +
 		"       ordo eventstore check [--data DIR] [--accept-loss]"
 	if len(args) == 0 || (args[0] != "serve" && args[0] != "check") {
 		fmt.Fprintln(stderr, usage)

@@ -150,7 +150,7 @@ type clientFlags struct {
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
 	return clientFlags{
-		natsURL:   fs.String("nats-url", defaultNATSURL(), "NATS server of the Ordo service, nats://[user:password@]host:port or tls://… (env NATS_URL)"),
+		natsURL:   fs.String("nats-url", "", "NATS server of the Ordo service, nats://[user:password@]host:port or tls://… (default $NATS_URL, else nats://127.0.0.1:4222)"),
 		creds:     addNATSCredFlags(fs),
 		commandID: fs.String("command-id", "", "command ID (default: a new UUID); reuse it to retry safely"),
 		asJSON:    fs.Bool("json", false, "print the reply as JSON"),
@@ -250,7 +250,7 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 // quarter second rather than nats.go's two, so the command is sent again
 // soon after the service is back (see nats.Client.Send).
 func (cf clientFlags) dial(ctx context.Context) (*ordonats.Client, context.Context, func(), error) {
-	url := *cf.natsURL
+	url := natsURL(*cf.natsURL)
 	opts, err := cf.creds.credentials().Options()
 	if err != nil {
 		return nil, nil, nil, usageError{err.Error()}

@@ -13,33 +13,46 @@ import (
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
-// natsCredFlags are the NATS credentials of a client, named and defaulted
-// from the environment as the nats CLI does (NATS_CREDS, NATS_NKEY,
-// NATS_USER, NATS_PASSWORD, NATS_CA, NATS_CERT, NATS_KEY). User info in the
-// URL (nats://user:password@host:4222) works too.
+// natsCredFlags are the NATS credentials of a client, named as the nats
+// CLI names them and taken from the same environment variables when the
+// flag is not given (NATS_CREDS, NATS_NKEY, NATS_USER, NATS_PASSWORD,
+// NATS_CA, NATS_CERT, NATS_KEY); the environment is read after parsing so
+// that --help never prints a password. User info in the URL
+// (nats://user:password@host:4222) works too.
 type natsCredFlags struct {
 	creds, nkey, user, password, ca, cert, key *string
 }
 
 func addNATSCredFlags(fs *flag.FlagSet) natsCredFlags {
 	return natsCredFlags{
-		creds:    fs.String("nats-creds", os.Getenv("NATS_CREDS"), "NATS credentials file (JWT and seed), for clusters run with operator JWTs (env NATS_CREDS)"),
-		nkey:     fs.String("nats-nkey", os.Getenv("NATS_NKEY"), "NATS nkey seed file, for a user listed by nkey in --nats-auth (env NATS_NKEY)"),
-		user:     fs.String("nats-user", os.Getenv("NATS_USER"), "NATS user name (env NATS_USER)"),
-		password: fs.String("nats-password", os.Getenv("NATS_PASSWORD"), "NATS password (env NATS_PASSWORD)"),
-		ca:       fs.String("nats-ca", os.Getenv("NATS_CA"), "CA file to verify the NATS server's certificate, for tls:// URLs (env NATS_CA)"),
-		cert:     fs.String("nats-cert", os.Getenv("NATS_CERT"), "client certificate for a NATS server that requires one (env NATS_CERT)"),
-		key:      fs.String("nats-key", os.Getenv("NATS_KEY"), "key of --nats-cert (env NATS_KEY)"),
+		creds:    fs.String("nats-creds", "", "NATS credentials file (JWT and seed), for clusters run with operator JWTs (default $NATS_CREDS)"),
+		nkey:     fs.String("nats-nkey", "", "NATS nkey seed file, for a user listed by nkey in the server's users (default $NATS_NKEY)"),
+		user:     fs.String("nats-user", "", "NATS user name (default $NATS_USER)"),
+		password: fs.String("nats-password", "", "NATS password (default $NATS_PASSWORD)"),
+		ca:       fs.String("nats-ca", "", "CA file to verify the NATS server's certificate, for tls:// URLs (default $NATS_CA)"),
+		cert:     fs.String("nats-cert", "", "client certificate for a NATS server that requires one (default $NATS_CERT)"),
+		key:      fs.String("nats-key", "", "key of --nats-cert (default $NATS_KEY)"),
 	}
 }
 
 func (f natsCredFlags) credentials() ordonats.Credentials {
-	return ordonats.Credentials{CredsFile: *f.creds, NkeyFile: *f.nkey, User: *f.user, Password: *f.password,
-		CAFile: *f.ca, CertFile: *f.cert, KeyFile: *f.key}
+	or := func(flagValue, env string) string {
+		if flagValue != "" {
+			return flagValue
+		}
+		return os.Getenv(env)
+	}
+	return ordonats.Credentials{CredsFile: or(*f.creds, "NATS_CREDS"), NkeyFile: or(*f.nkey, "NATS_NKEY"),
+		User: or(*f.user, "NATS_USER"), Password: or(*f.password, "NATS_PASSWORD"),
+		CAFile: or(*f.ca, "NATS_CA"), CertFile: or(*f.cert, "NATS_CERT"), KeyFile: or(*f.key, "NATS_KEY")}
 }
 
-// defaultNATSURL is NATS_URL, as for the nats CLI, else the local service.
-func defaultNATSURL() string {
+// natsURL is the --nats-url given, else NATS_URL as for the nats CLI, else
+// the local service.
+func natsURL(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
 	if u := os.Getenv("NATS_URL"); u != "" {
 		return u
 	}
