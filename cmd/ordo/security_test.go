@@ -214,3 +214,17 @@ func TestEventstoreServeTLSAndPassword(t *testing.T) {
 		t.Fatal("serve did not stop after cancel")
 	}
 }
+
+// TestHelpHidesNATSEnvironment: credentials come from the environment as
+// for the nats CLI, but --help never prints them.
+func TestHelpHidesNATSEnvironment(t *testing.T) {
+	t.Setenv("NATS_PASSWORD", "env-secret-pw")
+	t.Setenv("NATS_URL", "nats://u:env-secret-url@127.0.0.1:1")
+	for _, args := range [][]string{{"order", "place", "--help"}, {"stock", "add", "--help"}, {"serve", "--help"}} {
+		var out, errOut strings.Builder
+		_ = run(context.Background(), args, &out, &errOut)
+		if all := out.String() + errOut.String(); strings.Contains(all, "env-secret") {
+			t.Errorf("ordo %s printed a credential from the environment:\n%s", strings.Join(args, " "), all)
+		}
+	}
+}
