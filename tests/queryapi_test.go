@@ -66,7 +66,7 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 		code, allow  string
 	}{
 		{http.MethodGet, "/v1/nope", http.StatusNotFound, "not_found", ""},
-		{http.MethodGet, "/", http.StatusNotFound, "not_found", ""},
+		{http.MethodGet, "/nope", http.StatusNotFound, "not_found", ""}, // "/" is the operator's page
 		{http.MethodPost, "/v1/stats", http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
 		{http.MethodDelete, "/v1/orders/" + uuid.NewString(), http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
 		{http.MethodPut, "/v1/admin/rebuild", http.StatusMethodNotAllowed, "method_not_allowed", "DELETE, GET, HEAD, POST"},

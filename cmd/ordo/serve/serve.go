@@ -71,12 +71,13 @@ type Service struct {
 	stopSaga     func() error
 	saga         *commands.Saga
 	lock         *datadir.Lock // the data directory's, released last
+	rates        *commandRate  // commands answered, for the operator's page
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
 func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	cfg = withDefaults(cfg)
-	s := &Service{log: cfg.Logger}
+	s := &Service{log: cfg.Logger, rates: newCommandRate(time.Now)}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
@@ -93,7 +94,7 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	}
 	cmdSvc := commands.New(CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
 	cfg.Commands.Logger = cfg.Logger
-	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, cfg.Commands)
+	worker, err := ordonats.NewWorker(s.nc, countingExecutor{executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, s.rates}, cfg.Commands)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +240,10 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	s.registerCallbacks(mux)
 	s.registerStock(mux)
 	s.registerSaga(mux)
+	if err := s.registerPage(mux, cfg); err != nil {
+		lis.Close()
+		return err
+	}
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)
