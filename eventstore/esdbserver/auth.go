@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -136,9 +137,43 @@ func (au *authenticator) unary(ctx context.Context, req any, info *grpc.UnarySer
 
 func (au *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	if err := au.check(ss.Context(), info.FullMethod); err != nil {
+		drainRefused(ss, info)
 		return err
 	}
 	return h(srv, ss)
+}
+
+// refusedDrainLimit bounds what drainRefused reads of a refused call.
+const (
+	refusedDrainMessages = 1024
+	refusedDrainTime     = 5 * time.Second
+)
+
+// discardMsg is a message read only to be dropped (see passThroughCodec).
+type discardMsg struct{}
+
+// drainRefused reads what the client of a refused stream sends before it
+// looks for the answer: its first message and, for a client stream (an
+// append: header, events, end), everything up to its end. Ending the call
+// earlier makes the client's send fail with a bare EOF (the Go client then
+// reports an unknown error instead of Unauthenticated). Bounded in
+// messages and time, since the caller is unknown.
+func drainRefused(ss grpc.ServerStream, info *grpc.StreamServerInfo) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < refusedDrainMessages; i++ {
+			if ss.RecvMsg(&discardMsg{}) != nil || (i == 0 && info.IsServerStream) {
+				return
+			}
+		}
+	}()
+	t := time.NewTimer(refusedDrainTime)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // securityOptions are the gRPC server options for cfg's authentication:
