@@ -248,6 +248,11 @@ func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo,
 		if err != nil && (sctx.Err() != nil || !retryablePublish(err)) {
 			return retry.Permanent(err)
 		}
+		if err != nil {
+			if perr := permissionError(c.nc, m.Subject); perr != nil {
+				return retry.Permanent(perr)
+			}
+		}
 		return err
 	})
 	if err != nil {

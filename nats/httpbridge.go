@@ -52,7 +52,9 @@ func ServeHTTPQueries(nc *natsgo.Conn, h http.Handler, log *slog.Logger) (*natsg
 		reply := natsgo.NewMsg(m.Reply)
 		reply.Data = rec.body.Bytes()
 		reply.Header.Set(HeaderStatus, strconv.Itoa(rec.status))
-		_ = m.RespondMsg(reply)
+		if !reservedReplySubject(m.Reply) {
+			_ = m.RespondMsg(reply)
+		}
 	})
 	if err != nil {
 		return nil, err

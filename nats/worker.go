@@ -470,7 +470,7 @@ func (w *Worker) outcomeMsg(out Outcome, cl claim) *natsgo.Msg {
 }
 
 func (w *Worker) reply(ctx context.Context, replyTo string, out Outcome, body []byte) {
-	if replyTo == "" {
+	if replyTo == "" || reservedReplySubject(replyTo) {
 		return
 	}
 	m := natsgo.NewMsg(replyTo)

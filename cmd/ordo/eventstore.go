@@ -22,7 +22,7 @@ import (
 // for other services and any language's EventStoreDB client, or checks a
 // stopped store's files.
 func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE]\n" +
+	const usage = "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE] [--tls-cert FILE --tls-key FILE] [--admin-password-file FILE]\n" +
 		"       ordo eventstore check [--data DIR] [--accept-loss]"
 	if len(args) == 0 || (args[0] != "serve" && args[0] != "check") {
 		fmt.Fprintln(stderr, usage)
@@ -43,13 +43,19 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	logs.register(fs)
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
+	tlsf := addTLSServerFlags(fs, "the gRPC listener")
+	pwFile := fs.String("admin-password-file", "", "file holding the admin password (or env ORDO_ESDB_ADMIN_PASSWORD); required to listen beyond loopback; on loopback the default is "+esdbserver.DefaultAdminPassword)
+	insecure := fs.Bool("insecure", false, "allow listening beyond loopback without admin password and TLS")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE]")
+		fmt.Fprintln(fs.Output(), "                            [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-ca FILE]] [--admin-password-file FILE] [--insecure]")
 		fmt.Fprintln(fs.Output(), "\nRuns the embedded EventStoreDB-compatible event store until SIGINT or SIGTERM.")
 		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set (less CPU per append, more memory),")
 		fmt.Fprintln(fs.Output(), "under a soft memory limit: --memory-limit, else GOMEMLIMIT, else 3/4 of the memory available.")
 		fmt.Fprintln(fs.Output(), "\nExample:\n  ordo eventstore serve --listen 127.0.0.1:2113 --data ./ordo-data/eventstore")
 		fmt.Fprintln(fs.Output(), "  # then connect any EventStoreDB client to esdb://127.0.0.1:2113?tls=false")
+		fmt.Fprintln(fs.Output(), "  ordo eventstore serve --listen 0.0.0.0:2113 --tls-cert node.pem --tls-key node-key.pem --admin-password-file pw")
+		fmt.Fprintln(fs.Output(), "  # then esdb://admin:PASSWORD@host:2113?tls=true&tlsCAFile=ca.pem")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -65,7 +71,22 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer relaxGC()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, log)()
-	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: *data, Listen: *listen, MaxAppendSize: *maxAppend, Logger: log})
+	tlsCfg, err := tlsf.config()
+	if err != nil {
+		return err
+	}
+	pw, err := adminPassword(*pwFile)
+	if err != nil {
+		return err
+	}
+	// Credentials that are given are checked (the clients send them only
+	// over TLS); a password the operator set is required of every caller.
+	var auth *esdbserver.Auth
+	if pw != "" || tlsCfg != nil {
+		auth = &esdbserver.Auth{AdminPassword: pw, Required: pw != ""}
+	}
+	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: *data, Listen: *listen, MaxAppendSize: *maxAppend, Logger: log,
+		TLS: tlsCfg, TLSCAFile: *tlsf.ca, Auth: auth, Insecure: *insecure})
 	if err != nil {
 		return err
 	}

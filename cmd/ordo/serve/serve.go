@@ -58,6 +58,8 @@ type Config struct {
 	// CallbackTolerance is how old (or early) a payment callback's signed
 	// timestamp may be (default 5 minutes).
 	CallbackTolerance time.Duration
+	// Security: NATS users, TLS, event store credentials (security.go).
+	Security Security
 }
 
 // Service is the running Ordo service.
@@ -195,13 +197,15 @@ func (s *Service) startNATS(ctx context.Context, cfg Config) error {
 	opts := append([]natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}, newNATSOutage(cfg.Logger).options()...)
 	s.natsURL = cfg.NATSURL
 	if s.natsURL == "" {
-		srv, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{
-			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger})
+		srv, err := ordonats.StartEmbedded(ctx, cfg.Security.embeddedNATS(ordonats.EmbeddedConfig{
+			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger}))
 		if err != nil {
 			return err
 		}
 		s.natsSrv, s.natsURL = srv, srv.ClientURL()
-		opts = append(opts, natsgo.InProcessServer(srv.Server()))
+		opts = append(opts, srv.ServiceOptions()...)
+	} else {
+		opts = append(opts, cfg.Security.NATSConnect...)
 	}
 	nc, err := natsgo.Connect(s.natsURL, opts...)
 	if err != nil {
@@ -221,9 +225,9 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 	if cfg.ESDBURL != "" {
 		s.store, err = eventstore.Connect(ctx, cfg.ESDBURL, eventstore.WithLogger(cfg.Logger))
 	} else {
-		s.store, err = eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{
+		s.store, err = eventstore.OpenEmbedded(ctx, cfg.Security.embeddedStore(eventstore.EmbeddedConfig{
 			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger,
-			OnCommit: s.metrics.onCommit})
+			OnCommit: s.metrics.onCommit}))
 	}
 	return err
 }
@@ -248,6 +252,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	lis = cfg.Security.httpListener(lis)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
