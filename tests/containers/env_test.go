@@ -5,7 +5,6 @@ package containers
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -69,7 +68,7 @@ func TestMain(m *testing.M) {
 // setUp finds the Docker engine and builds the images. It returns -1 to run
 // the tests, or an exit code to stop with.
 func setUp() (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	p, err := testcontainers.NewDockerProvider()
 	if err == nil {
@@ -139,7 +138,7 @@ func buildImages(ctx context.Context) error {
 				return err
 			}
 		}
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
@@ -219,6 +218,9 @@ type cluster struct {
 	nc     *natsgo.Conn
 	client *ordonats.Client
 	es     *eventstore.Store
+
+	scenarios int  // scenarios started, for their SKUs' names
+	broken    bool // a fault is not healed yet
 }
 
 const (
@@ -466,5 +468,3 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
-var errStop = errors.New("stop")
