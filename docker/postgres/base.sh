@@ -18,7 +18,7 @@ if ! command -v debootstrap >/dev/null; then
 fi
 # The mirror apt uses here (the first URI of the Debian sources).
 mirror=$(grep -h -m1 -E '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
-	head -n1 | awk '{print ($1=="deb") ? $2 : $2}')
+	head -n1 | awk '{print $2}' || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 root=$(mktemp -d /tmp/ordo-debian-root.XXXXXX)
 trap 'rm -rf "$root"' EXIT
