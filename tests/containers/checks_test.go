@@ -210,9 +210,12 @@ func readModel(hc *http.Client, addr, id string) (summary, error) {
 }
 
 // shippingStatus is the shipping read model's status for an order of the
-// load in a state (none of them is refunded after shipping).
+// load in a state (none of them is refunded after shipping, so a refunded
+// order ended before it shipped).
 func shippingStatus(s domain.State) string {
 	switch s {
+	case domain.StateCancelled, domain.StateRefunded:
+		return "cancelled"
 	case domain.StateShipped:
 		return "shipped"
 	case domain.StateDelivered, domain.StateCompleted:

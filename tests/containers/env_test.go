@@ -307,17 +307,8 @@ func (c *cluster) run(ctx context.Context, name, image string, cmd []string, por
 }
 
 func (c *cluster) dumpLogs(n *node) {
-	rc, err := n.c.Logs(context.Background())
-	if err != nil {
-		return
-	}
-	defer rc.Close()
-	b, _ := io.ReadAll(rc)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	c.t.Logf("last lines of %s:\n%s", n.name, strings.Join(lines, "\n"))
+	out, _ := exec.Command("docker", "logs", "--tail", "40", n.c.GetContainerID()).CombinedOutput()
+	c.t.Logf("last lines of %s:\n%s", n.name, out)
 }
 
 func freePort(t *testing.T) int {
