@@ -170,10 +170,12 @@ type summary struct {
 func (c *cluster) checkReadModels(t *testing.T, views map[string]domain.OrderView) {
 	t.Helper()
 	hc := http.Client{Timeout: 10 * time.Second}
+	// One deadline for all: the read models catch up together, and a stuck
+	// projection must not cost a minute per order.
+	deadline := time.Now().Add(2 * time.Minute)
 	for id, v := range views {
 		for _, o := range c.ordo {
 			var got summary
-			deadline := time.Now().Add(time.Minute)
 			var err error
 			for {
 				got, err = readModel(&hc, o.addr("8080/tcp"), id)
