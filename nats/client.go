@@ -28,6 +28,10 @@ type ClientOptions struct {
 	// PublishRetries is how often a failed publish is retried, keeping the
 	// command ID (default 3).
 	PublishRetries int
+	// CallbackSigner signs the callbacks PaymentCallback sends
+	// (callbacksig.Signer, with the service's callback secrets); without
+	// one PaymentCallback refuses to send.
+	CallbackSigner CallbackSigner
 }
 
 // publishAttemptTimeout bounds one wait for JetStream's acknowledgement of
@@ -206,6 +210,9 @@ func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo,
 	}
 	if cmd.CausationID != "" {
 		m.Header.Set(HeaderCausationID, cmd.CausationID)
+	}
+	if cmd.Signature != "" {
+		m.Header.Set(HeaderSignature, cmd.Signature)
 	}
 	var err error
 	for attempt := 0; attempt <= c.opts.PublishRetries; attempt++ {

@@ -31,7 +31,7 @@ func ServeHTTPQueries(nc *natsgo.Conn, h http.Handler, log *slog.Logger) (*natsg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return nc.QueueSubscribe(SubjectQueryPrefix+">", "ordo-queries", func(m *natsgo.Msg) {
+	sub, err := nc.QueueSubscribe(SubjectQueryPrefix+">", "ordo-queries", func(m *natsgo.Msg) {
 		path := "/v1/" + strings.ReplaceAll(strings.TrimPrefix(m.Subject, SubjectQueryPrefix), ".", "/")
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -54,6 +54,16 @@ func ServeHTTPQueries(nc *natsgo.Conn, h http.Handler, log *slog.Logger) (*natsg
 		reply.Header.Set(HeaderStatus, strconv.Itoa(rec.status))
 		_ = m.RespondMsg(reply)
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Once the service says it serves, a query from any connection finds
+	// the subscription: the server has it after the round trip.
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to NATS queries: %w", err)
+	}
+	return sub, nil
 }
 
 // isJSON reports whether a response says it is JSON.

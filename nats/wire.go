@@ -33,9 +33,11 @@ const (
 	HeaderCorrelationID  = "Ordo-Correlation-Id"
 	HeaderCausationID    = "Ordo-Causation-Id"
 	HeaderReplyTo        = "Ordo-Reply-To"
-	HeaderStatus         = "Ordo-Status"      // on replies: 200, or the error's status number
-	HeaderDeadReason     = "Ordo-Dead-Reason" // on dead letters
-	HeaderDeadCode       = "Ordo-Dead-Code"
+	// HeaderSignature carries a PaymentCallback's signature (callbacksig).
+	HeaderSignature  = "Ordo-Signature"
+	HeaderStatus     = "Ordo-Status"      // on replies: 200, or the error's status number
+	HeaderDeadReason = "Ordo-Dead-Reason" // on dead letters
+	HeaderDeadCode   = "Ordo-Dead-Code"
 )
 
 // Config sizes the JetStream resources. The zero value is usable.
@@ -188,6 +190,10 @@ type Command struct {
 	// the command-ID lookup (see ledger.go). Set it yourself only for such
 	// an ID.
 	FreshID bool
+	// Signature is a PaymentCallback's Ordo-Signature header: the
+	// provider's signature of Body (see callbacksig). The workers refuse a
+	// callback without a valid one.
+	Signature string
 }
 
 // Outcome is the reply to a command, and what the outcome bucket keeps.
@@ -240,7 +246,7 @@ func (e *CommandError) Is(target error) bool {
 func badInput(code string) bool {
 	switch domain.Code(code) {
 	case domain.CodeInvalidCommand, domain.CodeUnknownCommand, domain.CodePayloadTooLarge, domain.CodeNotFound, domain.CodeInternal,
-		domain.CodeCommandIDReused:
+		domain.CodeCommandIDReused, domain.CodeUnauthenticated:
 		return true
 	}
 	return false

@@ -47,6 +47,9 @@ type WorkerConfig struct {
 	HoldLimit     time.Duration
 	MaxAckPending int // commands in flight (default 1024)
 	Logger        *slog.Logger
+	// Callbacks verifies the signature of every PaymentCallback
+	// (callbacksig.Verifier); without it every callback is refused.
+	Callbacks CallbackVerifier
 }
 
 // Worker consumes the command stream and answers every command once.
@@ -180,9 +183,10 @@ func (w *Worker) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, msg) })
+			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, lanes[i], msg) })
 		}()
 	}
+	ended := &consumeEnd{}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		if strings.HasPrefix(msg.Subject(), SubjectTimerPrefix) {
 			_ = msg.Ack() // a payment timer's schedule: the server fires it
@@ -195,12 +199,20 @@ func (w *Worker) run(ctx context.Context) error {
 		// within seconds that the server lost them (JetStream restarted after
 		// a full disk, a cluster node failed over) and the pull is renewed;
 		// the default expiry would leave the workers idle for half a minute.
-		jetstream.PullExpiry(pullExpiry))
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) { ended.check(ctx, cons, cc, err) }))
 	if err == nil {
 		close(w.ready)
-		<-ctx.Done()
-		cc.Drain()
-		<-cc.Closed()
+		select {
+		case <-ctx.Done():
+			cc.Drain()
+			<-cc.Closed()
+		case <-cc.Closed():
+			// The consumption ended by itself (the consumer or its stream
+			// was deleted): the workers take no more commands, so Run must
+			// say so rather than wait for a shutdown that never comes.
+			err = ended.cause()
+		}
 	}
 	for _, l := range lanes {
 		l.close()
@@ -257,7 +269,7 @@ func (w *Worker) term(msg jetstream.Msg, reason string) {
 
 // handle processes one message to an acknowledgement, a termination, or a
 // redelivery.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, l *lane, msg jetstream.Msg) {
 	cmd, replyTo, bad := w.parse(msg)
 	if bad != nil {
 		w.finish(ctx, msg, replyTo, *bad, claim{})
@@ -272,7 +284,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		out = w.execute(ctx, cmd)
 		if storeUnavailable(out) {
 			var ok bool
-			if out, ok = w.untilAvailable(ctx, msg, cmd, replyTo, out); !ok {
+			if out, ok = w.untilAvailable(ctx, l, msg, cmd, replyTo, out); !ok {
 				return // the worker is stopping; the command is redelivered later
 			}
 		}
@@ -326,9 +338,10 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	h := msg.Headers()
 	replyTo := h.Get(HeaderReplyTo)
 	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data(),
-		FreshID: h.Get(HeaderCommandIDFresh) == "true"}
+		FreshID: h.Get(HeaderCommandIDFresh) == "true", Signature: h.Get(HeaderSignature)}
+	stored := time.Now()
 	if md, err := msg.Metadata(); err == nil {
-		cmd.Delivery = int(md.NumDelivered)
+		cmd.Delivery, stored = int(md.NumDelivered), md.Timestamp
 	}
 	if cmd.CorrelationID == "" {
 		cmd.CorrelationID = cmd.ID
@@ -351,6 +364,9 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	}
 	if len(cmd.Body) > w.cfg.MaxPayload {
 		return reject(domain.CodePayloadTooLarge, "", "the command is %d bytes; at most %d are accepted", len(cmd.Body), w.cfg.MaxPayload)
+	}
+	if err := w.verifyCallback(cmd, stored); err != nil {
+		return reject(domain.CodeUnauthenticated, HeaderSignature, "%v", err)
 	}
 	return cmd, replyTo, nil
 }

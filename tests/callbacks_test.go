@@ -15,6 +15,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-dev/ordo/callbacksig"
 	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
@@ -34,10 +35,26 @@ type callbackReply struct {
 	Ignored   string              `json:"ignored"`
 }
 
-// postCallback sends a payment callback the way a provider does.
+// postCallback sends a payment callback the way a provider does, signed
+// with the service's callback secret.
 func postCallback(t *testing.T, s *system, body string) (int, callbackReply) {
 	t.Helper()
-	resp, err := http.Post("http://"+s.svc.HTTPAddr()+"/v1/payments/callback", "application/json", strings.NewReader(body))
+	return postSignedCallback(t, s, body, s.sign(t, body))
+}
+
+// postSignedCallback sends a payment callback with signature as its
+// Ordo-Signature header (none if empty).
+func postSignedCallback(t *testing.T, s *system, body, signature string) (int, callbackReply) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodPost, "http://"+s.svc.HTTPAddr()+"/v1/payments/callback", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if signature != "" {
+		req.Header.Set(callbacksig.Header, signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +177,7 @@ func TestPaymentCallbackOverNATS(t *testing.T) {
 	m.Header.Set(ordonats.HeaderMsgID, cb.CommandID())
 	m.Header.Set(ordonats.HeaderCommandID, cb.CommandID())
 	m.Header.Set(ordonats.HeaderReplyTo, inbox)
+	m.Header.Set(ordonats.HeaderSignature, s.sign(t, body))
 	if _, err := js.PublishMsg(ctxT(t), m); err != nil {
 		t.Fatal(err)
 	}

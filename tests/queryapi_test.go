@@ -26,9 +26,18 @@ type apiError struct {
 // call sends an HTTP request and decodes the JSON answer into into.
 func call(t *testing.T, method, u string, into any) (*http.Response, []byte) {
 	t.Helper()
+	return callWith(t, method, u, nil, into)
+}
+
+// callWith is call with extra request headers.
+func callWith(t *testing.T, method, u string, header http.Header, into any) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctxT(t), method, u, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -66,14 +75,18 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 		code, allow  string
 	}{
 		{http.MethodGet, "/v1/nope", http.StatusNotFound, "not_found", ""},
-		{http.MethodGet, "/", http.StatusNotFound, "not_found", ""},
+		{http.MethodGet, "/nope", http.StatusNotFound, "not_found", ""}, // "/" is the operator's page
 		{http.MethodPost, "/v1/stats", http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
 		{http.MethodDelete, "/v1/orders/" + uuid.NewString(), http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
 		{http.MethodPut, "/v1/admin/rebuild", http.StatusMethodNotAllowed, "method_not_allowed", "DELETE, GET, HEAD, POST"},
 		{http.MethodGet, "/v1/payments/callback", http.StatusMethodNotAllowed, "method_not_allowed", "POST"},
 	} {
 		var body apiError
-		resp, raw := call(t, tt.method, base+tt.path, &body)
+		var header http.Header
+		if strings.HasPrefix(tt.path, "/v1/admin/") {
+			header = s.adminHeader(t)
+		}
+		resp, raw := callWith(t, tt.method, base+tt.path, header, &body)
 		if resp.StatusCode != tt.status || body.Error.Code != tt.code || body.Error.Message == "" ||
 			resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Allow") != tt.allow {
 			t.Errorf("%s %s: %d %s Allow %q %s; want %d %s Allow %q", tt.method, tt.path, resp.StatusCode,
@@ -262,7 +275,7 @@ func TestAdminRebuildRefusals(t *testing.T) {
 		{http.MethodGet, "?verbose=1", http.StatusBadRequest, "invalid_command", "verbose"},
 	} {
 		var body apiError
-		resp, raw := call(t, tt.method, base+tt.query, &body)
+		resp, raw := callWith(t, tt.method, base+tt.query, s.adminHeader(t), &body)
 		if resp.StatusCode != tt.status || body.Error.Code != tt.code || body.Error.Field != tt.field {
 			t.Errorf("%s /v1/admin/rebuild%s: %d %s; want %d %s naming %q", tt.method, tt.query, resp.StatusCode, raw, tt.status, tt.code, tt.field)
 		}
@@ -275,11 +288,11 @@ func TestAdminRebuildRefusals(t *testing.T) {
 
 	// A rebuild from the start is accepted and swaps in every order.
 	var p projections.RebuildProgress
-	if resp, raw := call(t, http.MethodPost, base, &p); resp.StatusCode != http.StatusAccepted {
+	if resp, raw := callWith(t, http.MethodPost, base, s.adminHeader(t), &p); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /v1/admin/rebuild: %d %s", resp.StatusCode, raw)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		call(t, http.MethodGet, base, &p)
+		callWith(t, http.MethodGet, base, s.adminHeader(t), &p)
 		if !p.Running {
 			break
 		}

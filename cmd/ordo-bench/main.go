@@ -73,7 +73,7 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // servedGCPercent is the garbage collector's target `ordo serve` runs at
-// (relaxedGCPercent in cmd/ordo/gc.go): the bench starts the service in
+// (relaxedGCPercent in cmd/ordo/memory.go): the bench starts the service in
 // its own process, so it sets the same.
 const servedGCPercent = 400
 

@@ -248,12 +248,17 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 // quarter second rather than nats.go's two, so the command is sent again
 // soon after the service is back (see nats.Client.Send).
 func (cf clientFlags) dial(ctx context.Context) (*ordonats.Client, context.Context, func(), error) {
+	return cf.dialWith(ctx, ordonats.ClientOptions{})
+}
+
+// dialWith is dial with the client's options (a callback signer).
+func (cf clientFlags) dialWith(ctx context.Context, opts ordonats.ClientOptions) (*ordonats.Client, context.Context, func(), error) {
 	url := *cf.natsURL
 	nc, err := natsgo.Connect(url, natsgo.Name("ordo-cli"), natsgo.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to NATS at %s (is `ordo serve` running?): %w", url, err)
 	}
-	c, err := ordonats.NewClient(nc, ordonats.ClientOptions{})
+	c, err := ordonats.NewClient(nc, opts)
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, err

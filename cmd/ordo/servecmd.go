@@ -28,6 +28,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long an order may await payment before it is cancelled and its stock released")
 	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
+	fs.StringVar(&cfg.SecretsDir, "secrets", "", "directory of the payment callback secrets (callback-<provider>) and the admin token (admin-token); what is missing is generated (default: <data>/secrets)")
+	fs.DurationVar(&cfg.CallbackTolerance, "callback-tolerance", 5*time.Minute, "how far a payment callback's signed timestamp may be from now")
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
@@ -50,6 +52,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.PaymentTimeout <= 0 {
 		return usageError{fmt.Sprintf("--payment-timeout must be a positive duration such as 15m, got %v", cfg.PaymentTimeout)}
+	}
+	if cfg.CallbackTolerance <= 0 {
+		return usageError{fmt.Sprintf("--callback-tolerance must be a positive duration such as 5m, got %v", cfg.CallbackTolerance)}
 	}
 	if cfg.ReadWait <= 0 {
 		return usageError{fmt.Sprintf("--read-wait must be a positive duration such as 5s, got %v", cfg.ReadWait)}

@@ -17,6 +17,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/ordo-dev/ordo/callbacksig"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/datadir"
@@ -46,6 +47,12 @@ type Config struct {
 	// ReadWait bounds how long a query with min_position waits for the read
 	// models to catch up (default 5s).
 	ReadWait time.Duration
+	// SecretsDir holds the payment callback secrets and the admin token
+	// (default DataDir/secrets; generated there when missing; secrets.go).
+	SecretsDir string
+	// CallbackTolerance is how old (or early) a payment callback's signed
+	// timestamp may be (default 5 minutes).
+	CallbackTolerance time.Duration
 }
 
 // Service is the running Ordo service.
@@ -68,19 +75,25 @@ type Service struct {
 	stockSub     *natsgo.Subscription
 	stopSaga     func() error
 	saga         *commands.Saga
-	lock         *datadir.Lock // the data directory's, released last
+	lock         *datadir.Lock        // the data directory's, released last
+	rates        *commandRate         // commands answered, for the operator's page
+	callbacks    callbacksig.Verifier // checks payment callbacks' signatures
+	adminToken   []byte               // what /v1/admin/* requires
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
 func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	cfg = withDefaults(cfg)
-	s := &Service{log: cfg.Logger}
+	s := &Service{log: cfg.Logger, rates: newCommandRate(time.Now)}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
 		}
 	}()
 	if err := s.lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := s.loadSecrets(cfg); err != nil {
 		return nil, err
 	}
 	if err := s.startNATS(ctx, cfg); err != nil {
@@ -90,8 +103,8 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 		return nil, err
 	}
 	cmdSvc := commands.New(CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
-	cfg.Commands.Logger = cfg.Logger
-	worker, err := ordonats.NewWorker(s.nc, executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, cfg.Commands)
+	cfg.Commands.Logger, cfg.Commands.Callbacks = cfg.Logger, s.callbacks
+	worker, err := ordonats.NewWorker(s.nc, countingExecutor{executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, s.rates}, cfg.Commands)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +158,12 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SecretsDir == "" {
+		cfg.SecretsDir = SecretsDir(cfg.DataDir)
+	}
+	if cfg.CallbackTolerance <= 0 {
+		cfg.CallbackTolerance = callbacksig.DefaultTolerance
 	}
 	return cfg
 }
@@ -234,6 +253,10 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	s.registerCallbacks(mux)
 	s.registerStock(mux)
 	s.registerSaga(mux)
+	if err := s.registerPage(mux, cfg); err != nil {
+		lis.Close()
+		return err
+	}
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)
