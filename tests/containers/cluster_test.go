@@ -81,13 +81,11 @@ func killOrdoScenario(t *testing.T, c *cluster, l *load) {
 	c.kill(c.ordo[0])
 	inFlight, pause := l.recovery(t, at, progress)
 	c.report(t, "docker kill of one ordo serve (the other goes on)", inFlight, pause)
-	at = time.Now()
 	c.start(c.ordo[0])
 	ready := c.awaitReady(c.ordo[0], 2*time.Minute)
 	c.broken = false
 	l.awaitProgress(t, progress, "with the killed instance back")
 	t.Logf("recovery: the killed instance was ready %s after docker start", ready.Round(time.Millisecond))
-	_ = at
 }
 
 // natsFaultsScenario: `docker kill` one NATS node, start it again; then cut
