@@ -30,6 +30,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.StringVar(&cfg.SecretsDir, "secrets", "", "directory of the payment callback secrets (callback-<provider>) and the admin token (admin-token); what is missing is generated (default: <data>/secrets)")
 	fs.DurationVar(&cfg.CallbackTolerance, "callback-tolerance", 5*time.Minute, "how far a payment callback's signed timestamp may be from now")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiling endpoints (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
@@ -62,6 +63,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Logger = slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
 	defer relaxGC()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, cfg.Logger)()
+	if *pprofAddr != "" {
+		addr, stop, err := startPprof(*pprofAddr, cfg.Logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(stdout, "ordo pprof: http://%s/debug/pprof/\n", addr)
+	}
 	svc, err := serve.Start(ctx, cfg)
 	if err != nil {
 		return err
