@@ -26,7 +26,6 @@ const FilePrefix = "callback-"
 type Keyring struct {
 	mu      sync.RWMutex
 	secrets map[string][][]byte
-	sources map[string]string // provider -> where its secrets came from
 
 	// A keyring loaded from a directory reads it again when callbacks are
 	// checked, at most once per reloadEvery, so a secret added or removed
@@ -43,7 +42,7 @@ const reloadInterval = time.Second
 // NewKeyring returns a keyring with the given secrets per provider; the
 // provider DefaultProvider (or "") covers providers without their own.
 func NewKeyring(secrets map[string][][]byte) *Keyring {
-	k := &Keyring{secrets: map[string][][]byte{}, sources: map[string]string{}}
+	k := &Keyring{secrets: map[string][][]byte{}}
 	for p, s := range secrets {
 		if p == "" {
 			p = DefaultProvider
@@ -78,24 +77,6 @@ func (k *Keyring) Providers() []string {
 	}
 	sort.Strings(ps)
 	return ps
-}
-
-// source says where the secrets checked for provider came from, for error
-// messages; it never contains a secret.
-func (k *Keyring) source(provider string) string {
-	if k == nil {
-		return "no secrets"
-	}
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	p := provider
-	if _, ok := k.secrets[p]; !ok || p == "" {
-		p = DefaultProvider
-	}
-	if src := k.sources[p]; src != "" {
-		return src
-	}
-	return "secrets of " + p
 }
 
 // LoadDir reads every callback-<provider> file of dir. Each non-empty line
@@ -134,7 +115,7 @@ func (k *Keyring) reload() bool {
 		return false
 	}
 	k.mu.Lock()
-	k.secrets, k.sources = fresh.secrets, fresh.sources
+	k.secrets = fresh.secrets
 	k.mu.Unlock()
 	return true
 }
@@ -157,7 +138,6 @@ func readDir(dir string) (*Keyring, error) {
 		}
 		provider := strings.TrimPrefix(name, FilePrefix)
 		k.secrets[provider] = secrets
-		k.sources[provider] = "secrets in " + path
 	}
 	return k, nil
 }

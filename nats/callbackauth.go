@@ -7,6 +7,10 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 )
 
+// HeaderSignature carries a PaymentCallback's signature of its body
+// (callbacksig: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">).
+const HeaderSignature = "Ordo-Signature"
+
 // CallbackVerifier checks a payment callback's signature (callbacksig.Verifier
 // implements it over the service's callback secrets).
 type CallbackVerifier interface {

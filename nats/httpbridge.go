@@ -39,7 +39,7 @@ func ServeHTTPQueries(nc *natsgo.Conn, h http.Handler, log *slog.Logger) (*natsg
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Path: path, RawQuery: string(m.Data)}).String(), nil)
 		if err != nil {
 			log.Debug("query over NATS is not a request", "subject", m.Subject, "err", err)
-			rec.fail(http.StatusBadRequest, domain.CodeInvalidCommand, fmt.Sprintf("subject %s with request %q is not a query: %v", m.Subject, m.Data, err))
+			rec.fail(domain.HTTPStatus(domain.CodeInvalidCommand), domain.CodeInvalidCommand, fmt.Sprintf("subject %s with request %q is not a query: %v", m.Subject, m.Data, err))
 		} else {
 			h.ServeHTTP(rec, req)
 		}
@@ -52,7 +52,9 @@ func ServeHTTPQueries(nc *natsgo.Conn, h http.Handler, log *slog.Logger) (*natsg
 		reply := natsgo.NewMsg(m.Reply)
 		reply.Data = rec.body.Bytes()
 		reply.Header.Set(HeaderStatus, strconv.Itoa(rec.status))
-		_ = m.RespondMsg(reply)
+		if !reservedReplySubject(m.Reply) {
+			_ = m.RespondMsg(reply)
+		}
 	})
 	if err != nil {
 		return nil, err

@@ -47,7 +47,8 @@ func (w *Worker) untilAvailable(ctx context.Context, l *lane, msg jetstream.Msg,
 	first := out
 	first.Retry = false
 	body, _ := json.Marshal(first)
-	w.reply(replyTo, first, body)
+	w.reply(ctx, replyTo, first, body)
+	w.observe(cmd.Type, cmd.Accepted, first)
 	// The commands queued behind this one on its lane wait for the store
 	// too: each requester hears so after the next try that fails, not when
 	// its request times out.
@@ -96,11 +97,12 @@ func (w *Worker) answerQueued(msg jetstream.Msg) {
 	if replyTo == "" {
 		return
 	}
-	orderID, _, _ := parseSubject(msg.Subject())
+	orderID, typ, _ := parseSubject(msg.Subject())
 	out := Outcome{CommandID: h.Get(HeaderCommandID), OrderID: orderID, Events: []string{}, Error: &ErrorBody{
 		Code: string(domain.CodeUnavailable),
 		Message: "the event store cannot be reached; the command is queued behind another of its lane and will be applied " +
 			"when the store answers again; resend it with the same command ID later to learn its outcome"}}
 	body, _ := json.Marshal(out)
-	w.reply(replyTo, out, body)
+	w.reply(extractTrace(context.Background(), h), replyTo, out, body)
+	w.observe(typ, time.Time{}, out) // its latency is counted with its outcome
 }

@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 var storeDown = Outcome{Retry: true, Error: &ErrorBody{Code: string(domain.CodeUnavailable), Message: "the event store is unavailable"}}
@@ -26,15 +28,11 @@ func untilStoreBack(back *atomic.Bool) *scripted {
 }
 
 // awaitCalls waits until exec ran at least n times.
-func awaitCalls(t *testing.T, exec *scripted, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for exec.calls.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the executor ran %d times in 20 s, want at least %d: the command was not kept", exec.calls.Load(), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+func awaitCalls(tb testing.TB, exec *scripted, n int64) {
+	tb.Helper()
+	eventually.True(tb, 20*time.Second, fmt.Sprintf("the executor to run %d times (the command kept)", n), func() bool {
+		return exec.calls.Load() >= n
+	})
 }
 
 // TestStoreUnavailableIsKept: a command the event store could not take

@@ -33,11 +33,9 @@ const (
 	HeaderCorrelationID  = "Ordo-Correlation-Id"
 	HeaderCausationID    = "Ordo-Causation-Id"
 	HeaderReplyTo        = "Ordo-Reply-To"
-	// HeaderSignature carries a PaymentCallback's signature (callbacksig).
-	HeaderSignature  = "Ordo-Signature"
-	HeaderStatus     = "Ordo-Status"      // on replies: 200, or the error's status number
-	HeaderDeadReason = "Ordo-Dead-Reason" // on dead letters
-	HeaderDeadCode   = "Ordo-Dead-Code"
+	HeaderStatus         = "Ordo-Status"      // on replies: 200, or the error's status number
+	HeaderDeadReason     = "Ordo-Dead-Reason" // on dead letters
+	HeaderDeadCode       = "Ordo-Dead-Code"
 )
 
 // Config sizes the JetStream resources. The zero value is usable.
@@ -182,6 +180,8 @@ type Command struct {
 	CausationID   string
 	Body          []byte
 	Delivery      int // 1 for the first delivery
+	// Accepted is when JetStream stored the command (set by the workers).
+	Accepted time.Time
 	// Fingerprint identifies the command's content (Executor.Fingerprint);
 	// the workers set it before Execute.
 	Fingerprint string

@@ -37,18 +37,18 @@ type callbackReply struct {
 
 // postCallback sends a payment callback the way a provider does, signed
 // with the service's callback secret.
-func postCallback(t *testing.T, s *system, body string) (int, callbackReply) {
-	t.Helper()
-	return postSignedCallback(t, s, body, s.sign(t, body))
+func postCallback(tb testing.TB, s *system, body string) (int, callbackReply) {
+	tb.Helper()
+	return postSignedCallback(tb, s, body, s.sign(tb, body))
 }
 
 // postSignedCallback sends a payment callback with signature as its
 // Ordo-Signature header (none if empty).
-func postSignedCallback(t *testing.T, s *system, body, signature string) (int, callbackReply) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctxT(t), http.MethodPost, "http://"+s.svc.HTTPAddr()+"/v1/payments/callback", strings.NewReader(body))
+func postSignedCallback(tb testing.TB, s *system, body, signature string) (int, callbackReply) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(ctxT(tb), http.MethodPost, "http://"+s.svc.HTTPAddr()+"/v1/payments/callback", strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if signature != "" {
@@ -56,13 +56,13 @@ func postSignedCallback(t *testing.T, s *system, body, signature string) (int, c
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var reply callbackReply
 	if err := json.Unmarshal(raw, &reply); err != nil {
-		t.Fatalf("status %d, body %q is not JSON: %v", resp.StatusCode, raw, err)
+		tb.Fatalf("status %d, body %q is not JSON: %v", resp.StatusCode, raw, err)
 	}
 	return resp.StatusCode, reply
 }
@@ -73,19 +73,19 @@ func callbackJSON(orderID, paymentID, status string, amount int64) string {
 }
 
 // awaitingOrder places an order and marks its stock reserved.
-func awaitingOrder(t *testing.T, s *system) string {
-	t.Helper()
-	ctx := ctxT(t)
+func awaitingOrder(tb testing.TB, s *system) string {
+	tb.Helper()
+	ctx := ctxT(tb)
 	id := uuid.NewString()
-	must(t)(s.client.PlaceOrder(ctx, placeCmd(id)))
-	must(t)(s.client.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id}))
+	must(tb)(s.client.PlaceOrder(ctx, placeCmd(id)))
+	must(tb)(s.client.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id}))
 	return id
 }
 
-func eventTypesOf(t *testing.T, s *system, orderID string) []string {
-	t.Helper()
+func eventTypesOf(tb testing.TB, s *system, orderID string) []string {
+	tb.Helper()
 	var out []string
-	for _, e := range streamEvents(t, s, orderID) {
+	for _, e := range streamEvents(tb, s, orderID) {
 		out = append(out, e.Type)
 	}
 	return out
@@ -101,10 +101,10 @@ func countOf(types []string, typ string) int {
 	return n
 }
 
-func wantOK(t *testing.T, what string, status int, r callbackReply, events []string, duplicate bool) {
-	t.Helper()
+func wantOK(tb testing.TB, what string, status int, r callbackReply, events []string, duplicate bool) {
+	tb.Helper()
 	if status != http.StatusOK || r.Error != nil || !slices.Equal(r.Events, events) || r.Duplicate != duplicate {
-		t.Fatalf("%s: got %d %+v (error %+v); want 200 with events %v, duplicate %t", what, status, r, r.Error, events, duplicate)
+		tb.Fatalf("%s: got %d %+v (error %+v); want 200 with events %v, duplicate %t", what, status, r, r.Error, events, duplicate)
 	}
 }
 

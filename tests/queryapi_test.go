@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections"
 )
@@ -24,43 +25,43 @@ type apiError struct {
 }
 
 // call sends an HTTP request and decodes the JSON answer into into.
-func call(t *testing.T, method, u string, into any) (*http.Response, []byte) {
-	t.Helper()
-	return callWith(t, method, u, nil, into)
+func call(tb testing.TB, method, u string, into any) (*http.Response, []byte) {
+	tb.Helper()
+	return callWith(tb, method, u, nil, into)
 }
 
 // callWith is call with extra request headers.
-func callWith(t *testing.T, method, u string, header http.Header, into any) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctxT(t), method, u, nil)
+func callWith(tb testing.TB, method, u string, header http.Header, into any) (*http.Response, []byte) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(ctxT(tb), method, u, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if into != nil && method != http.MethodHead {
 		if err := json.Unmarshal(body, into); err != nil {
-			t.Fatalf("%s %s: %d, not JSON: %q", method, u, resp.StatusCode, body)
+			tb.Fatalf("%s %s: %d, not JSON: %q", method, u, resp.StatusCode, body)
 		}
 	}
 	return resp, body
 }
 
 // checkCode fails unless code is one of the error-code table's.
-func checkCode(t *testing.T, what, code string) {
-	t.Helper()
+func checkCode(tb testing.TB, what, code string) {
+	tb.Helper()
 	if !slices.Contains(domain.Codes(), domain.Code(code)) {
-		t.Errorf("%s answered code %q, which is not in the error-code table %v", what, code, domain.Codes())
+		tb.Errorf("%s answered code %q, which is not in the error-code table %v", what, code, domain.Codes())
 	}
 }
 
@@ -291,15 +292,10 @@ func TestAdminRebuildRefusals(t *testing.T) {
 	if resp, raw := callWith(t, http.MethodPost, base, s.adminHeader(t), &p); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /v1/admin/rebuild: %d %s", resp.StatusCode, raw)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	eventually.True(t, 30*time.Second, "the rebuild to finish", func() bool {
 		callWith(t, http.MethodGet, base, s.adminHeader(t), &p)
-		if !p.Running {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rebuild did not finish: %+v", p)
-		}
-	}
+		return !p.Running
+	})
 	if !p.Done {
 		t.Fatalf("the rebuild failed: %+v", p)
 	}

@@ -89,8 +89,8 @@ func TestPaymentCallbackSignatureOverHTTP(t *testing.T) {
 			t.Fatalf("%s: %d %+v, want 401 unauthenticated on %s", tt.name, status, r.Error, callbacksig.Header)
 		}
 		checkCode(t, tt.name, r.Error.Code)
-		if strings.Contains(r.Error.Message, string(secret)) {
-			t.Fatalf("%s: the refusal shows the secret: %s", tt.name, r.Error.Message)
+		if strings.Contains(r.Error.Message, string(secret)) || strings.Contains(r.Error.Message, s.secretsDir()) {
+			t.Fatalf("%s: the refusal shows the secret or where it is: %s", tt.name, r.Error.Message)
 		}
 	}
 	evs := streamEvents(t, s, id)
@@ -187,5 +187,32 @@ func TestAdminEndpointsRequireToken(t *testing.T) {
 	var p projections.RebuildProgress
 	if resp, raw := callWith(t, http.MethodPost, base, s.adminHeader(t), &p); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST with the token: %d %s, want 202", resp.StatusCode, raw)
+	}
+}
+
+// TestServeRefusesUnusableSecrets: a secret file that would refuse every
+// request (no secret in it, a token too short to be secret) stops the
+// service at start, naming the file, rather than running without it.
+func TestServeRefusesUnusableSecrets(t *testing.T) {
+	for _, tt := range []struct{ file, content string }{
+		{"callback-stripe", "# the secret goes here\n"},
+		{serve.AdminTokenFile, "short\n"},
+	} {
+		dir := t.TempDir()
+		secrets := serve.SecretsDir(dir)
+		if err := os.MkdirAll(secrets, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(secrets, tt.file), []byte(tt.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		svc, err := serve.Start(ctxT(t), config(t, dir))
+		if err == nil {
+			svc.Shutdown(ctxT(t))
+			t.Fatalf("%s holding %q: the service started", tt.file, tt.content)
+		}
+		if !strings.Contains(err.Error(), tt.file) {
+			t.Fatalf("%s holding %q: %v, want an error naming the file", tt.file, tt.content, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/commands/audit"
 	"github.com/ordo-dev/ordo/domain"
 )
 
@@ -31,7 +32,7 @@ func TestHistoryAndState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var steps []step
+	var steps []audit.Step
 	if err := json.Unmarshal([]byte(out), &steps); err != nil {
 		t.Fatalf("history --json: %v\n%s", err, out)
 	}

@@ -60,10 +60,10 @@ func ordoChild(args ...string) *exec.Cmd {
 	return cmd
 }
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
+func testCtx(tb testing.TB) context.Context {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
+	tb.Cleanup(cancel)
 	return ctx
 }
 

@@ -14,13 +14,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/projections"
 )
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo replay [--projection NAME | --all] [--from POSITION] [--restart] [--data DIR]",
+	fs := flagset.New("ordo replay [--projection NAME | --all] [--from POSITION] [--restart] [--data DIR]",
 		"Rebuilds the read models from the event store into fresh tables and swaps them in\n"+
 			"atomically once they have caught up. While `ordo serve` runs on --data, the service\n"+
 			"does the rebuild and its API keeps serving the old read models until the swap;\n"+

@@ -19,8 +19,8 @@ import (
 )
 
 // rebuildPosition is how far a rebuild into file got (0 if not begun).
-func rebuildPosition(t *testing.T, file string) uint64 {
-	t.Helper()
+func rebuildPosition(tb testing.TB, file string) uint64 {
+	tb.Helper()
 	if _, err := os.Stat(file); err != nil {
 		return 0
 	}
@@ -29,20 +29,20 @@ func rebuildPosition(t *testing.T, file string) uint64 {
 	// SQLITE_BUSY unless it waits, as the service's own readers do.
 	db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(5000)")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer db.Close()
 	var pos uint64
 	err = db.QueryRow(`SELECT position FROM projection_state WHERE name = ?`, projections.Name).Scan(&pos)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		t.Fatalf("read the rebuild's position in %s: %v", file, err)
+		tb.Fatalf("read the rebuild's position in %s: %v", file, err)
 	}
 	return pos
 }
 
 // dumpRows reads every row of the read models in dir through their queries.
-func dumpRows(t *testing.T, ctx context.Context, dir string, orders []string) string {
-	t.Helper()
+func dumpRows(tb testing.TB, ctx context.Context, dir string, orders []string) string {
+	tb.Helper()
 	cur, err := os.ReadFile(filepath.Join(dir, "readmodels.current"))
 	name := strings.TrimSpace(string(cur))
 	if err != nil || name == "" {
@@ -50,12 +50,12 @@ func dumpRows(t *testing.T, ctx context.Context, dir string, orders []string) st
 	}
 	s, err := projections.OpenSQLite(ctx, filepath.Join(dir, name))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer s.Close()
 	rows, err := projectionstest.Dump(ctx, s, orders)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	b, _ := json.Marshal(rows) // map keys are sorted: equal rows, equal text
 	return string(b)

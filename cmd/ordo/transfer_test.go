@@ -18,8 +18,8 @@ import (
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 )
 
-func readAllEvents(t *testing.T, ctx context.Context, s *eventstore.Store) map[string][]eventstore.RecordedEvent {
-	t.Helper()
+func readAllEvents(tb testing.TB, ctx context.Context, s *eventstore.Store) map[string][]eventstore.RecordedEvent {
+	tb.Helper()
 	out := map[string][]eventstore.RecordedEvent{}
 	err := s.ReadAll(ctx, 0, eventstore.Filter{}, func(e eventstore.RecordedEvent) error {
 		e.Position, e.Created = 0, time.Time{} // the store's own, never copied
@@ -27,7 +27,7 @@ func readAllEvents(t *testing.T, ctx context.Context, s *eventstore.Store) map[s
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/commands/audit"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 )
@@ -77,7 +78,7 @@ func TestVerifyCatchesIllegalHistory(t *testing.T) {
 	if _, ok := err.(cliError); !ok {
 		t.Fatalf("verify of an illegal history: %v, want exit status 1\n%s", err, out)
 	}
-	var rep verifyReport
+	var rep audit.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("verify --json: %v\n%s", err, out)
 	}

@@ -76,6 +76,9 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The signature first: an unsigned caller learns nothing else.
 	sig := r.Header.Get(callbacksig.Header)
 	if err := h.verify.VerifyCallback(sig, body, time.Now()); err != nil {
+		// Logged so that a provider with a wrong secret is noticed; the
+		// service's log handler limits how often.
+		h.log.Warn("payment callback refused: not signed with a callback secret", "remote", r.RemoteAddr, "reason", err)
 		h.fail(w, &domain.Error{Code: domain.CodeUnauthenticated, Field: callbacksig.Header, Message: err.Error()})
 		return
 	}

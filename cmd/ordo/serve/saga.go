@@ -30,7 +30,8 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	if cfg.Commands.MaxAge <= 0 && cfg.PaymentTimeout >= 24*time.Hour {
 		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge (24h by default), or its timers expire before they fire", cfg.PaymentTimeout)
 	}
-	s.stock = commands.NewStockService(CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
+	tracer := tracerOf(cfg.TracerProvider)
+	s.stock = commands.NewStockService(CommandStore{Store: s.store, Tracer: tracer}, commands.StockOptions{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
 	sub, err := ordonats.ServeStock(s.nc, s.stockAPI, cfg.Logger)
 	if err != nil {
@@ -39,7 +40,7 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	s.stockSub = sub
 	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store},
 		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
-		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
+		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock, Tracer: otelTracer{tracer}})
 	s.saga = saga
 	head, err := s.store.Head(ctx)
 	if err != nil {

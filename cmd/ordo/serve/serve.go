@@ -16,6 +16,7 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-dev/ordo/callbacksig"
 	"github.com/ordo-dev/ordo/commands"
@@ -47,12 +48,18 @@ type Config struct {
 	// ReadWait bounds how long a query with min_position waits for the read
 	// models to catch up (default 5s).
 	ReadWait time.Duration
+	// TracerProvider records the commands' traces (tracing.go); nil
+	// records none (`ordo serve` sets OTLPTracerProvider when
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set).
+	TracerProvider trace.TracerProvider
 	// SecretsDir holds the payment callback secrets and the admin token
 	// (default DataDir/secrets; generated there when missing; secrets.go).
 	SecretsDir string
 	// CallbackTolerance is how old (or early) a payment callback's signed
 	// timestamp may be (default 5 minutes).
 	CallbackTolerance time.Duration
+	// Security: NATS users, TLS, event store credentials (security.go).
+	Security Security
 }
 
 // Service is the running Ordo service.
@@ -79,12 +86,13 @@ type Service struct {
 	rates        *commandRate         // commands answered, for the operator's page
 	callbacks    callbacksig.Verifier // checks payment callbacks' signatures
 	adminToken   []byte               // what /v1/admin/* requires
+	metrics      *metrics             // GET /metrics (metrics.go)
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
 func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	cfg = withDefaults(cfg)
-	s := &Service{log: cfg.Logger, rates: newCommandRate(time.Now)}
+	s := &Service{log: cfg.Logger, rates: newCommandRate(time.Now), metrics: newMetrics()}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
@@ -102,8 +110,10 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	if err := s.startStore(ctx, cfg); err != nil {
 		return nil, err
 	}
-	cmdSvc := commands.New(CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
+	tracer := tracerOf(cfg.TracerProvider)
+	cmdSvc := commands.New(CommandStore{Store: s.store, Tracer: tracer}, commands.Options{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
 	cfg.Commands.Logger, cfg.Commands.Callbacks = cfg.Logger, s.callbacks
+	cfg.Commands.Observer, cfg.Commands.TracerProvider = s.metrics, cfg.TracerProvider
 	worker, err := ordonats.NewWorker(s.nc, countingExecutor{executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, s.rates}, cfg.Commands)
 	if err != nil {
 		return nil, err
@@ -184,16 +194,18 @@ func (s *Service) lockDataDir(dir string) error {
 }
 
 func (s *Service) startNATS(ctx context.Context, cfg Config) error {
-	opts := []natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}
+	opts := append([]natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}, newNATSOutage(cfg.Logger).options()...)
 	s.natsURL = cfg.NATSURL
 	if s.natsURL == "" {
-		srv, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{
-			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger})
+		srv, err := ordonats.StartEmbedded(ctx, cfg.Security.embeddedNATS(ordonats.EmbeddedConfig{
+			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger}))
 		if err != nil {
 			return err
 		}
 		s.natsSrv, s.natsURL = srv, srv.ClientURL()
-		opts = append(opts, natsgo.InProcessServer(srv.Server()))
+		opts = append(opts, srv.ServiceOptions()...)
+	} else {
+		opts = append(opts, cfg.Security.NATSConnect...)
 	}
 	nc, err := natsgo.Connect(s.natsURL, opts...)
 	if err != nil {
@@ -213,8 +225,9 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 	if cfg.ESDBURL != "" {
 		s.store, err = eventstore.Connect(ctx, cfg.ESDBURL, eventstore.WithLogger(cfg.Logger))
 	} else {
-		s.store, err = eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{
-			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger})
+		s.store, err = eventstore.OpenEmbedded(ctx, cfg.Security.embeddedStore(eventstore.EmbeddedConfig{
+			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger,
+			OnCommit: s.metrics.onCommit}))
 	}
 	return err
 }
@@ -222,7 +235,8 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 // startProjections opens the read models (SQLite files in the data
 // directory) and keeps them up to date in the background.
 func (s *Service) startProjections(ctx context.Context, cfg Config) error {
-	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, ProjectionSource{Store: s.store}, cfg.Logger)
+	src := ProjectionSource{Store: s.store, Tracer: tracerOf(cfg.TracerProvider)}
+	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, src, cfg.Logger)
 	if err != nil {
 		return err
 	}
@@ -238,6 +252,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	lis = cfg.Security.httpListener(lis)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -253,6 +268,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	s.registerCallbacks(mux)
 	s.registerStock(mux)
 	s.registerSaga(mux)
+	s.registerMetrics(mux)
 	if err := s.registerPage(mux, cfg); err != nil {
 		lis.Close()
 		return err
