@@ -158,24 +158,34 @@ func BenchmarkProjectionFeed(b *testing.B) {
 // alone. "together": each order's five events arrive back to back, as
 // BenchmarkProjectionCatchUp's fill appends them; "interleaved": 4,096
 // orders are in flight at once, so the events of a batch mostly belong to
-// orders placed in earlier batches, as in live traffic. One op is one event.
+// orders placed in earlier batches, as in live traffic; "trickle": the
+// same, but the feed hands over 16 events at a time and waits until they are
+// applied, so batches stay small, as under live traffic, where the runner
+// applies whatever arrived since its last commit. One op is one event.
 func BenchmarkProjectionApply(b *testing.B) {
-	for _, inFlight := range []struct {
-		name string
-		n    int
-	}{{"together", 1}, {"interleaved", 4096}} {
-		b.Run("sqlite/"+inFlight.name, func(b *testing.B) { benchApply(b, target{dir: b.TempDir()}, inFlight.n) })
-		b.Run("postgres/"+inFlight.name, func(b *testing.B) {
-			benchApply(b, target{dsn: projectionstest.FreshPostgres(b), dir: b.TempDir()}, inFlight.n)
+	for _, mode := range []struct {
+		name     string
+		inFlight int
+		burst    int
+	}{{"together", 1, 0}, {"interleaved", 4096, 0}, {"trickle", 4096, 16}} {
+		b.Run("sqlite/"+mode.name, func(b *testing.B) { benchApply(b, target{dir: b.TempDir()}, mode.inFlight, mode.burst) })
+		b.Run("postgres/"+mode.name, func(b *testing.B) {
+			benchApply(b, target{dsn: projectionstest.FreshPostgres(b), dir: b.TempDir()}, mode.inFlight, mode.burst)
 		})
 	}
 }
 
-func benchApply(b *testing.B, tg target, inFlight int) {
+// benchApply runs the runner over lifecycleFeed(inFlight); with burst > 0
+// the feed waits, after every burst events, until the runner has applied
+// them.
+func benchApply(b *testing.B, tg target, inFlight, burst int) {
 	ctx := context.Background()
 	src := lifecycleFeed(b, (b.N+4)/5, inFlight)
 	store := tg.openStore(b)
 	runner := projections.NewRunner(store, src, nil)
+	if burst > 0 {
+		src.burst, src.wait = burst, runner.WaitFor
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b.ResetTimer()
@@ -192,6 +202,8 @@ func benchApply(b *testing.B, tg target, inFlight int) {
 type memSource struct {
 	events []projections.StoredEvent
 	head   uint64
+	burst  int                                 // with wait: hand over this many events, then wait
+	wait   func(context.Context, uint64) error // until the runner has applied the position
 }
 
 // lifecycleFeed builds the five-event lifecycles of n orders, inFlight of
@@ -239,7 +251,7 @@ func lifecycleFeed(tb testing.TB, n, inFlight int) *memSource {
 }
 
 func (s *memSource) SubscribeOrders(_ context.Context, after uint64) (projections.Feed, error) {
-	return &memFeed{events: s.events[after:]}, nil
+	return &memFeed{events: s.events[after:], burst: s.burst, wait: s.wait}, nil
 }
 
 func (s *memSource) Head(context.Context) (uint64, error) { return s.head, nil }
@@ -247,6 +259,10 @@ func (s *memSource) Head(context.Context) (uint64, error) { return s.head, nil }
 type memFeed struct {
 	events []projections.StoredEvent
 	done   bool
+	burst  int
+	wait   func(context.Context, uint64) error
+	sent   int    // events handed over
+	last   uint64 // position of the last one
 }
 
 func (f *memFeed) Next(ctx context.Context) (projections.FeedItem, error) {
@@ -258,8 +274,14 @@ func (f *memFeed) Next(ctx context.Context) (projections.FeedItem, error) {
 		<-ctx.Done()
 		return projections.FeedItem{}, ctx.Err()
 	}
+	if f.burst > 0 && f.sent > 0 && f.sent%f.burst == 0 {
+		if err := f.wait(ctx, f.last); err != nil {
+			return projections.FeedItem{}, err
+		}
+	}
 	e := &f.events[0]
 	f.events = f.events[1:]
+	f.sent, f.last = f.sent+1, e.Position
 	return projections.FeedItem{Event: e}, nil
 }
 

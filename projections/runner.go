@@ -215,6 +215,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	// One batch slice serves every batch: under live traffic a batch holds a
+	// handful of events, and a fresh slice of r.batch items per batch was a
+	// large allocation to zero and collect each time.
+	batch := make([]item, 0, r.batch)
 	for {
 		first, ok := <-items
 		if !ok {
@@ -223,7 +227,8 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			return r.fail(ctx, fmt.Errorf("%w: %v", ErrFeedLost, <-pumpErr))
 		}
-		batch := append(make([]item, 0, r.batch), first)
+		clear(batch) // let the previous batch's strings go
+		batch = append(batch[:0], first)
 	fill:
 		for len(batch) < r.batch {
 			select {

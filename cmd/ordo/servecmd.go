@@ -30,6 +30,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.StringVar(&cfg.SecretsDir, "secrets", "", "directory of the payment callback secrets (callback-<provider>) and the admin token (admin-token); what is missing is generated (default: <data>/secrets)")
 	fs.DurationVar(&cfg.CallbackTolerance, "callback-tolerance", 5*time.Minute, "how far a payment callback's signed timestamp may be from now")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiling endpoints (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	var logs logFlags
 	logs.register(fs)
 	secFlags := addSecurityFlags(fs)
@@ -83,6 +84,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer relaxGC()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, cfg.Logger)()
+	if *pprofAddr != "" {
+		addr, stop, err := startPprof(*pprofAddr, cfg.Logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(stdout, "ordo pprof: http://%s/debug/pprof/\n", addr)
+	}
 	svc, err := serve.Start(ctx, cfg)
 	if err != nil {
 		return err

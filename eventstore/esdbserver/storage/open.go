@@ -23,6 +23,13 @@ var ErrNoStore = errors.New("no event store")
 // full disk; small tables flush often but cheaply.
 const memTableSize = 4 << 20
 
+// blockCacheSize is the engine's cache of decompressed blocks. Pebble's
+// default (8 MiB) holds the blocks of only a few tens of thousands of
+// streams, so reading an order that was written a while ago (the stock API
+// reads the order of every reservation) went to the file and decompressed
+// the block again. The cache takes memory only as blocks are read.
+const blockCacheSize = 64 << 20
+
 // Open opens (or creates) the store in dir. After a crash it holds exactly
 // the groups whose synced write completed.
 //
@@ -182,7 +189,10 @@ func openEngine(dir string, engine *engineLog, disk *diskGuard, eo engineOptions
 			db, err = nil, fmt.Errorf("open event store in %s: %w", dir, f)
 		}
 	}()
+	cache := pebble.NewCache(blockCacheSize)
+	defer cache.Unref() // the engine holds its own reference while open
 	db, err = pebble.Open(dir, &pebble.Options{
+		Cache:            cache,
 		FS:               fsys,
 		Logger:           engine,
 		EventListener:    engine.eventListener(dir),
