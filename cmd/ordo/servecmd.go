@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long an order may await payment before it is cancelled and its stock released")
 	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
+	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", time.Minute, "how long a part of the service (the command workers, the saga, …) may keep failing while NATS and the event store answer before the service exits with its cause; 0: restart it forever")
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
@@ -51,6 +53,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.PaymentTimeout <= 0 {
 		return usageError{fmt.Sprintf("--payment-timeout must be a positive duration such as 15m, got %v", cfg.PaymentTimeout)}
 	}
+	if cfg.GiveUpAfter < 0 {
+		return usageError{fmt.Sprintf("--give-up-after must be 0 (never) or a positive duration such as 1m, got %v", cfg.GiveUpAfter)}
+	}
 	if cfg.ReadWait <= 0 {
 		return usageError{fmt.Sprintf("--read-wait must be a positive duration such as 5s, got %v", cfg.ReadWait)}
 	}
@@ -62,9 +67,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "ordo is serving: NATS %s, event store %s, HTTP http://%s\n", svc.NATSURL(), svc.ESDBURL(), svc.HTTPAddr())
-	<-ctx.Done()
-	cfg.Logger.Info("shutting down: draining commands in flight")
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down: draining commands in flight")
+	case <-svc.Failed():
+		cfg.Logger.Error("shutting down: a part of the service cannot go on", "err", svc.Err())
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return svc.Shutdown(sctx)
+	err = svc.Shutdown(sctx)
+	if cause := svc.Err(); cause != nil {
+		// Exit non-zero with the cause, so the supervisor outside restarts
+		// the service and its log says why.
+		return fmt.Errorf("serve stopped: %w", errors.Join(cause, err))
+	}
+	return err
 }

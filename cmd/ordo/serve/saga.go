@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,13 +47,13 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	if err := saga.CheckCheckpoint(ctx, head); err != nil {
 		return err
 	}
-	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- runSaga(sctx, saga, cfg.Logger) }()
-	s.stopSaga = func() error {
-		stop()
-		return <-done
-	}
+	// The supervisor starts the saga again when its subscription fails (the
+	// event store restarted, the network dropped), from its checkpoint, so
+	// orders never stay unreserved because of a passing outage.
+	s.sagaPart = s.sup.run(partSaga, func(ctx context.Context, up func()) error {
+		up()
+		return saga.Run(ctx)
+	})
 	return nil
 }
 
@@ -66,35 +65,6 @@ func (s *Service) registerSaga(mux *http.ServeMux) {
 		_ = json.NewEncoder(w).Encode(s.saga.Status())
 	})
 }
-
-// runSaga keeps the saga running: when its subscription fails (the event
-// store restarted, the network dropped) it resumes from its checkpoint
-// after a growing pause (at most sagaMaxPause, so it is back within that
-// much of the store's return), so orders never stay unreserved because of
-// a passing outage. It returns when ctx ends.
-func runSaga(ctx context.Context, saga *commands.Saga, log *slog.Logger) error {
-	pause := time.Second
-	for {
-		started := time.Now()
-		err := saga.Run(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if time.Since(started) > time.Minute {
-			pause = time.Second // it ran fine for a while: start over quickly
-		}
-		log.Error("the order saga stopped; resuming from its checkpoint", "err", err, "in", pause)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, sagaMaxPause)
-	}
-}
-
-// sagaMaxPause bounds the pause before the saga subscribes again.
-const sagaMaxPause = 5 * time.Second
 
 // fileCheckpoint keeps the saga's $all position in a small file, replaced
 // atomically and synced, in the data directory.
