@@ -113,7 +113,7 @@ func stopWithin(ctx context.Context, what string, stop func()) error {
 // Readiness is the body of GET /readyz.
 type Readiness struct {
 	Ready bool              `json:"ready"`
-	Parts map[string]string `json:"parts"` // part → "up", "standby", "starting", or "down: " and the cause
+	Parts map[string]string `json:"parts"` // part → "up", "standby: " and the holder, "starting", or "down: " and the cause
 }
 
 // Readiness reports every part's state; the service is ready when each is
@@ -144,16 +144,10 @@ func (s *Service) Readiness(ctx context.Context) Readiness {
 			parts[partProjections] = stateUp
 		}
 	}
-	if s.stockSub != nil {
-		parts[partStock] = stateUp
-		if !s.stockSub.IsValid() {
-			parts[partStock] = "down: the stock API's subscription is closed"
-		}
-	}
 	parts[partTimers] = s.timersState(ctx)
 	ready := true
 	for _, st := range parts {
-		if st != stateUp && st != stateStandby {
+		if st != stateUp && !strings.HasPrefix(st, stateStandby) {
 			ready = false
 		}
 	}

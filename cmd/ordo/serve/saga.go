@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -31,29 +30,33 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	}
 	s.stock = commands.NewStockService(CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
-	sub, err := ordonats.ServeStock(s.nc, s.stockAPI, cfg.Logger)
+	cps, err := s.sagaCheckpoints(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("serve the stock API: %w", err)
+		return err
 	}
-	s.stockSub = sub
-	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store},
-		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
+	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store}, cps,
 		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
 	s.saga = saga
-	head, err := s.store.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("read the event store's head: %w", err)
+	// A checkpoint file is checked before anything starts; one in the
+	// checkpoint bucket once the lease is held (loading claims it).
+	_, shared := cps.(kvCheckpoint)
+	if !shared {
+		head, err := s.store.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("read the event store's head: %w", err)
+		}
+		if err := saga.CheckCheckpoint(ctx, head); err != nil {
+			return err
+		}
 	}
-	if err := saga.CheckCheckpoint(ctx, head); err != nil {
+	if s.leases, err = ordonats.OpenLeases(ctx, mustJS(s.nc), ordonats.LeaseConfig{
+		TTL: cfg.LeaseTTL, Replicas: cfg.Commands.Replicas, Logger: cfg.Logger}); err != nil {
 		return err
 	}
 	// The supervisor starts the saga again when its subscription fails (the
 	// event store restarted, the network dropped), from its checkpoint, so
 	// orders never stay unreserved because of a passing outage.
-	s.sagaPart = s.sup.run(partSaga, func(ctx context.Context, up func()) error {
-		up()
-		return saga.Run(ctx)
-	})
+	s.sagaPart = s.sup.run(partSaga, s.runWriter(cfg, saga, shared))
 	return nil
 }
 

@@ -51,6 +51,10 @@ type Config struct {
 	// event store answer, before the service stops with its cause (see
 	// supervise.go); 0 restarts it forever.
 	GiveUpAfter time.Duration
+	// LeaseTTL is how long the lease of the saga and stock writer lasts
+	// unless renewed (default 5s): a standby instance takes over within
+	// about this much of the holder's death. Every instance must use the same.
+	LeaseTTL time.Duration
 }
 
 // Service is the running Ordo service.
@@ -73,6 +77,7 @@ type Service struct {
 	stockAPI     *commands.StockAPI // the stock as clients reach it
 	stockSub     *natsgo.Subscription
 	sagaPart     *handle
+	leases       *ordonats.Leases
 	saga         *commands.Saga
 	lock         *datadir.Lock // the data directory's, released last
 	closing      atomic.Bool   // Shutdown has begun: parts stopping now are not failing
