@@ -30,6 +30,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", time.Minute, "how long a part of the service (the command workers, the saga, …) may keep failing while NATS and the event store answer before the service exits with its cause; 0: restart it forever")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 5*time.Second, "how long the lease of the saga and stock writer lasts unless renewed; a standby instance takes over within about this much of the holder's death (the same on every instance)")
+	fs.IntVar(&cfg.Commands.Replicas, "nats-replicas", 1, "replicas of Ordo's JetStream streams and key-value buckets (3 on a NATS cluster)")
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
@@ -55,6 +57,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.GiveUpAfter < 0 {
 		return usageError{fmt.Sprintf("--give-up-after must be 0 (never) or a positive duration such as 1m, got %v", cfg.GiveUpAfter)}
+	}
+	if cfg.LeaseTTL < time.Second {
+		return usageError{fmt.Sprintf("--lease-ttl must be at least 1s, got %v", cfg.LeaseTTL)}
+	}
+	if cfg.Commands.Replicas < 1 || cfg.Commands.Replicas > 5 {
+		return usageError{fmt.Sprintf("--nats-replicas must be 1 to 5, got %d", cfg.Commands.Replicas)}
 	}
 	if cfg.ReadWait <= 0 {
 		return usageError{fmt.Sprintf("--read-wait must be a positive duration such as 5s, got %v", cfg.ReadWait)}
