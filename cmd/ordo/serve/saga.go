@@ -57,7 +57,8 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	// event store restarted, the network dropped), from its checkpoint, so
 	// orders never stay unreserved because of a passing outage.
 	s.sagaPart = s.sup.run(partSaga, s.runWriter(cfg, saga, shared))
-	return nil
+	// Serving starts once the stock API answers here, or another instance's.
+	return s.sup.waitUpOrStandby(ctx, "the order saga and the stock API", s.sagaPart)
 }
 
 // registerSaga serves GET /v1/saga: how far the order saga is (position

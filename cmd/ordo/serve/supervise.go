@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -193,5 +194,29 @@ func waitUp(ctx context.Context, name string, h *handle) error {
 		return fmt.Errorf("%s: %w", name, err)
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// waitUpOrStandby is waitUp for a leased part: on an instance that stands
+// by, the part is as started as it gets until the lease passes to it.
+func (s *supervisor) waitUpOrStandby(ctx context.Context, name string, h *handle) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.up:
+			return nil
+		case err := <-h.first:
+			return fmt.Errorf("%s: %w", name, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			s.mu.Lock()
+			st := s.states[name]
+			s.mu.Unlock()
+			if strings.HasPrefix(st, stateStandby) {
+				return nil
+			}
+		}
 	}
 }
