@@ -31,18 +31,6 @@ func readyz(t *testing.T, s *system) (int, serve.Readiness) {
 	return resp.StatusCode, rd
 }
 
-// eventually polls cond until it holds or limit passes.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestWorkersRestartedAfterTheirConsumerIsDeleted: the command workers'
 // consumer is deleted under a running service (an operator's mistake, a
 // JetStream that lost it); the supervisor starts the workers again, they
@@ -61,7 +49,7 @@ func TestWorkersRestartedAfterTheirConsumerIsDeleted(t *testing.T) {
 	if err := js.DeleteConsumer(ctx, ordonats.StreamCommands, ordonats.ConsumerWorkers); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the consumer set up again", func() bool {
+	waitFor(t, 60*time.Second, "the consumer set up again", func() bool {
 		_, err := js.Consumer(ctx, ordonats.StreamCommands, ordonats.ConsumerWorkers)
 		return err == nil
 	})
@@ -70,7 +58,7 @@ func TestWorkersRestartedAfterTheirConsumerIsDeleted(t *testing.T) {
 	if o := must(t)(s.client.CancelOrder(ctx, domain.CancelOrder{Order: id, Reason: "customer asked"})); o.State != "cancelled" {
 		t.Fatalf("cancel after the restart: %+v", o)
 	}
-	eventually(t, 30*time.Second, "/readyz ready again", func() bool {
+	waitFor(t, 30*time.Second, "/readyz ready again", func() bool {
 		code, rd := readyz(t, s)
 		return code == http.StatusOK && rd.Parts["workers"] == "up"
 	})
@@ -105,7 +93,7 @@ func TestReadyzNamesThePartThatIsDown(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SQUATTER", Subjects: []string{ordonats.SubjectCommands}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "/readyz naming the workers down", func() bool {
+	waitFor(t, 60*time.Second, "/readyz naming the workers down", func() bool {
 		code, rd = readyz(t, s)
 		return code == http.StatusServiceUnavailable && !rd.Ready && strings.HasPrefix(rd.Parts["workers"], "down: ") &&
 			strings.Contains(rd.Parts["workers"], "overlap") // the cause of the failed restarts
@@ -117,7 +105,7 @@ func TestReadyzNamesThePartThatIsDown(t *testing.T) {
 	if err := js.DeleteStream(ctx, "SQUATTER"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "/readyz ready again", func() bool {
+	waitFor(t, 60*time.Second, "/readyz ready again", func() bool {
 		code, rd = readyz(t, s)
 		return code == http.StatusOK && rd.Ready
 	})
