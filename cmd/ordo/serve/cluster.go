@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -109,4 +110,23 @@ func (s *Service) runWriter(cfg Config, saga *commands.Saga, checkAhead bool) pa
 			return err
 		})
 	}
+}
+
+// stockView reads a SKU's stock from its writer: this instance's lane when
+// it holds the writer lease, else the holder's over NATS, since a lane on a
+// standby would answer from stock it loaded before the holder changed it.
+func (s *Service) stockView(ctx context.Context, sku string) (domain.StockView, error) {
+	if s.sup.snapshot()[partStock] == stateUp {
+		return s.stockAPI.Get(ctx, sku)
+	}
+	c, err := s.stockClient()
+	if err != nil {
+		return domain.StockView{}, err
+	}
+	view, err := c.GetStock(ctx, sku)
+	var ce *ordonats.CommandError
+	if errors.As(err, &ce) {
+		return view, &domain.Error{Code: domain.Code(ce.Code), Message: ce.Message, Field: ce.Field}
+	}
+	return view, err
 }

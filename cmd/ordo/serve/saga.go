@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ordo-dev/ordo/commands"
@@ -30,6 +31,7 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	}
 	s.stock = commands.NewStockService(CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
+	s.stockClient = sync.OnceValues(func() (*ordonats.Client, error) { return ordonats.NewClient(s.nc, ordonats.ClientOptions{}) })
 	cps, err := s.sagaCheckpoints(ctx, cfg)
 	if err != nil {
 		return err
@@ -58,7 +60,7 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	// orders never stay unreserved because of a passing outage.
 	s.sagaPart = s.sup.run(partSaga, s.runWriter(cfg, saga, shared))
 	// Serving starts once the stock API answers here, or another instance's.
-	return s.sup.waitUpOrStandby(ctx, "the order saga and the stock API", s.sagaPart)
+	return s.sup.waitUpOrStandby(ctx, partSaga, "the order saga and the stock API", s.sagaPart)
 }
 
 // registerSaga serves GET /v1/saga: how far the order saga is (position

@@ -78,6 +78,7 @@ type Service struct {
 	stockSub     *natsgo.Subscription
 	sagaPart     *handle
 	leases       *ordonats.Leases
+	stockClient  func() (*ordonats.Client, error) // reaches the writer of the stock from a standby
 	saga         *commands.Saga
 	lock         *datadir.Lock // the data directory's, released last
 	closing      atomic.Bool   // Shutdown has begun: parts stopping now are not failing

@@ -199,7 +199,7 @@ func waitUp(ctx context.Context, name string, h *handle) error {
 
 // waitUpOrStandby is waitUp for a leased part: on an instance that stands
 // by, the part is as started as it gets until the lease passes to it.
-func (s *supervisor) waitUpOrStandby(ctx context.Context, name string, h *handle) error {
+func (s *supervisor) waitUpOrStandby(ctx context.Context, part, what string, h *handle) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -207,12 +207,12 @@ func (s *supervisor) waitUpOrStandby(ctx context.Context, name string, h *handle
 		case <-h.up:
 			return nil
 		case err := <-h.first:
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", what, err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 			s.mu.Lock()
-			st := s.states[name]
+			st := s.states[part]
 			s.mu.Unlock()
 			if strings.HasPrefix(st, stateStandby) {
 				return nil
