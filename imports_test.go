@@ -24,6 +24,7 @@ type rule struct {
 	imports     []string // packages (relative to the module), with their subpackages
 	testImports []string // the same, for _test.go files only
 	thirdParty  []string // module path prefixes; nil: not restricted
+	testOnly    bool     // only tests may import the group, whatever the importer's rule says
 	why         string
 }
 
@@ -40,20 +41,31 @@ var rules = []rule{
 	{group: "", why: "the module's root holds only this test"},
 	{group: "domain", thirdParty: []string{"github.com/looplab/fsm"},
 		why: "the order lifecycle: standard library and looplab/fsm only (domain/deps_test.go also bans net and SQL)"},
-	{group: "commands", imports: []string{"domain"}, thirdParty: []string{"github.com/google/uuid", "github.com/looplab/fsm"},
+	{group: "eventually", thirdParty: []string{}, testOnly: true,
+		why: "the tests' one way to wait for a condition; only tests import it, so no binary links package testing"},
+	{group: "gather", thirdParty: []string{},
+		why: "collecting a batch from a channel, for the group commit and the stock lanes: standard library only"},
+	{group: "retry", thirdParty: []string{},
+		why: "the one retry policy and loop, used by the use cases and the adapters: standard library only"},
+	{group: "commands", imports: []string{"domain", "retry", "gather"}, thirdParty: []string{"github.com/google/uuid", "github.com/looplab/fsm"},
 		testImports: []string{"eventstore", "cmd/ordo/serve"},
 		why:         "use cases over the ports they declare; tests run them on the real store through the composition's translation"},
-	{group: "eventstore", imports: []string{"eventstore/esdbserver"},
+	{group: "commands/audit", imports: []string{"domain", "commands"}, thirdParty: []string{"github.com/google/uuid", "github.com/looplab/fsm"},
+		testImports: []string{"eventstore", "cmd/ordo/serve"},
+		why:         "the history read back through the domain (ordo history, state, verify) over the reads it declares; tests read the real store"},
+	{group: "eventstore", imports: []string{"eventstore/esdbserver", "retry"}, testImports: []string{"eventually"},
 		why: "the event store adapter: the official client, or the embedded server's storage in-process"},
-	{group: "eventstore/esdbserver", imports: []string{"eventstore/datadir"},
-		testImports: []string{"eventstore"},
+	{group: "eventstore/esdbserver", imports: []string{"eventstore/datadir", "gather"},
+		testImports: []string{"eventstore", "eventually"},
 		why:         "the embedded EventStoreDB-compatible server and its storage; its tests drive it through the official-client adapter as users do"},
 	{group: "eventstore/datadir", thirdParty: []string{},
 		why: "the data-directory lock: standard library only, shared by the store and the CLI"},
-	{group: "nats", imports: []string{"domain", "commands"},
-		why: "the NATS adapter; its stock API carries commands.StockRequest/StockResult (nats/stock.go)"},
+	{group: "callbacksig", thirdParty: []string{},
+		why: "signing and verifying payment callbacks (HMAC-SHA256): standard library only, used by the service, the CLI and Go clients"},
+	{group: "nats", imports: []string{"domain", "commands", "retry"}, testImports: []string{"callbacksig", "eventually"},
+		why: "the NATS adapter; its stock API carries commands.StockRequest/StockResult (nats/stock.go); it declares the callback signer and verifier it needs, its tests use the real ones"},
 	{group: "projections", imports: []string{"domain"},
-		testImports: []string{"eventstore", "eventstore/esdbserver", "cmd/ordo/serve"},
+		testImports: []string{"eventstore", "eventstore/esdbserver", "cmd/ordo/serve", "eventually"},
 		why:         "read models over the Source/History ports they declare; tests feed them from the real store"},
 	{group: "cmd", imports: everything, testImports: everything, why: "the composition and the CLI wire everything"},
 	{group: "tests", imports: everything, testImports: everything, why: "end-to-end tests of the composition"},
@@ -99,16 +111,16 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-func listPackages(t *testing.T) []pkg {
-	t.Helper()
+func listPackages(tb testing.TB) []pkg {
+	tb.Helper()
 	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps,TestImports,XTestImports,Standard", "./...")
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+			tb.Fatalf("go list: %v\n%s", err, ee.Stderr)
 		}
-		t.Fatalf("go list: %v", err)
+		tb.Fatalf("go list: %v", err)
 	}
 	var pkgs []pkg
 	dec := json.NewDecoder(strings.NewReader(string(out)))
@@ -117,7 +129,7 @@ func listPackages(t *testing.T) []pkg {
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			t.Fatalf("go list output: %v", err)
+			tb.Fatalf("go list output: %v", err)
 		}
 		pkgs = append(pkgs, p)
 	}
@@ -137,8 +149,8 @@ func ruleOf(rel string) (rule, bool) {
 }
 
 // checkEdge reports an import of a module package that r does not allow.
-func checkEdge(t *testing.T, from, imp string, r rule, allowed []string, where string) {
-	t.Helper()
+func checkEdge(tb testing.TB, from, imp string, r rule, allowed []string, where string) {
+	tb.Helper()
 	if imp != module && !strings.HasPrefix(imp, module+"/") {
 		return
 	}
@@ -147,11 +159,14 @@ func checkEdge(t *testing.T, from, imp string, r rule, allowed []string, where s
 	switch {
 	case !ok:
 		return // reported for the imported package itself
+	case to.testOnly && where == "" && to.group != r.group:
+		tb.Errorf("%s imports %s outside its tests: %s", module+"/"+from, imp, to.why)
+		return
 	case to.group == r.group, slices.Contains(allowed, "*"),
 		slices.ContainsFunc(allowed, func(a string) bool { return rel == a || strings.HasPrefix(rel, a+"/") }):
 		return
 	}
-	t.Errorf("%s imports %s%s: group %q may import only %v (%s); translate between ports in cmd/ordo/serve instead",
+	tb.Errorf("%s imports %s%s: group %q may import only %v (%s); translate between ports in cmd/ordo/serve instead",
 		module+"/"+from, imp, where, r.group, allowedList(r.group, allowed), r.why)
 }
 
@@ -161,15 +176,15 @@ func allowedList(own string, allowed []string) []string {
 
 // checkThirdParty reports a third-party dependency of an inner layer that
 // its rule does not list (anything of the module is checked by checkEdge).
-func checkThirdParty(t *testing.T, p pkg, r rule) {
-	t.Helper()
-	std := standardPackages(t)
+func checkThirdParty(tb testing.TB, p pkg, r rule) {
+	tb.Helper()
+	std := standardPackages(tb)
 	for _, d := range p.Deps {
 		if std[d] || d == module || strings.HasPrefix(d, module+"/") {
 			continue
 		}
 		if !slices.ContainsFunc(r.thirdParty, func(m string) bool { return d == m || strings.HasPrefix(d, m+"/") }) {
-			t.Errorf("%s depends on %s: group %q may depend only on %v outside the standard library (%s)",
+			tb.Errorf("%s depends on %s: group %q may depend only on %v outside the standard library (%s)",
 				p.ImportPath, d, r.group, r.thirdParty, r.why)
 		}
 	}
@@ -178,14 +193,14 @@ func checkThirdParty(t *testing.T, p pkg, r rule) {
 var stdCache map[string]bool
 
 // standardPackages is the set of the standard library's packages.
-func standardPackages(t *testing.T) map[string]bool {
-	t.Helper()
+func standardPackages(tb testing.TB) map[string]bool {
+	tb.Helper()
 	if stdCache != nil {
 		return stdCache
 	}
 	out, err := exec.Command("go", "list", "std").Output()
 	if err != nil {
-		t.Fatalf("go list std: %v", err)
+		tb.Fatalf("go list std: %v", err)
 	}
 	stdCache = map[string]bool{}
 	for _, p := range strings.Fields(string(out)) {

@@ -13,11 +13,11 @@ import (
 )
 
 // fingerprinted is req as a transport sends it: with its fingerprint.
-func fingerprinted(t *testing.T, req commands.Request) commands.Request {
-	t.Helper()
+func fingerprinted(tb testing.TB, req commands.Request) commands.Request {
+	tb.Helper()
 	fp, err := commands.Fingerprint(req)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	req.Fingerprint = fp
 	return req

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/gather"
+	"github.com/ordo-dev/ordo/retry"
 )
 
 // pending is one queued command (or, with a nil Command, a read).
@@ -32,6 +35,7 @@ type lane struct {
 	stock   *domain.Stock   // nil until loaded, and after a failed append
 	added   map[string]bool // command IDs of the AddStock commands folded, so a retried AddStock adds once
 	results []StockResult   // reused by every batch
+	handled atomic.Int64    // commands taken, for Busiest
 }
 
 func (l *lane) run() {
@@ -54,9 +58,10 @@ func (l *lane) run() {
 		case p := <-l.in:
 			batch = append(batch[:0], p)
 		}
-		batch = l.fill(batch)
+		batch = gather.Queued(batch, l.in, cap(batch))
 		l.linger(&batch, target)
 		queued := l.process(batch)
+		l.handled.Add(int64(len(batch)))
 		// The callers just answered come back with their next command
 		// while the ones queued during the append wait: expect both in
 		// the next batch. (Counted before the answers went out: a caller
@@ -66,19 +71,6 @@ func (l *lane) run() {
 		clear(batch)
 		idle.Reset(l.svc.opts.IdleStop)
 	}
-}
-
-// fill adds what is queued to batch, without waiting.
-func (l *lane) fill(batch []*pending) []*pending {
-	for len(batch) < cap(batch) {
-		select {
-		case p := <-l.in:
-			batch = append(batch, p)
-		default:
-			return batch
-		}
-	}
-	return batch
 }
 
 // linger waits briefly for the callers of the previous batch to come back.
@@ -96,14 +88,7 @@ func (l *lane) linger(batch *[]*pending, target int) {
 	}
 	t := time.NewTimer(l.svc.opts.Linger)
 	defer t.Stop()
-	for len(*batch) < min(target, cap(*batch)) {
-		select {
-		case p := <-l.in:
-			*batch = append(*batch, p)
-		case <-t.C:
-			return
-		}
-	}
+	*batch = gather.Until(*batch, l.in, min(target, cap(*batch)), t.C, nil)
 }
 
 // leave fails everything queued and retires the lane once no sender is
@@ -146,26 +131,30 @@ func (l *lane) process(batch []*pending) (queued int) {
 	if len(live) < len(batch) {
 		batch = live
 	}
-	const maxAttempts = 8
-	var err error
-	for attempt := 0; attempt < maxAttempts; attempt++ {
+	policy := conflictRetry
+	policy.Attempts = 8
+	var results []StockResult
+	err := retry.Do(context.Background(), policy, func(context.Context, int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var results []StockResult
+		var err error
 		results, err = l.try(ctx, batch)
 		cancel()
 		if err == nil {
-			queued = len(l.in)
-			for i, p := range batch {
-				p.done(results[i])
-			}
-			return queued
+			return nil
 		}
 		l.stock = nil // reload: the store knows better than our memory
 		if !errors.Is(err, ErrConflict) {
-			break
+			return retry.Permanent(err)
 		}
-	}
+		return err
+	})
 	queued = len(l.in)
+	if err == nil {
+		for i, p := range batch {
+			p.done(results[i])
+		}
+		return queued
+	}
 	for _, p := range batch {
 		p.done(StockResult{CommandID: p.req.CommandID, Err: fmt.Errorf("stock %s: %w", l.sku, err)})
 	}
@@ -207,7 +196,7 @@ func (l *lane) try(ctx context.Context, batch []*pending) ([]StockResult, error)
 			continue // already applied under this command ID
 		}
 		typ, err := b.Decide(p.req.Command, domain.EventMeta{CommandID: p.req.CommandID, CorrelationID: p.req.CorrelationID,
-			CausationID: p.req.CausationID, OccurredAt: now})
+			CausationID: p.req.CausationID, OccurredAt: now, TraceParent: p.req.TraceParent})
 		var refused *domain.Error
 		switch {
 		case errors.As(err, &refused):

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/retry"
 )
 
 // The order saga is the process manager between orders and stock. It reads
@@ -83,6 +85,9 @@ type SagaOptions struct {
 	// CheckpointEvery bounds how long progress stays unsaved; default 1s.
 	// What is lost in a crash is repeated, harmlessly.
 	CheckpointEvery time.Duration
+	// Tracer: a span per order event handled, continuing the trace of the
+	// command that decided it (the event's traceparent); default none.
+	Tracer Tracer
 }
 
 // Saga is the order saga. Run it with Run.
@@ -289,11 +294,9 @@ loop:
 }
 
 func laneOf(orderID string, n int) int {
-	var h uint32 = 2166136261
-	for i := 0; i < len(orderID); i++ {
-		h = (h ^ uint32(orderID[i])) * 16777619
-	}
-	return int(h % uint32(n))
+	h := fnv.New32a()
+	h.Write([]byte(orderID))
+	return int(h.Sum32() % uint32(n))
 }
 
 type sagaJob struct {
@@ -318,15 +321,13 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
 		return
 	}
-	for attempt := 0; ; attempt++ {
+	ctx, _, end := tracerOr(s.opts.Tracer).Start(ctx, "saga "+ev.Type, ev.Meta.TraceParent)
+	err = retry.Do(stop, sagaRetry, func(_ context.Context, attempt int) error {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := s.step(sctx, j.orderID, ev)
 		cancel()
-		if err == nil {
-			return
-		}
-		if stop.Err() != nil {
-			return // not checkpointed: repeated after the restart
+		if err == nil || stop.Err() != nil {
+			return retry.Permanent(err) // stopped: not checkpointed, repeated after the restart
 		}
 		if !errors.Is(err, ErrUnavailable) {
 			// An unreachable store is logged by its adapter, once per
@@ -337,10 +338,11 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 			st.Retries++
 			st.Error = fmt.Sprintf("order %s, %s: %v", j.orderID, ev.Type, err)
 		})
-		select {
-		case <-time.After(min(time.Duration(attempt+1)*50*time.Millisecond, 2*time.Second)):
-		case <-stop.Done():
-			return
-		}
-	}
+		return err
+	})
+	end(err)
 }
+
+// sagaRetry: a step is retried until it succeeds or the saga stops, at a
+// pace that backs off to one attempt per two seconds.
+var sagaRetry = retry.Policy{First: 50 * time.Millisecond, Max: 2 * time.Second}

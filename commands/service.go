@@ -7,14 +7,15 @@ package commands
 
 import (
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/retry"
 )
 
 const placeOrder = "PlaceOrder"
@@ -34,6 +35,9 @@ type Request struct {
 	// (the service's own commands, such as the saga's) records none and
 	// makes any command under an applied ID a duplicate.
 	Fingerprint string
+	// TraceParent is the W3C traceparent of the span the command continues
+	// when ctx carries none (see Tracer); empty: ctx's span, or none.
+	TraceParent string
 }
 
 // Result is the outcome of a command. Exactly one of Err or the success
@@ -75,6 +79,7 @@ type Options struct {
 	Logger     *slog.Logger     // default discards
 	MaxRetries int              // conflict retries, default 8
 	CacheSize  int              // aggregates kept in memory, default 100,000
+	Tracer     Tracer           // a span per command; default none
 }
 
 // Service executes commands against an EventStore.
@@ -84,6 +89,7 @@ type Service struct {
 	log        *slog.Logger
 	maxRetries int
 	cache      *aggregateCache
+	tracer     Tracer
 }
 
 // New returns a Service over store.
@@ -106,14 +112,23 @@ func New(store EventStore, opts Options) *Service {
 		log:        opts.Logger,
 		maxRetries: opts.MaxRetries,
 		cache:      newAggregateCache(opts.CacheSize),
+		tracer:     tracerOr(opts.Tracer),
 	}
 }
 
 // StreamName is the event stream of an order.
 func StreamName(orderID string) string { return "order-" + orderID }
 
-// Execute runs one command to its outcome.
-func (s *Service) Execute(ctx context.Context, req Request) Result {
+// Execute runs one command to its outcome, in a span of its own whose
+// traceparent its events carry.
+func (s *Service) Execute(ctx context.Context, req Request) (res Result) {
+	ctx, tp, end := s.tracer.Start(ctx, "execute "+req.CommandType, req.TraceParent)
+	defer func() { end(res.Err) }()
+	req.TraceParent = tp
+	return s.execute(ctx, req)
+}
+
+func (s *Service) execute(ctx context.Context, req Request) Result {
 	res := Result{CommandID: req.CommandID, OrderID: req.OrderID}
 	cmd, err := s.parse(req)
 	if err != nil {
@@ -121,7 +136,7 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 		return res
 	}
 	meta := domain.CommandMeta{CommandID: req.CommandID, CorrelationID: req.CorrelationID, CausationID: req.CausationID,
-		Fingerprint: req.Fingerprint}
+		Fingerprint: req.Fingerprint, TraceParent: req.TraceParent}
 	id := cmd.OrderID()
 	agg, err := s.cache.acquire(ctx, id)
 	if err != nil {
@@ -143,24 +158,36 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 		return r
 	}
 	fresh := false // whether agg is known to match the stream
-	for attempt := 0; ; attempt++ {
-		var retry bool
-		res, agg, retry = s.attempt(ctx, req, cmd, meta, agg, fresh)
-		if !retry {
-			return done(res)
+	policy := conflictRetry
+	policy.Attempts = s.maxRetries + 1
+	err = retry.Do(ctx, policy, func(ctx context.Context, _ int) error {
+		var again bool
+		res, agg, again = s.attempt(ctx, req, cmd, meta, agg, fresh)
+		if !again {
+			return nil
 		}
 		fresh = true
-		if attempt >= s.maxRetries {
-			res.Err = &domain.Error{Code: domain.CodeConflict, Message: fmt.Sprintf(
-				"order %s kept changing under %d attempts; retry the command with the same command ID", req.OrderID, attempt+1)}
-			return done(res)
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			res.Err = err
-			return done(res)
-		}
+		return errRaced
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		res.Err = ctx.Err()
+	default:
+		res.Err = &domain.Error{Code: domain.CodeConflict, Message: fmt.Sprintf(
+			"order %s kept changing under %d attempts; retry the command with the same command ID", req.OrderID, policy.Attempts)}
 	}
+	return done(res)
 }
+
+// conflictRetry paces the attempts of writers that lost a race for a
+// stream (Service.Execute, a stock lane's batch): short, jittered, growing
+// waits, so writers racing on one stream spread out instead of colliding
+// again. Each user sets the bound.
+var conflictRetry = retry.Policy{First: 200 * time.Microsecond, Max: 64 * 200 * time.Microsecond, Jitter: true}
+
+// errRaced: an attempt found the stream moved on while it decided.
+var errRaced = errors.New("the stream changed while deciding")
 
 // parse decodes and validates the command and checks it addresses the order
 // the transport routed it to.
@@ -293,33 +320,13 @@ func encode(commandID string, events []domain.Event) ([]NewEvent, error) {
 	return out, nil
 }
 
-// eventID is a name-based (version 5 layout) UUID of the command ID and index.
+// eventID is the name-based UUID (version 5) of the command ID and index.
 func eventID(commandID string, index int) [16]byte {
-	h := sha1.New()
-	h.Write([]byte("ordo-event/"))
-	h.Write([]byte(commandID))
-	fmt.Fprintf(h, "/%d", index)
-	var id [16]byte
-	copy(id[:], h.Sum(nil))
-	id[6] = (id[6] & 0x0f) | 0x50
-	id[8] = (id[8] & 0x3f) | 0x80
-	return id
+	return uuid.NewSHA1(eventNamespace, fmt.Appendf(nil, "%s/%d", commandID, index))
 }
 
-// backoff waits a short, jittered, growing time before the next attempt, so
-// writers racing on one order spread out instead of colliding again.
-func backoff(ctx context.Context, attempt int) error {
-	base := time.Duration(1<<min(attempt, 6)) * 200 * time.Microsecond
-	d := base/2 + rand.N(base)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// eventNamespace is the UUID name space of eventID.
+var eventNamespace = uuid.MustParse("de53d02c-757a-43fb-b907-831cfbd260e7")
 
 // GetOrder returns the order as its aggregate sees it now; the ID may be a
 // UUID in any case (it names the order of its canonical form). Unknown or

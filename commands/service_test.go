@@ -28,11 +28,11 @@ func openStore(t testing.TB) *eventstore.Store {
 	return s
 }
 
-func request(t *testing.T, id string, cmd domain.Command) commands.Request {
-	t.Helper()
+func request(tb testing.TB, id string, cmd domain.Command) commands.Request {
+	tb.Helper()
 	body, err := jsonOf(cmd)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return commands.Request{CommandID: id, CommandType: cmd.CommandType(), OrderID: cmd.OrderID(), Body: body}
 }

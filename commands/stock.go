@@ -2,13 +2,14 @@ package commands
 
 import (
 	"context"
-	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/domain/fastjson"
@@ -44,6 +45,7 @@ type StockOptions struct {
 	// Linger bounds how long a busy lane waits to fill a batch (see
 	// lane.linger); default 1ms, negative disables.
 	Linger time.Duration
+	Tracer Tracer // a span per command run through Execute; default none
 }
 
 // StockRequest is one stock command.
@@ -52,6 +54,8 @@ type StockRequest struct {
 	CorrelationID string
 	CausationID   string
 	Command       domain.StockCommand
+	// TraceParent: see Request.TraceParent.
+	TraceParent string
 }
 
 // StockResult is a stock command's outcome.
@@ -91,7 +95,10 @@ var ErrStockServiceClosed = errors.New("stock service closed")
 // Execute runs one stock command through its SKU's lane and waits for its
 // result. If ctx ends first, Execute returns its error; a command already
 // taken into a batch is still carried out.
-func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResult {
+func (s *StockService) Execute(ctx context.Context, req StockRequest) (res StockResult) {
+	ctx, tp, end := tracerOr(s.opts.Tracer).Start(ctx, stockSpanName(req.Command), req.TraceParent)
+	defer func() { end(res.Err) }()
+	req.TraceParent = tp
 	done := make(chan StockResult, 1)
 	if err := s.enqueue(&pending{ctx: ctx, req: req, done: func(r StockResult) { done <- r }}); err != nil {
 		return StockResult{CommandID: req.CommandID, Err: err}
@@ -102,6 +109,21 @@ func (s *StockService) Execute(ctx context.Context, req StockRequest) StockResul
 	case <-ctx.Done():
 		return StockResult{CommandID: req.CommandID, Err: fmt.Errorf("stock command %s: %w", req.CommandID, ctx.Err())}
 	}
+}
+
+// stockSpanName names a stock command's span after its type.
+func stockSpanName(c domain.StockCommand) string {
+	switch c.(type) {
+	case domain.AddStock:
+		return "stock AddStock"
+	case domain.ReserveStock:
+		return "stock ReserveStock"
+	case domain.ReleaseStock:
+		return "stock ReleaseStock"
+	case domain.CommitStock:
+		return "stock CommitStock"
+	}
+	return "stock read"
 }
 
 // Submit hands one stock command to its SKU's lane and returns at once;
@@ -233,19 +255,17 @@ func stockEventID(e domain.Event) [16]byte {
 	if !ok || len(r.Orders) == 0 {
 		return eventID(e.Meta.CommandID, 0)
 	}
-	h := sha1.New()
-	h.Write([]byte("ordo-stock-reserved"))
-	var n [binary.MaxVarintLen64]byte
+	var name []byte
 	for _, o := range r.Orders {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(o.CommandID)))])
-		h.Write([]byte(o.CommandID))
+		name = binary.AppendUvarint(name, uint64(len(o.CommandID)))
+		name = append(name, o.CommandID...)
 	}
-	var id [16]byte
-	copy(id[:], h.Sum(nil))
-	id[6] = (id[6] & 0x0f) | 0x50
-	id[8] = (id[8] & 0x3f) | 0x80
-	return id
+	return uuid.NewSHA1(stockReservedNamespace, name)
 }
+
+// stockReservedNamespace is the UUID name space of stockEventID's
+// several-order reservations.
+var stockReservedNamespace = uuid.MustParse("083f92f2-8fb1-4468-b843-a3e01ed70b86")
 
 // loadStock folds a SKU's stream into st, from st's revision on, and
 // returns the command IDs of the AddStock events it saw.

@@ -22,15 +22,15 @@ type stockAPIFixture struct {
 	api    *commands.StockAPI
 }
 
-func newStockAPIFixture(t *testing.T, manual bool) stockAPIFixture {
-	t.Helper()
-	es := openStore(t)
+func newStockAPIFixture(tb testing.TB, manual bool) stockAPIFixture {
+	tb.Helper()
+	es := openStore(tb)
 	store := serve.CommandStore{Store: es}
 	f := stockAPIFixture{store: es, orders: commands.New(store, commands.Options{}), stock: commands.NewStockService(store, commands.StockOptions{})}
-	t.Cleanup(f.stock.Close)
+	tb.Cleanup(f.stock.Close)
 	f.api = commands.NewStockAPI(f.stock, f.orders, commands.StockAPIOptions{ManualStock: manual})
 	if r := f.stock.Execute(context.Background(), commands.StockRequest{CommandID: uuid.NewString(), Command: domain.AddStock{SKU: "a", Quantity: 10}}); r.Err != nil {
-		t.Fatal(r.Err)
+		tb.Fatal(r.Err)
 	}
 	return f
 }

@@ -29,6 +29,7 @@ type CommandMeta struct {
 	CorrelationID string
 	CausationID   string
 	Fingerprint   string // see EventMeta.CommandFingerprint; empty when not known
+	TraceParent   string // see EventMeta.TraceParent; empty when not traced
 }
 
 // PlaceOrder creates an order. The caller chooses the order ID (a UUID), so a

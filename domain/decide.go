@@ -92,7 +92,7 @@ func (d *decision) add(data EventData) {
 		Version: defaultCodec.schemas[data.EventType()].version,
 		Data:    data,
 		Meta: EventMeta{CommandID: d.meta.CommandID, CorrelationID: d.meta.CorrelationID,
-			CausationID: d.meta.CausationID, CommandFingerprint: d.meta.Fingerprint, OccurredAt: d.now},
+			CausationID: d.meta.CausationID, CommandFingerprint: d.meta.Fingerprint, OccurredAt: d.now, TraceParent: d.meta.TraceParent},
 	})
 }
 

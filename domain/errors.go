@@ -24,6 +24,7 @@ const (
 	CodeCommandIDReused     Code = "command_id_reused"    // the command ID already names another command (other order, type or content)
 	CodeMethodNotAllowed    Code = "method_not_allowed"   // the HTTP endpoint exists but not for this method (Allow lists those it takes)
 	CodePayloadTooLarge     Code = "payload_too_large"    // the command is larger than allowed
+	CodeUnauthenticated     Code = "unauthenticated"      // a payment callback's signature or an admin request's token is missing, wrong or expired
 	CodeUnavailable         Code = "unavailable"          // a dependency is down; retry later
 	CodeInternal            Code = "internal"             // a bug; the message is generic, details are logged
 )
@@ -48,6 +49,7 @@ var codeInfo = map[Code]struct {
 	CodeCommandIDReused:     {409, 409},
 	CodeMethodNotAllowed:    {405, 405},
 	CodePayloadTooLarge:     {413, 413},
+	CodeUnauthenticated:     {401, 401},
 	CodeUnavailable:         {503, 503},
 	CodeInternal:            {500, 500},
 }
@@ -56,7 +58,7 @@ var codeInfo = map[Code]struct {
 func Codes() []Code {
 	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
 		CodeRefundExceedsPaid, CodeOutOfStock, CodeReservationConflict, CodeSagaOnly, CodeNotFound, CodeConflict,
-		CodeCommandIDReused, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnavailable, CodeInternal}
+		CodeCommandIDReused, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnauthenticated, CodeUnavailable, CodeInternal}
 }
 
 // HTTPStatus is the HTTP status for a code; unknown codes map to 500.
@@ -114,6 +116,8 @@ var (
 	ErrConflict        = &Error{Code: CodeConflict}
 	ErrCommandIDReused = &Error{Code: CodeCommandIDReused}
 	ErrPayloadTooLarge = &Error{Code: CodePayloadTooLarge}
+	// ErrUnauthenticated matches CodeUnauthenticated.
+	ErrUnauthenticated = &Error{Code: CodeUnauthenticated}
 	ErrUnavailable     = &Error{Code: CodeUnavailable}
 	ErrInternal        = &Error{Code: CodeInternal}
 )

@@ -49,6 +49,10 @@ type EventMeta struct {
 	// for commands the service issues itself.
 	CommandFingerprint string
 	OccurredAt         time.Time
+	// TraceParent is the W3C traceparent of the span that decided the
+	// event, so whatever reacts to it (saga, payment timer, projections,
+	// stock) continues the command's trace. Empty when none was traced.
+	TraceParent string
 }
 
 // Line is one order line; UnitPrice is in minor units of the order currency.
@@ -274,6 +278,7 @@ type wireMeta struct {
 	CommandFingerprint string    `json:"command_fingerprint,omitempty"`
 	OccurredAt         time.Time `json:"occurred_at"`
 	SchemaVersion      int       `json:"schema_version"`
+	TraceParent        string    `json:"traceparent,omitempty"`
 }
 
 // Encode returns the event's type name, JSON payload and JSON metadata.
@@ -288,6 +293,7 @@ func (c *Codec) Encode(e Event) (eventType string, data, metadata []byte, err er
 	metadata, err = json.Marshal(wireMeta{
 		CommandID: e.Meta.CommandID, CorrelationID: e.Meta.CorrelationID, CausationID: e.Meta.CausationID,
 		CommandFingerprint: e.Meta.CommandFingerprint, OccurredAt: e.Meta.OccurredAt.UTC(), SchemaVersion: s.version,
+		TraceParent: e.Meta.TraceParent,
 	})
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("encode %s metadata: %w", e.Type, err)
@@ -330,7 +336,7 @@ func (c *Codec) Decode(eventType string, data, metadata []byte) (Event, error) {
 	}
 	return Event{Type: eventType, Version: s.version, Data: d, Meta: EventMeta{
 		CommandID: m.CommandID, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
-		CommandFingerprint: m.CommandFingerprint, OccurredAt: m.OccurredAt,
+		CommandFingerprint: m.CommandFingerprint, OccurredAt: m.OccurredAt, TraceParent: m.TraceParent,
 	}}, nil
 }
 

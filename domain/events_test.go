@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -112,6 +113,30 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 	} {
 		if _, err := DecodeEvent(tc.typ, []byte(tc.data), []byte(tc.meta)); err == nil {
 			t.Errorf("DecodeEvent(%s, %s, %s) succeeded, want an error", tc.typ, tc.data, tc.meta)
+		}
+	}
+}
+
+// TestTraceParentInMetadata: an event's traceparent is kept in its
+// metadata and read back; an event without one writes no field, so
+// untraced events are stored as before.
+func TestTraceParentInMetadata(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, want := range []string{tp, ""} {
+		e := Event{Type: EvtOrderCompleted, Data: OrderCompleted{}, Meta: EventMeta{CommandID: "c", TraceParent: want}}
+		typ, data, meta, err := EncodeEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has := strings.Contains(string(meta), "traceparent"); has != (want != "") {
+			t.Errorf("metadata %s: traceparent field present %t, want %t", meta, has, want != "")
+		}
+		got, err := DecodeEvent(typ, data, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Meta.TraceParent != want {
+			t.Errorf("traceparent read back: got %q, want %q", got.Meta.TraceParent, want)
 		}
 	}
 }

@@ -12,12 +12,12 @@ import (
 const otherOrder = "5f0c6a43-52a4-4c4e-b0c7-5d8f00e1a2b3"
 
 // decideApply runs a command against the stock and folds what it decides.
-func decideApply(t *testing.T, s *Stock, cmd StockCommand) ([]EventData, error) {
-	t.Helper()
+func decideApply(tb testing.TB, s *Stock, cmd StockCommand) ([]EventData, error) {
+	tb.Helper()
 	evs, err := s.Decide(cmd)
 	for _, e := range evs {
 		if aerr := s.Apply(e); aerr != nil {
-			t.Fatalf("%T decided %T, which Apply refuses: %v", cmd, e, aerr)
+			tb.Fatalf("%T decided %T, which Apply refuses: %v", cmd, e, aerr)
 		}
 	}
 	return evs, err

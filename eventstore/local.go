@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,7 +22,20 @@ type EmbeddedConfig struct {
 	Listen        string
 	MaxAppendSize int // bytes of data and metadata per append; default esdbserver.DefaultMaxAppendSize
 	Logger        *slog.Logger
+	// OnCommit observes every group commit of the storage's writer (for
+	// metrics); it runs on the writer's goroutine and must be quick.
+	OnCommit func(Commit)
+	// Security of the gRPC listener (see esdbserver.Config): TLS, the CA
+	// file its URL names, credentials, and whether it may listen beyond
+	// loopback without them. The in-process calls need none.
+	TLS       *tls.Config
+	TLSCAFile string
+	Auth      *esdbserver.Auth
+	Insecure  bool
 }
+
+// Commit describes one group commit of the embedded store.
+type Commit = storage.Commit
 
 // OpenEmbedded opens the embedded event store in cfg.DataDir and returns a
 // Store that calls its storage directly, in this process: no gRPC, no
@@ -38,7 +52,8 @@ func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Store, error) {
 		cfg.MaxAppendSize = esdbserver.DefaultMaxAppendSize
 	}
 	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: cfg.DataDir, Listen: cfg.Listen,
-		MaxAppendSize: cfg.MaxAppendSize, Logger: cfg.Logger})
+		MaxAppendSize: cfg.MaxAppendSize, Logger: cfg.Logger, OnCommit: cfg.OnCommit,
+		TLS: cfg.TLS, TLSCAFile: cfg.TLSCAFile, Auth: cfg.Auth, Insecure: cfg.Insecure})
 	if err != nil {
 		return nil, err
 	}

@@ -19,8 +19,8 @@ import (
 // already closed" on every later call), and callers that were queued
 // behind that discovery, or that report a broken connection while it runs,
 // block forever on the client's internal channel (esdb/impl.go:84-98,
-// 72-79, 216-226). An outage of about a second used to break the service
-// for good that way.
+// 72-79, 216-226), so an outage of about a second would break the service
+// for good.
 //
 // link keeps the service independent of that. Every call runs on a
 // goroutine of its own, so the caller can stop waiting; the first call

@@ -146,8 +146,8 @@ func TestOutageThroughGRPC(t *testing.T) {
 	srv.Close()
 }
 
-func startServer(t *testing.T, dir, addr string) *esdbserver.Server {
-	t.Helper()
+func startServer(tb testing.TB, dir, addr string) *esdbserver.Server {
+	tb.Helper()
 	var srv *esdbserver.Server
 	var err error
 	// The address was just released; retry briefly if the port lingers.
@@ -157,7 +157,7 @@ func startServer(t *testing.T, dir, addr string) *esdbserver.Server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal(err)
+	tb.Fatal(err)
 	return nil
 }
 

@@ -20,20 +20,20 @@ var backends = []string{"in-process", "gRPC"}
 // streams in appends of 1 to 40 events, a soft-deleted stream (whose
 // "$metadata" system event ScanAll must skip like ReadAll) and every event
 // ReadAll returns, in order; reached through the backend named.
-func scanStore(t *testing.T, backend string) (*Store, []RecordedEvent) {
-	t.Helper()
+func scanStore(tb testing.TB, backend string) (*Store, []RecordedEvent) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := OpenEmbedded(ctx, EmbeddedConfig{DataDir: t.TempDir()})
+	s, err := OpenEmbedded(ctx, EmbeddedConfig{DataDir: tb.TempDir()})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() { s.Close() })
 	if backend == "gRPC" {
 		if s, err = Connect(ctx, s.URL()); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
+		tb.Cleanup(func() { s.Close() })
 	}
 	for i := range 120 {
 		stream := fmt.Sprintf("%s-%d", []string{"order", "sku", "other"}[i%3], i%37)
@@ -43,17 +43,17 @@ func scanStore(t *testing.T, backend string) (*Store, []RecordedEvent) {
 				Data: fmt.Appendf(nil, `{"i":%d,"j":%d}`, i, j), Metadata: []byte(`{"command_id":"c"}`)}
 		}
 		if _, err := s.Append(ctx, stream, Any(), events...); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if i == 60 {
 			if _, err := s.Delete(ctx, "other-5", Any()); err != nil {
-				t.Fatal(err)
+				tb.Fatal(err)
 			}
 		}
 	}
 	var all []RecordedEvent
 	if err := s.ReadAll(ctx, 0, Filter{}, func(e RecordedEvent) error { all = append(all, e); return nil }); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return s, all
 }
@@ -65,12 +65,12 @@ func tinyScan() scanConfig {
 	return scanConfig{window: 3, interval: 2, readers: 3, lookahead: 1, batch: 2, queue: 1, page: 4}
 }
 
-func collect(t *testing.T, s *Store, from uint64, f Filter, cfg scanConfig) []RecordedEvent {
-	t.Helper()
+func collect(tb testing.TB, s *Store, from uint64, f Filter, cfg scanConfig) []RecordedEvent {
+	tb.Helper()
 	var got []RecordedEvent
 	err := s.scanAll(context.Background(), from, f, func(e RecordedEvent) error { got = append(got, e); return nil }, cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return got
 }

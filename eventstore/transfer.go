@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ordo-dev/ordo/retry"
 )
 
 // Digests fingerprint streams: per stream, how many events and a hash of
@@ -201,15 +203,17 @@ func (im *Importer) write(ctx context.Context, q chan RecordedEvent, maxBatch in
 	return nil
 }
 
-// appendRun appends events of one stream after what the target holds.
+// appendRun appends events of one stream after what the target holds. If
+// someone else wrote to the stream meanwhile, it asks the target again
+// once (appendRetry).
 func (im *Importer) appendRun(ctx context.Context, last map[string]int64, run []RecordedEvent) error {
 	stream := run[0].Stream
-	for attempt := 0; ; attempt++ {
+	return retry.Do(ctx, appendRetry, func(ctx context.Context, _ int) error {
 		have, known := last[stream]
 		if !known {
 			var err error
 			if have, err = im.lastRevision(ctx, stream); err != nil {
-				return err
+				return retry.Permanent(err)
 			}
 		}
 		// The target already holds the first have+1 events of the stream
@@ -233,20 +237,25 @@ func (im *Importer) appendRun(ctx context.Context, last map[string]int64, run []
 			data[i] = EventData{ID: e.ID, Type: e.Type, Data: e.Data, Metadata: e.Metadata}
 		}
 		_, err := im.dst.Append(ctx, stream, exp, data...)
-		if errors.Is(err, ErrWrongExpectedRevision) && attempt == 0 {
+		if errors.Is(err, ErrWrongExpectedRevision) {
 			delete(last, stream) // someone else wrote; ask again
-			continue
+			return fmt.Errorf("copy %d events of %s: %w", len(run), stream, err)
 		}
 		if err != nil {
-			return fmt.Errorf("copy %d events of %s: %w", len(run), stream, err)
+			return retry.Permanent(fmt.Errorf("copy %d events of %s: %w", len(run), stream, err))
 		}
 		im.stats.appended.Add(int64(len(run)))
 		// Source numbering; the same as the target's unless the source
 		// stream has gaps (truncated history), which the digests compare.
 		last[stream] = int64(run[len(run)-1].Revision)
 		return nil
-	}
+	})
 }
+
+// appendRetry: an import retries an append at once, and once only, after
+// the target's stream moved on under it; a second conflict means another
+// writer keeps writing there, which the import must not race.
+var appendRetry = retry.Policy{Attempts: 2}
 
 // lastRevision is the target stream's last revision, -1 if it has none.
 func (im *Importer) lastRevision(ctx context.Context, stream string) (int64, error) {

@@ -3,6 +3,9 @@ package nats
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -32,8 +35,9 @@ import (
 // command ID. This is safe because the order, not the command ID, keeps a
 // payment from counting twice: it records each payment ID once.
 //
-// Options may set the correlation and causation IDs; the command ID is
-// always the derived one.
+// The callback is signed with ClientOptions.CallbackSigner (the workers
+// refuse unsigned callbacks). Options may set the correlation and
+// causation IDs; the command ID is always the derived one.
 func (c *Client) PaymentCallback(ctx context.Context, cb domain.PaymentCallback, opts ...SendOption) (Outcome, error) {
 	cb.Order, _ = domain.NormalizeOrderID(cb.Order) // one order, one idempotency key, whatever the case
 	if err := cb.Validate(); err != nil {
@@ -43,11 +47,35 @@ func (c *Client) PaymentCallback(ctx context.Context, cb domain.PaymentCallback,
 	if err != nil {
 		return Outcome{}, err
 	}
+	if c.opts.CallbackSigner == nil {
+		return Outcome{OrderID: cb.Order}, errors.New("payment callbacks must be signed: give the client a CallbackSigner (callbacksig.Signer with the service's callback secret)")
+	}
+	sig, err := c.opts.CallbackSigner.SignCallback(body, time.Now())
+	if err != nil {
+		return Outcome{OrderID: cb.Order}, fmt.Errorf("sign payment callback: %w", err)
+	}
+	return c.sendCallback(ctx, cb, body, sig, opts)
+}
+
+// PaymentCallbackSigned sends a callback exactly as its provider signed
+// it: the raw body and its Ordo-Signature header, which the workers check
+// (the HTTP endpoint forwards callbacks this way). Otherwise it is
+// PaymentCallback.
+func (c *Client) PaymentCallbackSigned(ctx context.Context, body []byte, signature string, opts ...SendOption) (Outcome, error) {
+	cb, err := domain.DecodePaymentCallback(body)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return c.sendCallback(ctx, cb, body, signature, opts)
+}
+
+// sendCallback sends a validated callback under its derived command ID.
+func (c *Client) sendCallback(ctx context.Context, cb domain.PaymentCallback, body []byte, sig string, opts []SendOption) (Outcome, error) {
 	cmd := Command{Type: domain.CmdPaymentCallback, OrderID: cb.Order, Body: body}
 	for _, o := range opts {
 		o(&cmd)
 	}
-	cmd.ID = cb.CommandID()
+	cmd.ID, cmd.Signature = cb.CommandID(), sig
 	out, err := c.Send(ctx, cmd)
 	if out.Duplicate && refusedForNow(out) {
 		cmd.ID = cb.CommandID() + "-" + uuid.NewString()[:8]

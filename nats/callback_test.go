@@ -60,8 +60,8 @@ func TestPaymentCallbackIsOneCommandWithTheDerivedID(t *testing.T) {
 		}
 		return paid(cmd)
 	}}
-	runWorker(t, nc, exec, WorkerConfig{})
-	c, err := NewClient(nc, ClientOptions{})
+	runWorker(t, nc, exec, WorkerConfig{Callbacks: testVerifier})
+	c, err := NewClient(nc, ClientOptions{CallbackSigner: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +117,8 @@ func TestPaymentCallbackRefusedForNowIsRetried(t *testing.T) {
 		}
 		return paid(cmd)
 	}}
-	runWorker(t, nc, exec, WorkerConfig{})
-	c, _ := NewClient(nc, ClientOptions{})
+	runWorker(t, nc, exec, WorkerConfig{Callbacks: testVerifier})
+	c, _ := NewClient(nc, ClientOptions{CallbackSigner: testSigner})
 	cb := domain.PaymentCallback{Order: uuid.NewString(), PaymentID: "pi_2", Amount: 2500, Currency: "EUR", Status: "succeeded"}
 	if _, err := c.PaymentCallback(context.Background(), cb); !errors.Is(err, domain.ErrIllegalTransition) {
 		t.Fatalf("first attempt: got %v, want illegal_transition", err)
@@ -137,8 +137,8 @@ func TestPaymentCallbackInvalidIsRefusedBeforeSending(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	nc := connect(t, s)
 	exec := &recording{answer: func(_ int, cmd Command, _ domain.Command) Outcome { return paid(cmd) }}
-	runWorker(t, nc, exec, WorkerConfig{})
-	c, _ := NewClient(nc, ClientOptions{})
+	runWorker(t, nc, exec, WorkerConfig{Callbacks: testVerifier})
+	c, _ := NewClient(nc, ClientOptions{CallbackSigner: testSigner})
 	_, err := c.PaymentCallback(context.Background(), domain.PaymentCallback{Order: uuid.NewString(), PaymentID: "pi_3", Amount: 1, Currency: "EUR", Status: "refunded"})
 	var de *domain.Error
 	if !errors.As(err, &de) || de.Code != domain.CodeInvalidCommand || de.Field != "status" {

@@ -12,8 +12,11 @@ import (
 	"github.com/google/uuid"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/retry"
 )
 
 // ErrNoOutcome: no outcome recorded for the command ID (yet). The command
@@ -28,6 +31,14 @@ type ClientOptions struct {
 	// PublishRetries is how often a failed publish is retried, keeping the
 	// command ID (default 3).
 	PublishRetries int
+	// TracerProvider traces each send (a producer span whose context the
+	// command carries to the workers); nil traces nothing, but a send
+	// still carries the trace context of its caller's ctx.
+	TracerProvider trace.TracerProvider
+	// CallbackSigner signs the callbacks PaymentCallback sends
+	// (callbacksig.Signer, with the service's callback secrets); without
+	// one PaymentCallback refuses to send.
+	CallbackSigner CallbackSigner
 }
 
 // publishAttemptTimeout bounds one wait for JetStream's acknowledgement of
@@ -40,6 +51,7 @@ type Client struct {
 	nc     *natsgo.Conn
 	js     jetstream.JetStream
 	opts   ClientOptions
+	tracer trace.Tracer
 	inbox  string
 	sub    *natsgo.Subscription
 	mu     sync.Mutex
@@ -67,7 +79,7 @@ func NewClient(nc *natsgo.Conn, opts ClientOptions) (*Client, error) {
 	if opts.PublishRetries <= 0 {
 		opts.PublishRetries = 3
 	}
-	c := &Client{nc: nc, js: js, opts: opts, inbox: nc.NewInbox(), wait: map[string]chan *natsgo.Msg{}}
+	c := &Client{nc: nc, js: js, opts: opts, tracer: tracerOf(opts.TracerProvider), inbox: nc.NewInbox(), wait: map[string]chan *natsgo.Msg{}}
 	c.sub, err = nc.Subscribe(c.inbox+".*", c.onReply)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe reply inbox: %w", err)
@@ -147,7 +159,15 @@ func WithCausationID(id string) SendOption { return func(c *Command) { c.Causati
 // waits, the reply may have been lost, so Send sends the command again,
 // under the same command ID; the answer may then say Duplicate for the
 // command's own first send.
-func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
+func (c *Client) Send(ctx context.Context, cmd Command) (out Outcome, err error) {
+	ctx, span := c.tracer.Start(ctx, "send "+cmd.Type, trace.WithSpanKind(trace.SpanKindProducer))
+	defer func() {
+		if err != nil && out.Error == nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		endWithOutcome(span, out)
+	}()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
@@ -155,6 +175,9 @@ func (c *Client) Send(ctx context.Context, cmd Command) (Outcome, error) {
 	}
 	if cmd.ID == "" {
 		cmd.ID, cmd.FreshID = uuid.NewString(), true
+	}
+	if span.IsRecording() {
+		span.SetAttributes(commandAttrs(cmd)...)
 	}
 	token := uuid.NewString()
 	ch := make(chan *natsgo.Msg, 1)
@@ -207,29 +230,40 @@ func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo,
 	if cmd.CausationID != "" {
 		m.Header.Set(HeaderCausationID, cmd.CausationID)
 	}
-	var err error
-	for attempt := 0; attempt <= c.opts.PublishRetries; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, publishAttemptTimeout)
-		stop := context.AfterFunc(reconnected, cancel)
+	if cmd.Signature != "" {
+		m.Header.Set(HeaderSignature, cmd.Signature)
+	}
+	injectTrace(ctx, m.Header)
+	sctx, cancel := context.WithCancel(ctx) // this send: ends with ctx or a reconnection
+	defer cancel()
+	defer context.AfterFunc(reconnected, cancel)()
+	policy := publishRetry
+	policy.Attempts = c.opts.PublishRetries + 1
+	err := retry.Do(sctx, policy, func(sctx context.Context, _ int) error {
+		actx, cancel := context.WithTimeout(sctx, publishAttemptTimeout)
+		defer cancel()
 		// A duplicate acknowledgement means an earlier attempt of this
 		// send was stored; its reply comes to this send's inbox.
-		_, err = c.js.PublishMsg(actx, m)
-		stop()
-		cancel()
-		if err == nil || ctx.Err() != nil || reconnected.Err() != nil || !retryablePublish(err) {
-			break
+		_, err := c.js.PublishMsg(actx, m)
+		if err != nil && (sctx.Err() != nil || !retryablePublish(err)) {
+			return retry.Permanent(err)
 		}
-		select {
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
-		case <-ctx.Done():
-		case <-reconnected.Done():
+		if err != nil {
+			if perr := permissionError(c.nc, m.Subject); perr != nil {
+				return retry.Permanent(perr)
+			}
 		}
-	}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("publish command %s: %w", cmd.ID, err)
 	}
 	return nil
 }
+
+// publishRetry paces the attempts of one send whose publish JetStream did
+// not acknowledge; the client's PublishRetries bounds them.
+var publishRetry = retry.Policy{First: 100 * time.Millisecond, Max: time.Second}
 
 func retryablePublish(err error) bool {
 	return errors.Is(err, natsgo.ErrNoResponders) || errors.Is(err, natsgo.ErrTimeout) ||

@@ -18,27 +18,27 @@ import (
 
 // smallDisk mounts a tmpfs of size bytes for the test; without the right
 // to mount, the test is skipped.
-func smallDisk(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
+func smallDisk(tb testing.TB, size int64) string {
+	tb.Helper()
+	dir := tb.TempDir()
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		t.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
+		tb.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	tb.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir
 }
 
 // leaveFree allocates path so that about free bytes stay free on dir's disk.
-func leaveFree(t *testing.T, path, dir string, free int64) {
-	t.Helper()
+func leaveFree(tb testing.TB, path, dir string, free int64) {
+	tb.Helper()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer f.Close()
 	fi, _ := f.Stat()
@@ -49,7 +49,7 @@ func leaveFree(t *testing.T, path, dir string, free int64) {
 			return
 		}
 		if !errors.Is(err, syscall.ENOSPC) {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		grow -= 64 << 10 // the last pages do not always fit
 	}
@@ -57,8 +57,8 @@ func leaveFree(t *testing.T, path, dir string, free int64) {
 
 // publishUntil publishes 4 KiB messages until cond holds for the publish
 // error, for up to 30 s.
-func publishUntil(t *testing.T, js jetstream.JetStream, cond func(error) bool) error {
-	t.Helper()
+func publishUntil(tb testing.TB, js jetstream.JetStream, cond func(error) bool) error {
+	tb.Helper()
 	body := make([]byte, 4<<10)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -69,7 +69,7 @@ func publishUntil(t *testing.T, js jetstream.JetStream, cond func(error) bool) e
 			return err
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("publish kept returning %v", err)
+			tb.Fatalf("publish kept returning %v", err)
 		}
 	}
 }

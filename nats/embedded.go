@@ -13,6 +13,7 @@ package nats
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,12 +34,22 @@ type EmbeddedConfig struct {
 	// MinFreeDisk is the free space JetStream leaves on its disk: below it
 	// new messages are refused (default DefaultMinFreeDisk).
 	MinFreeDisk int64
+	// Auth, when set, makes the server admit only its users, each with the
+	// subject permissions of its role (auth.go); the service in this
+	// process connects as a user of its own (ServiceOptions).
+	Auth *Auth
+	// Insecure allows listening beyond loopback without Auth.
+	Insecure bool
+	// TLS, when set, makes clients connect over TLS (tls:// URLs); with
+	// ClientAuth RequireAndVerifyClientCert they must present a certificate.
+	TLS *tls.Config
 }
 
 // EmbeddedServer is a nats-server with JetStream running in this process.
 type EmbeddedServer struct {
 	s     *server.Server
 	guard *diskGuard
+	svc   *serviceUser // nil without Auth
 }
 
 // StartEmbedded starts nats-server in-process with JetStream on file
@@ -81,6 +92,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedServer, er
 		// The disk guard sets the effective limit (see diskGuard).
 		JetStreamMaxStore: jetStreamUnlimited,
 	}
+	svc, err := configureSecurity(opts, cfg, host)
+	if err != nil {
+		return nil, err
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -106,7 +121,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedServer, er
 	}
 	jsCfg := *s.JetStreamConfig()
 	jsCfg.StoreDir = cfg.StoreDir // EnableJetStream adds the "jetstream" folder itself
-	e := &EmbeddedServer{s: s, guard: newDiskGuard(s, cfg.StoreDir, cfg.MinFreeDisk, cfg.Logger.With("component", "nats"), jsCfg, &lg.enospc)}
+	e := &EmbeddedServer{s: s, svc: svc, guard: newDiskGuard(s, cfg.StoreDir, cfg.MinFreeDisk, cfg.Logger.With("component", "nats"), jsCfg, &lg.enospc)}
 	go e.guard.run()
 	return e, nil
 }

@@ -31,7 +31,7 @@ func ServeHTTPQueries(nc *natsgo.Conn, h http.Handler, log *slog.Logger) (*natsg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return nc.QueueSubscribe(SubjectQueryPrefix+">", "ordo-queries", func(m *natsgo.Msg) {
+	sub, err := nc.QueueSubscribe(SubjectQueryPrefix+">", "ordo-queries", func(m *natsgo.Msg) {
 		path := "/v1/" + strings.ReplaceAll(strings.TrimPrefix(m.Subject, SubjectQueryPrefix), ".", "/")
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -39,7 +39,7 @@ func ServeHTTPQueries(nc *natsgo.Conn, h http.Handler, log *slog.Logger) (*natsg
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Path: path, RawQuery: string(m.Data)}).String(), nil)
 		if err != nil {
 			log.Debug("query over NATS is not a request", "subject", m.Subject, "err", err)
-			rec.fail(http.StatusBadRequest, domain.CodeInvalidCommand, fmt.Sprintf("subject %s with request %q is not a query: %v", m.Subject, m.Data, err))
+			rec.fail(domain.HTTPStatus(domain.CodeInvalidCommand), domain.CodeInvalidCommand, fmt.Sprintf("subject %s with request %q is not a query: %v", m.Subject, m.Data, err))
 		} else {
 			h.ServeHTTP(rec, req)
 		}
@@ -52,8 +52,20 @@ func ServeHTTPQueries(nc *natsgo.Conn, h http.Handler, log *slog.Logger) (*natsg
 		reply := natsgo.NewMsg(m.Reply)
 		reply.Data = rec.body.Bytes()
 		reply.Header.Set(HeaderStatus, strconv.Itoa(rec.status))
-		_ = m.RespondMsg(reply)
+		if !reservedReplySubject(m.Reply) {
+			_ = m.RespondMsg(reply)
+		}
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Once the service says it serves, a query from any connection finds
+	// the subscription: the server has it after the round trip.
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to NATS queries: %w", err)
+	}
+	return sub, nil
 }
 
 // isJSON reports whether a response says it is JSON.

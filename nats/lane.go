@@ -29,6 +29,13 @@ func (l *lane) push(m jetstream.Msg) {
 	l.signal()
 }
 
+// queued is a copy of the messages waiting in the lane.
+func (l *lane) queued() []jetstream.Msg {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]jetstream.Msg(nil), l.queue...)
+}
+
 // close lets run return once the queue is empty.
 func (l *lane) close() {
 	l.mu.Lock()

@@ -140,13 +140,13 @@ func reused(cmd Command, what string) *Outcome {
 // command ID was applied to another command (after the bucket had
 // forgotten it). The next command under the ID claims it afresh, and the
 // order decides again. A record that changed since is left alone.
-func (w *Worker) unclaim(ctx context.Context, commandID string, cl claim) {
+func (w *Worker) unclaim(ctx context.Context, commandID, orderID string, cl claim) {
 	if cl.revision == 0 {
 		return // a fresh ID: nothing was recorded
 	}
 	err := w.kv.Delete(ctx, commandID, jetstream.LastRevision(cl.revision))
 	if err != nil && !casFailed(err) {
-		w.log.Warn("take back the claim of a reused command ID", "command_id", commandID, "err", err)
+		commandLog(w.log, ctx, commandID, orderID).Warn("take back the claim of a reused command ID", "err", err)
 	}
 }
 

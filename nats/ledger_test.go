@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 // TestResendAfterUnavailableIsEvaluated: a command answered "unavailable"
@@ -136,15 +137,14 @@ func TestMintedCommandIDIsRecorded(t *testing.T) {
 	if err != nil || out.CommandID == "" {
 		t.Fatalf("send without a command ID: %+v %v", out, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for { // the outcome is stored after the reply
-		if _, err := c.Outcome(ctx, out.CommandID); err == nil {
-			break
-		} else if !errors.Is(err, ErrNoOutcome) || time.Now().After(deadline) {
+	// The outcome is stored after the reply.
+	eventually.NoError(t, 10*time.Second, "the outcome of the minted ID "+out.CommandID, func() error {
+		_, err := c.Outcome(ctx, out.CommandID)
+		if err != nil && !errors.Is(err, ErrNoOutcome) {
 			t.Fatalf("outcome of the minted ID %s: %v", out.CommandID, err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err
+	})
 	calls := exec.calls.Load()
 	other := command(uuid.NewString())
 	other.ID = out.CommandID
@@ -229,55 +229,33 @@ func TestUnknownSubjectsAreAnsweredAndDeadLettered(t *testing.T) {
 	if exec.calls.Load() != 0 {
 		t.Fatalf("the executor ran %d times", exec.calls.Load())
 	}
+	// The worker logs a dead letter after storing it.
 	for _, subject := range subjects {
-		if !strings.Contains(logs.String(), "subject="+subject+" ") {
-			t.Fatalf("the dead letter on %s was not logged; log:\n%s", subject, logs.String())
-		}
+		eventually.True(t, 10*time.Second, "the dead letter on "+subject+" to be logged", func() bool {
+			return strings.Contains(logs.String(), "subject="+subject+" ")
+		})
 	}
 }
 
 // deadLettersAtLeast waits until the dead-letter stream holds at least
 // want messages (or 10 s pass) and returns how many it holds.
-func deadLettersAtLeast(t *testing.T, nc *natsgo.Conn, want uint64) uint64 {
-	t.Helper()
-	js := jsOf(t, nc)
+func deadLettersAtLeast(tb testing.TB, nc *natsgo.Conn, want uint64) uint64 {
+	tb.Helper()
+	js := jsOf(tb, nc)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := js.Stream(context.Background(), StreamDeadLetter)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		info, err := st.Info(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if info.State.Msgs >= want || time.Now().After(deadline) {
 			return info.State.Msgs
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func TestLogLimit(t *testing.T) {
-	l := &logLimit{every: time.Minute, burst: 2}
-	t0 := time.Now()
-	for i, tt := range []struct {
-		at         time.Duration
-		ok         bool
-		suppressed int
-	}{
-		{0, true, 0},
-		{time.Second, true, 0},
-		{2 * time.Second, false, 0},
-		{3 * time.Second, false, 0},
-		{time.Minute, true, 2}, // a new interval reports what was held back
-		{time.Minute + time.Second, true, 0},
-		{time.Minute + 2*time.Second, false, 0},
-	} {
-		ok, suppressed := l.allow(t0.Add(tt.at))
-		if ok != tt.ok || suppressed != tt.suppressed {
-			t.Fatalf("line %d at %v: got %t with %d suppressed, want %t with %d", i, tt.at, ok, suppressed, tt.ok, tt.suppressed)
-		}
 	}
 }
 
@@ -332,11 +310,11 @@ func TestLongCommandsAreNotRedelivered(t *testing.T) {
 	}
 }
 
-func jsOf(t *testing.T, nc *natsgo.Conn) jetstream.JetStream {
-	t.Helper()
+func jsOf(tb testing.TB, nc *natsgo.Conn) jetstream.JetStream {
+	tb.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return js
 }

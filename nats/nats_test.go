@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 func startServer(t testing.TB, dir string) *EmbeddedServer {
@@ -190,17 +192,13 @@ func TestOutcomeSurvivesLostReply(t *testing.T) {
 		t.Fatalf("got %v, want the deadline to pass first", err)
 	}
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.NoError(t, 10*time.Second, "the outcome of the command", func() error {
 		out, err := c.Outcome(context.Background(), cmd.ID)
-		if err == nil && len(out.Events) == 1 {
-			break
-		}
-		if !errors.Is(err, ErrNoOutcome) || time.Now().After(deadline) {
+		if err == nil && len(out.Events) != 1 || err != nil && !errors.Is(err, ErrNoOutcome) {
 			t.Fatalf("outcome lookup: %+v %v", out, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	// Resending the same ID is answered from the outcome, not executed again.
 	if out, err := c.Send(context.Background(), cmd); err != nil || !out.Duplicate || exec.calls.Load() != 1 {
 		t.Fatalf("resend: %+v %v (%d executions)", out, err, exec.calls.Load())
@@ -227,14 +225,14 @@ func TestDrainOnShutdown(t *testing.T) {
 	}
 }
 
-func deadLetters(t *testing.T, nc *natsgo.Conn) uint64 {
-	t.Helper()
+func deadLetters(tb testing.TB, nc *natsgo.Conn) uint64 {
+	tb.Helper()
 	js, _ := jetstream.New(nc)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, err := js.Stream(context.Background(), StreamDeadLetter)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		info, _ := st.Info(context.Background())
 		if info.State.Msgs > 0 || time.Now().After(deadline) {
@@ -302,21 +300,17 @@ func TestOutcomeStoredThenAcked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.NoError(t, 10*time.Second, "every command to be acknowledged", func() error {
 		info, err := cons.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if info.NumAckPending == 0 && info.NumRedelivered == 0 && info.AckFloor.Stream == info.Delivered.Stream {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("commands not all acknowledged: %d pending, %d redelivered, ack floor %d of %d",
-				info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream, info.Delivered.Stream)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("%d pending, %d redelivered, ack floor %d of %d",
+			info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream, info.Delivered.Stream)
+	})
 	for _, id := range ids {
 		e, err := kv.Get(ctx, id)
 		if err != nil {

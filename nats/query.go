@@ -47,6 +47,8 @@ func ServeOrderQueries(nc *natsgo.Conn, r OrderReader, log *slog.Logger) (*natsg
 			}
 		}
 		b, _ := json.Marshal(reply)
-		_ = m.Respond(b)
+		if !reservedReplySubject(m.Reply) {
+			_ = m.Respond(b)
+		}
 	})
 }

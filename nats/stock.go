@@ -190,7 +190,7 @@ var stockOK = natsgo.Header{HeaderStatus: []string{"200"}}
 
 // replyStock sends reply to a requester's inbox ("" when it wants none).
 func replyStock(nc *natsgo.Conn, inbox string, reply StockReply) {
-	if inbox == "" {
+	if inbox == "" || reservedReplySubject(inbox) {
 		return
 	}
 	out := &natsgo.Msg{Subject: inbox, Header: stockOK}
@@ -222,6 +222,9 @@ func (c *Client) stockRequest(ctx context.Context, sku, op string, req StockRequ
 		m, err = c.nc.RequestWithContext(ctx, subject, body)
 	} else {
 		m, err = c.nc.Request(subject, body, c.opts.Timeout)
+	}
+	if perr := permissionError(c.nc, subject); err != nil && perr != nil {
+		err = perr
 	}
 	if err != nil {
 		return StockReply{}, fmt.Errorf("stock %s %s: %w", op, sku, err)

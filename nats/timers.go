@@ -58,6 +58,9 @@ func (t *PaymentTimers) Schedule(ctx context.Context, cmd domain.ExpirePayment, 
 	// carries the command ID through.
 	m.Header.Set(HeaderCommandID, commandID)
 	m.Header.Set(HeaderCommandType, domain.CmdExpirePayment)
+	// The scheduler keeps headers: the ExpirePayment it fires continues
+	// the trace of the span that scheduled it.
+	injectTrace(ctx, m.Header)
 	if _, err := t.JS.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("schedule the payment timer of order %s: %w", cmd.Order, err)
 	}

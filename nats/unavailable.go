@@ -41,13 +41,18 @@ func storeUnavailable(out Outcome) bool {
 // until the outcome is not "store unavailable" and returns it. It returns
 // false when the worker stopped first: msg is then released for
 // redelivery and must not be touched again.
-func (w *Worker) untilAvailable(ctx context.Context, msg jetstream.Msg, cmd Command, replyTo string, out Outcome) (Outcome, bool) {
+func (w *Worker) untilAvailable(ctx context.Context, l *lane, msg jetstream.Msg, cmd Command, replyTo string, out Outcome) (Outcome, bool) {
 	w.progress.waiting.Add(1)
 	defer w.progress.waiting.Add(-1)
 	first := out
 	first.Retry = false
 	body, _ := json.Marshal(first)
-	w.reply(replyTo, first, body)
+	w.reply(ctx, replyTo, first, body)
+	w.observe(cmd.Type, cmd.Accepted, first)
+	// The commands queued behind this one on its lane wait for the store
+	// too: each requester hears so after the next try that fails, not when
+	// its request times out.
+	answered := map[jetstream.Msg]bool{}
 	progress := max(w.cfg.AckWait/3, 100*time.Millisecond)
 	lastProgress := time.Now()
 	pause := 50 * time.Millisecond
@@ -69,8 +74,35 @@ func (w *Worker) untilAvailable(ctx context.Context, msg jetstream.Msg, cmd Comm
 			lastProgress = time.Now()
 		}
 		out = w.execute(ctx, cmd)
+		if storeUnavailable(out) {
+			for _, m := range l.queued() {
+				if !answered[m] {
+					answered[m] = true
+					w.answerQueued(m)
+				}
+			}
+		}
 		pause = min(2*pause, unavailableMaxPause)
 		timer.Reset(pause)
 	}
 	return out, true
+}
+
+// answerQueued answers the requester of a command that waits on a stalled
+// lane: it is queued, not refused, and is applied in its turn once the
+// store answers; a resend with the same command ID learns its outcome then.
+func (w *Worker) answerQueued(msg jetstream.Msg) {
+	h := msg.Headers()
+	replyTo := h.Get(HeaderReplyTo)
+	if replyTo == "" {
+		return
+	}
+	orderID, typ, _ := parseSubject(msg.Subject())
+	out := Outcome{CommandID: h.Get(HeaderCommandID), OrderID: orderID, Events: []string{}, Error: &ErrorBody{
+		Code: string(domain.CodeUnavailable),
+		Message: "the event store cannot be reached; the command is queued behind another of its lane and will be applied " +
+			"when the store answers again; resend it with the same command ID later to learn its outcome"}}
+	body, _ := json.Marshal(out)
+	w.reply(extractTrace(context.Background(), h), replyTo, out, body)
+	w.observe(typ, time.Time{}, out) // its latency is counted with its outcome
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 var storeDown = Outcome{Retry: true, Error: &ErrorBody{Code: string(domain.CodeUnavailable), Message: "the event store is unavailable"}}
@@ -27,15 +28,11 @@ func untilStoreBack(back *atomic.Bool) *scripted {
 }
 
 // awaitCalls waits until exec ran at least n times.
-func awaitCalls(t *testing.T, exec *scripted, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for exec.calls.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the executor ran %d times in 20 s, want at least %d: the command was not kept", exec.calls.Load(), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+func awaitCalls(tb testing.TB, exec *scripted, n int64) {
+	tb.Helper()
+	eventually.True(tb, 20*time.Second, fmt.Sprintf("the executor to run %d times (the command kept)", n), func() bool {
+		return exec.calls.Load() >= n
+	})
 }
 
 // TestStoreUnavailableIsKept: a command the event store could not take
@@ -122,9 +119,12 @@ func TestStopWhileStoreUnavailable(t *testing.T) {
 }
 
 // TestQueuedBehindAKeptCommandIsKept: a command queued on the lane of a
-// command kept for an unreachable store waits with it, however long the
-// outage lasts (past HoldLimit and MaxDeliver ack waits), and is applied
-// once the store is back, never redelivered to a dead letter.
+// command kept for an unreachable store is answered "unavailable" at once
+// (its requester is not left waiting for the outage to end), waits with
+// the kept one however long the outage lasts (past HoldLimit and
+// MaxDeliver ack waits), and is applied once the store is back, never
+// redelivered to a dead letter; a resend with its command ID gets that
+// outcome.
 func TestQueuedBehindAKeptCommandIsKept(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	nc := connect(t, s)
@@ -142,19 +142,20 @@ func TestQueuedBehindAKeptCommandIsKept(t *testing.T) {
 	}
 	queued := command(uuid.NewString())
 	queued.ID = "kept-queued"
-	answered := make(chan error, 1)
-	go func() {
-		out, err := c.Send(ctx, queued)
-		if err == nil && out.State != "delivered" {
-			err = fmt.Errorf("outcome %+v, want delivered", out)
-		}
-		answered <- err
-	}()
+	sendCtx, cancelSend := context.WithTimeout(ctx, 5*time.Second)
+	_, err := c.Send(sendCtx, queued)
+	cancelSend()
+	if !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("a command queued behind the kept one: %v, want unavailable at once", err)
+	}
 	// Long past HoldLimit plus MaxDeliver ack waits.
 	time.Sleep(4 * time.Second)
+	calls := exec.calls.Load()
 	back.Store(true)
-	if err := <-answered; err != nil {
-		t.Fatalf("the queued command once the store is back: %v", err)
+	awaitCalls(t, exec, calls+2) // the kept command, then the queued one
+	out, err := c.Send(ctx, queued)
+	if err != nil || out.State != "delivered" || !out.Duplicate {
+		t.Fatalf("resending the queued command once the store is back: %+v, %v; want its outcome (delivered, duplicate)", out, err)
 	}
 	if n := deadLetters(t, nc); n != 0 {
 		t.Fatalf("%d dead letters, want none (a dead letter is never removed, so none was written during the outage either)", n)

@@ -180,6 +180,8 @@ type Command struct {
 	CausationID   string
 	Body          []byte
 	Delivery      int // 1 for the first delivery
+	// Accepted is when JetStream stored the command (set by the workers).
+	Accepted time.Time
 	// Fingerprint identifies the command's content (Executor.Fingerprint);
 	// the workers set it before Execute.
 	Fingerprint string
@@ -188,6 +190,10 @@ type Command struct {
 	// the command-ID lookup (see ledger.go). Set it yourself only for such
 	// an ID.
 	FreshID bool
+	// Signature is a PaymentCallback's Ordo-Signature header: the
+	// provider's signature of Body (see callbacksig). The workers refuse a
+	// callback without a valid one.
+	Signature string
 }
 
 // Outcome is the reply to a command, and what the outcome bucket keeps.
@@ -240,7 +246,7 @@ func (e *CommandError) Is(target error) bool {
 func badInput(code string) bool {
 	switch domain.Code(code) {
 	case domain.CodeInvalidCommand, domain.CodeUnknownCommand, domain.CodePayloadTooLarge, domain.CodeNotFound, domain.CodeInternal,
-		domain.CodeCommandIDReused:
+		domain.CodeCommandIDReused, domain.CodeUnauthenticated:
 		return true
 	}
 	return false

@@ -13,6 +13,8 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-dev/ordo/domain"
 )
@@ -47,6 +49,16 @@ type WorkerConfig struct {
 	HoldLimit     time.Duration
 	MaxAckPending int // commands in flight (default 1024)
 	Logger        *slog.Logger
+	// Observer is told about every answer and dead letter (metrics.go);
+	// nil: nobody is.
+	Observer CommandObserver
+	// TracerProvider traces each command (trace.go) as a child of the
+	// span its headers carry; nil traces nothing, but the command's
+	// executor still gets that span context.
+	TracerProvider trace.TracerProvider
+	// Callbacks verifies the signature of every PaymentCallback
+	// (callbacksig.Verifier); without it every callback is refused.
+	Callbacks CallbackVerifier
 }
 
 // Worker consumes the command stream and answers every command once.
@@ -66,7 +78,7 @@ type Worker struct {
 	// stopping is closed when Run's context ends (unavailable.go).
 	stopping <-chan struct{}
 	progress *progress // vouches for the commands the worker holds
-	deadLog  *logLimit // of dead-letter log lines
+	tracer   trace.Tracer
 }
 
 // settling is an answered command whose outcome is on its way to the
@@ -75,6 +87,8 @@ type settling struct {
 	msg       jetstream.Msg
 	stored    jetstream.PubAckFuture
 	commandID string
+	orderID   string
+	traceID   string
 }
 
 // pullExpiry is how long one pull request of the workers lasts.
@@ -111,7 +125,7 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 	}
 	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}),
 		settling: make(chan settling, cfg.MaxAckPending), progress: newProgress(cfg.AckWait, cfg.HoldLimit),
-		deadLog: &logLimit{every: time.Minute, burst: 20}}, nil
+		tracer: tracerOf(cfg.TracerProvider)}, nil
 }
 
 // Ready is closed once Run has set up the stream, consumer and bucket and
@@ -180,7 +194,7 @@ func (w *Worker) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, msg) })
+			lanes[i].run(func(msg jetstream.Msg) { w.handle(work, lanes[i], msg) })
 		}()
 	}
 	ended := &consumeEnd{}
@@ -242,7 +256,7 @@ func (w *Worker) settle() {
 				w.ack(s.msg)
 				continue
 			}
-			w.log.Warn("store outcome", "command_id", s.commandID, "err", err)
+			w.log.Warn("store outcome", "command_id", s.commandID, "order_id", s.orderID, "trace_id", s.traceID, "err", err)
 			w.nak(s.msg, time.Second)
 		}
 	}
@@ -266,22 +280,28 @@ func (w *Worker) term(msg jetstream.Msg, reason string) {
 
 // handle processes one message to an acknowledgement, a termination, or a
 // redelivery.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, l *lane, msg jetstream.Msg) {
 	cmd, replyTo, bad := w.parse(msg)
+	ctx, span := w.tracer.Start(extractTrace(ctx, msg.Headers()), "process "+cmd.Type, trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(commandAttrs(cmd)...)
+		span.SetAttributes(attribute.Int("ordo.delivery", cmd.Delivery))
+	}
 	if bad != nil {
-		w.finish(ctx, msg, replyTo, *bad, claim{})
+		w.finish(ctx, msg, cmd, replyTo, *bad, claim{})
 		return
 	}
 	cl, out := w.admit(ctx, &cmd)
 	if cl.answer != nil {
-		w.finish(ctx, msg, replyTo, *cl.answer, cl)
+		w.finish(ctx, msg, cmd, replyTo, *cl.answer, cl)
 		return
 	}
 	if !out.Retry {
 		out = w.execute(ctx, cmd)
 		if storeUnavailable(out) {
 			var ok bool
-			if out, ok = w.untilAvailable(ctx, msg, cmd, replyTo, out); !ok {
+			if out, ok = w.untilAvailable(ctx, l, msg, cmd, replyTo, out); !ok {
 				return // the worker is stopping; the command is redelivered later
 			}
 		}
@@ -295,7 +315,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		out.Error = &ErrorBody{Code: string(domain.CodeUnavailable), Message: fmt.Sprintf(
 			"the command could not be processed after %d attempts (%s); resend it with the same command ID later", cmd.Delivery, errMessage(out))}
 	}
-	w.finish(ctx, msg, replyTo, out, cl)
+	w.finish(ctx, msg, cmd, replyTo, out, cl)
 }
 
 // admit fingerprints a command and records its command ID in the ledger
@@ -307,7 +327,7 @@ func (w *Worker) admit(ctx context.Context, cmd *Command) (claim, Outcome) {
 		out := Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Events: []string{}}
 		var de *domain.Error
 		if !errors.As(err, &de) {
-			w.log.Error("fingerprint command", "command_id", cmd.ID, "type", cmd.Type, "err", err)
+			commandLog(w.log, ctx, cmd.ID, cmd.OrderID).Error("fingerprint command", "type", cmd.Type, "err", err)
 			de = &domain.Error{Code: domain.CodeInternal, Message: "the command could not be read; it was recorded as a dead letter for investigation"}
 		}
 		out.Error = &ErrorBody{Code: string(de.Code), Message: de.Message, Field: de.Field}
@@ -315,7 +335,7 @@ func (w *Worker) admit(ctx context.Context, cmd *Command) (claim, Outcome) {
 	}
 	cl, err := w.claim(ctx, *cmd)
 	if err != nil {
-		w.log.Warn("command ID ledger", "command_id", cmd.ID, "delivery", cmd.Delivery, "err", err)
+		commandLog(w.log, ctx, cmd.ID, cmd.OrderID).Warn("command ID ledger", "delivery", cmd.Delivery, "err", err)
 		return claim{}, Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Retry: true, Error: &ErrorBody{
 			Code: string(domain.CodeUnavailable), Message: "the outcome bucket did not answer"}}
 	}
@@ -335,10 +355,12 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	h := msg.Headers()
 	replyTo := h.Get(HeaderReplyTo)
 	cmd := Command{ID: h.Get(HeaderCommandID), CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID), Body: msg.Data(),
-		FreshID: h.Get(HeaderCommandIDFresh) == "true"}
+		FreshID: h.Get(HeaderCommandIDFresh) == "true", Signature: h.Get(HeaderSignature)}
+	stored := time.Now()
 	if md, err := msg.Metadata(); err == nil {
-		cmd.Delivery = int(md.NumDelivered)
+		cmd.Delivery, stored = int(md.NumDelivered), md.Timestamp
 	}
+	cmd.Accepted = stored
 	if cmd.CorrelationID == "" {
 		cmd.CorrelationID = cmd.ID
 	}
@@ -361,6 +383,9 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 	if len(cmd.Body) > w.cfg.MaxPayload {
 		return reject(domain.CodePayloadTooLarge, "", "the command is %d bytes; at most %d are accepted", len(cmd.Body), w.cfg.MaxPayload)
 	}
+	if err := w.verifyCallback(cmd, stored); err != nil {
+		return reject(domain.CodeUnauthenticated, HeaderSignature, "%v", err)
+	}
 	return cmd, replyTo, nil
 }
 
@@ -368,7 +393,7 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 func (w *Worker) execute(ctx context.Context, cmd Command) (out Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
-			w.log.Error("command handler panicked", "command_id", cmd.ID, "type", cmd.Type, "panic", r)
+			commandLog(w.log, ctx, cmd.ID, cmd.OrderID).Error("command handler panicked", "type", cmd.Type, "panic", r)
 			out = Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Error: &ErrorBody{
 				Code: string(domain.CodeInternal), Message: "the command handler failed; the command was recorded as a dead letter for investigation"}}
 		}
@@ -387,9 +412,13 @@ func (w *Worker) execute(ctx context.Context, cmd Command) (out Outcome) {
 // from the ledger itself (a resend's first outcome, command_id_reused) and
 // commands refused before they were claimed (malformed: the client may fix
 // them and send them again under the same ID) store nothing.
-func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, out Outcome, cl claim) {
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, cmd Command, replyTo string, out Outcome, cl claim) {
 	body, _ := json.Marshal(out)
-	w.reply(replyTo, out, body)
+	_, span := w.tracer.Start(ctx, "reply")
+	w.reply(ctx, replyTo, out, body)
+	span.End()
+	markOutcome(trace.SpanFromContext(ctx), out)
+	w.observe(cmd.Type, cmd.Accepted, out)
 	transient := out.Error != nil && out.Error.Code == string(domain.CodeUnavailable)
 	// A resend answered with a first outcome that was bad input is not
 	// recorded again: the first send was.
@@ -400,19 +429,19 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, replyTo string, 
 		// acknowledges the message once it is stored.
 		stored, err := w.js.PublishMsgAsync(w.outcomeMsg(out, cl))
 		if err != nil {
-			w.log.Warn("store outcome", "command_id", out.CommandID, "err", err)
+			commandLog(w.log, ctx, out.CommandID, out.OrderID).Warn("store outcome", "err", err)
 			w.nak(msg, time.Second)
 			return
 		}
-		w.settling <- settling{msg: msg, stored: stored, commandID: out.CommandID}
+		w.settling <- settling{msg: msg, stored: stored, commandID: out.CommandID, orderID: out.OrderID, traceID: traceID(ctx)}
 		return
 	}
 	if cl.held && out.Error != nil && out.Error.Code == string(domain.CodeCommandIDReused) {
-		w.unclaim(ctx, out.CommandID, cl)
+		w.unclaim(ctx, out.CommandID, out.OrderID, cl)
 	}
 	if store {
 		if _, err := w.js.PublishMsg(ctx, w.outcomeMsg(out, cl)); err != nil && !casFailed(err) {
-			w.log.Warn("store outcome", "command_id", out.CommandID, "err", err)
+			commandLog(w.log, ctx, out.CommandID, out.OrderID).Warn("store outcome", "err", err)
 			w.nak(msg, time.Second)
 			return
 		}
@@ -440,8 +469,8 @@ func (w *Worker) outcomeMsg(out Outcome, cl claim) *natsgo.Msg {
 	return m
 }
 
-func (w *Worker) reply(replyTo string, out Outcome, body []byte) {
-	if replyTo == "" {
+func (w *Worker) reply(ctx context.Context, replyTo string, out Outcome, body []byte) {
+	if replyTo == "" || reservedReplySubject(replyTo) {
 		return
 	}
 	m := natsgo.NewMsg(replyTo)
@@ -451,7 +480,7 @@ func (w *Worker) reply(replyTo string, out Outcome, body []byte) {
 		m.Header.Set(HeaderStatus, strconv.Itoa(domain.NATSStatus(domain.Code(out.Error.Code))))
 	}
 	if err := w.nc.PublishMsg(m); err != nil {
-		w.log.Warn("reply", "command_id", out.CommandID, "err", err)
+		commandLog(w.log, ctx, out.CommandID, out.OrderID).Warn("reply", "err", err)
 	}
 }
 
@@ -466,13 +495,18 @@ func (w *Worker) deadLetter(ctx context.Context, subject string, h natsgo.Header
 	m.Header.Set(HeaderDeadCode, e.Code)
 	m.Header.Set(HeaderDeadReason, e.Message)
 	m.Data = data
+	orderID, _, _ := parseSubject(subject)
+	log := commandLog(w.log, extractTrace(ctx, h), h.Get(HeaderCommandID), orderID)
 	if _, err := w.js.PublishMsg(ctx, m); err != nil {
-		w.log.Error("record dead letter", "subject", subject, "err", err)
+		log.Error("record dead letter", "subject", subject, "err", err)
 	}
-	if ok, suppressed := w.deadLog.allow(time.Now()); ok {
-		w.log.Warn("command dead-lettered", "subject", subject, "command_id", h.Get(HeaderCommandID),
-			"code", e.Code, "reason", e.Message, "dead_letters_not_logged_before", suppressed)
+	if w.cfg.Observer != nil {
+		w.cfg.Observer.DeadLettered(e.Code)
 	}
+	// The log's handler limits how many of these lines pass (a flood of
+	// bad commands must not flood the log) and counts those it drops.
+	log.Warn("command dead-lettered",
+		"subject", subject, "code", e.Code, "reason", e.Message)
 }
 
 // watchMaxDeliveries answers commands whose deliveries ran out while no
@@ -513,6 +547,8 @@ func (w *Worker) watchMaxDeliveries() (*natsgo.Subscription, error) {
 		out := Outcome{CommandID: id, OrderID: orderID, Error: e}
 		body, _ := json.Marshal(out)
 		w.deadLetter(ctx, raw.Subject, raw.Header, raw.Data, e)
-		w.reply(raw.Header.Get(HeaderReplyTo), out, body)
+		w.reply(extractTrace(ctx, raw.Header), raw.Header.Get(HeaderReplyTo), out, body)
+		_, typ, _ := parseSubject(raw.Subject)
+		w.observe(typ, raw.Time, out)
 	})
 }

@@ -66,6 +66,8 @@ type change struct {
 	ts       string // when it happened, as formatTime writes it
 	data     domain.EventData
 	err      error // the event could not be decoded: the projection stops
+	// traceParent is the event's trace context (EventTracer).
+	traceParent string
 }
 
 // decodeChange decodes one stored event.
@@ -82,7 +84,7 @@ func decodeChange(se *StoredEvent) change {
 	if at.IsZero() {
 		at = se.Created
 	}
-	return change{orderID: id, revision: se.Revision, ts: formatTime(at), data: e.Data}
+	return change{orderID: id, revision: se.Revision, ts: formatTime(at), data: e.Data, traceParent: e.Meta.TraceParent}
 }
 
 // placesOrder reports whether c is an order's first event, which creates

@@ -92,13 +92,13 @@ func caseEvents() int64 {
 	return n
 }
 
-func checkCases(t *testing.T, store *projections.Store, ids []string) {
-	t.Helper()
-	ctx := waitCtx(t)
+func checkCases(tb testing.TB, store *projections.Store, ids []string) {
+	tb.Helper()
+	ctx := waitCtx(tb)
 	for i, c := range orderCases {
 		o, err := store.GetOrder(ctx, ids[i])
 		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
+			tb.Fatalf("%s: %v", c.name, err)
 		}
 		var refunds []string
 		for _, r := range o.Refunds {
@@ -106,12 +106,12 @@ func checkCases(t *testing.T, store *projections.Store, ids []string) {
 		}
 		if o.State != c.state || o.Payment.Status != c.payment || o.Payment.Paid != c.paid || o.Payment.Refunded != c.refunded ||
 			o.Shipping.Status != c.shipping || !reflect.DeepEqual(refunds, c.refunds) {
-			t.Errorf("%s: got state %s, payment %s paid %d refunded %d, shipping %s, refunds %v; want %s, %s %d %d, %s, %v",
+			tb.Errorf("%s: got state %s, payment %s paid %d refunded %d, shipping %s, refunds %v; want %s, %s %d %d, %s, %v",
 				c.name, o.State, o.Payment.Status, o.Payment.Paid, o.Payment.Refunded, o.Shipping.Status, refunds,
 				c.state, c.payment, c.paid, c.refunded, c.shipping, c.refunds)
 		}
 		if o.Total != eur(1000) || len(o.Lines) != 1 || o.Lines[0].Quantity != 2 || o.Revision != int64(len(c.events(ids[i]))-1) {
-			t.Errorf("%s: summary %+v", c.name, o)
+			tb.Errorf("%s: summary %+v", c.name, o)
 		}
 	}
 }
@@ -292,11 +292,11 @@ func TestUndecodableEventStopsRunner(t *testing.T) {
 }
 
 // dump reads every row of the read models through their queries.
-func dump(t *testing.T, store *projections.Store, ids []string) map[string]string {
-	t.Helper()
-	rows, err := projectionstest.Dump(waitCtx(t), store, ids)
+func dump(tb testing.TB, store *projections.Store, ids []string) map[string]string {
+	tb.Helper()
+	rows, err := projectionstest.Dump(waitCtx(tb), store, ids)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return rows
 }

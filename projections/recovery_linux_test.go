@@ -112,22 +112,22 @@ func testResumes(t *testing.T, tg target, breakWrites, heal func()) {
 // smallDisk mounts a small tmpfs for the read models; fill fills it to
 // the last byte, free deletes the filling. The test is skipped where
 // mounting is not permitted.
-func smallDisk(t *testing.T) (dir string, fill, free func()) {
-	t.Helper()
-	dir = t.TempDir()
+func smallDisk(tb testing.TB) (dir string, fill, free func()) {
+	tb.Helper()
+	dir = tb.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
-		t.Skipf("SQLite disk-full pass skipped: mounting a tmpfs to fill needs root (mount: %v)", err)
+		tb.Skipf("SQLite disk-full pass skipped: mounting a tmpfs to fill needs root (mount: %v)", err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
+			tb.Errorf("unmount %s: %v", dir, err)
 		}
 	})
 	filler := filepath.Join(dir, "filler")
 	fill = func() {
 		f, err := os.Create(filler)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		defer f.Close()
 		for _, size := range []int{1 << 20, 4 << 10, 1} {
@@ -135,7 +135,7 @@ func smallDisk(t *testing.T) (dir string, fill, free func()) {
 			for {
 				if _, err := f.Write(buf); err != nil {
 					if !errors.Is(err, syscall.ENOSPC) {
-						t.Fatal(err)
+						tb.Fatal(err)
 					}
 					break
 				}
@@ -144,7 +144,7 @@ func smallDisk(t *testing.T) (dir string, fill, free func()) {
 	}
 	free = func() {
 		if err := os.Remove(filler); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	return dir, fill, free
@@ -152,21 +152,21 @@ func smallDisk(t *testing.T) (dir string, fill, free func()) {
 
 // refuseConnections makes the PostgreSQL database dsn refuse connections
 // and drops the ones it has (cut), and lets them in again (restore).
-func refuseConnections(t *testing.T, dsn string) (cut, restore func()) {
-	t.Helper()
+func refuseConnections(tb testing.TB, dsn string) (cut, restore func()) {
+	tb.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	name := strings.TrimPrefix(u.Path, "/")
 	admin, err := sql.Open("pgx", os.Getenv(projectionstest.PostgresEnv))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { admin.Close() })
+	tb.Cleanup(func() { admin.Close() })
 	exec := func(q string, args ...any) {
 		if _, err := admin.Exec(q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
+			tb.Fatalf("%s: %v", q, err)
 		}
 	}
 	cut = func() {
@@ -174,7 +174,7 @@ func refuseConnections(t *testing.T, dsn string) (cut, restore func()) {
 		exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, name)
 	}
 	restore = func() { exec(`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS true`) }
-	t.Cleanup(func() { _, _ = admin.Exec(`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS true`) })
+	tb.Cleanup(func() { _, _ = admin.Exec(`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS true`) })
 	return cut, restore
 }
 

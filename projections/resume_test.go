@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/eventually"
 	"github.com/ordo-dev/ordo/projections"
 )
 
@@ -54,13 +56,10 @@ func TestManagerResumesAfterStoreRestart(t *testing.T) {
 	}
 	defer srv.Close()
 	// The client reconnects on use once the server answers again.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := store.Head(ctx); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("the client did not reconnect: %v", err)
-		}
-	}
+	eventually.NoError(t, 20*time.Second, "the client to reconnect", func() error {
+		_, err := store.Head(ctx)
+		return err
+	})
 	head2 := fillOrders(t, store, 10)
 	if head2 <= head {
 		t.Fatalf("no new events after the restart (head %d, was %d)", head2, head)
@@ -76,17 +75,13 @@ func TestManagerResumesAfterStoreRestart(t *testing.T) {
 	}
 }
 
-func waitStatus(t *testing.T, ctx context.Context, m *projections.Manager, what string, ok func(projections.Status) bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; {
+func waitStatus(tb testing.TB, ctx context.Context, m *projections.Manager, what string, ok func(projections.Status) bool) {
+	tb.Helper()
+	eventually.NoError(tb, 20*time.Second, what, func() error {
 		_, r := m.Current()
-		if st := r.Status(ctx); ok(st) {
-			return
+		if st := r.Status(ctx); !ok(st) {
+			return fmt.Errorf("status %+v", st)
 		}
-		if time.Now().After(deadline) {
-			_, r := m.Current()
-			t.Fatalf("timed out waiting for %s: %+v", what, r.Status(ctx))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

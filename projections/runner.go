@@ -46,6 +46,8 @@ type Runner struct {
 	src   Source
 	log   *slog.Logger
 	batch int
+	// tracer is src, when it is an EventTracer too (trace.go).
+	tracer EventTracer
 
 	mu     sync.Mutex
 	status Status
@@ -86,7 +88,8 @@ func NewRunner(store *Store, src Source, log *slog.Logger) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{store: store, src: src, log: log, batch: 4096, status: Status{Name: Name}, moved: make(chan struct{})}
+	tracer, _ := src.(EventTracer)
+	return &Runner{store: store, src: src, log: log, batch: 4096, status: Status{Name: Name}, moved: make(chan struct{}), tracer: tracer}
 }
 
 // ErrStopped: the projection stopped for a reason that trying again
@@ -286,6 +289,7 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 		}
 		return nil
 	}
+	started := time.Now()
 	tx, bulkInsert, release, err := r.store.begin(ctx, bulk)
 	if err != nil {
 		return err
@@ -307,6 +311,7 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
+	r.traceBatch(changes, started, time.Now())
 	r.recovered()
 	r.setStatus(func(s *Status) {
 		s.Position, s.Events, s.UpdatedAt = max(s.Position, pos), s.Events+n, now

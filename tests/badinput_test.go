@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	ordonats "github.com/ordo-dev/ordo/nats"
+
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 // TestBadInput publishes malformed commands the way a non-Go client might.
@@ -81,8 +84,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("bad input changed the known order: %d events, want 3", len(evs))
 	}
 	// Terminated, not redelivered: the consumer has nothing pending.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.NoError(t, 10*time.Second, "the workers' consumer to have nothing pending", func() error {
 		cons, err := js.Consumer(ctx, ordonats.StreamCommands, ordonats.ConsumerWorkers)
 		if err != nil {
 			t.Fatal(err)
@@ -92,37 +94,34 @@ func TestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		if info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer still has %d pending acks, %d pending, %d redelivered", info.NumAckPending, info.NumPending, info.NumRedelivered)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("%d pending acks, %d pending, %d redelivered", info.NumAckPending, info.NumPending, info.NumRedelivered)
+	})
 }
 
 // waitDeadLetter finds the dead letter of a command ID.
-func waitDeadLetter(t *testing.T, js jetstream.JetStream, commandID string) *jetstream.RawStreamMsg {
-	t.Helper()
-	ctx := ctxT(t)
+func waitDeadLetter(tb testing.TB, js jetstream.JetStream, commandID string) *jetstream.RawStreamMsg {
+	tb.Helper()
+	ctx := ctxT(tb)
 	stream, err := js.Stream(ctx, ordonats.StreamDeadLetter)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var found *jetstream.RawStreamMsg
+	eventually.True(tb, 10*time.Second, fmt.Sprintf("the dead letter of command %q", commandID), func() bool {
 		info, err := stream.Info(ctx)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 			m, err := stream.GetMsg(ctx, seq)
 			if err == nil && m.Header.Get(ordonats.HeaderCommandID) == commandID {
-				return m
+				found = m
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no dead letter for command %q", commandID)
-	return nil
+		return false
+	})
+	return found
 }

@@ -15,6 +15,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-dev/ordo/callbacksig"
 	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
@@ -34,18 +35,34 @@ type callbackReply struct {
 	Ignored   string              `json:"ignored"`
 }
 
-// postCallback sends a payment callback the way a provider does.
-func postCallback(t *testing.T, s *system, body string) (int, callbackReply) {
-	t.Helper()
-	resp, err := http.Post("http://"+s.svc.HTTPAddr()+"/v1/payments/callback", "application/json", strings.NewReader(body))
+// postCallback sends a payment callback the way a provider does, signed
+// with the service's callback secret.
+func postCallback(tb testing.TB, s *system, body string) (int, callbackReply) {
+	tb.Helper()
+	return postSignedCallback(tb, s, body, s.sign(tb, body))
+}
+
+// postSignedCallback sends a payment callback with signature as its
+// Ordo-Signature header (none if empty).
+func postSignedCallback(tb testing.TB, s *system, body, signature string) (int, callbackReply) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(ctxT(tb), http.MethodPost, "http://"+s.svc.HTTPAddr()+"/v1/payments/callback", strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if signature != "" {
+		req.Header.Set(callbacksig.Header, signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var reply callbackReply
 	if err := json.Unmarshal(raw, &reply); err != nil {
-		t.Fatalf("status %d, body %q is not JSON: %v", resp.StatusCode, raw, err)
+		tb.Fatalf("status %d, body %q is not JSON: %v", resp.StatusCode, raw, err)
 	}
 	return resp.StatusCode, reply
 }
@@ -56,19 +73,19 @@ func callbackJSON(orderID, paymentID, status string, amount int64) string {
 }
 
 // awaitingOrder places an order and marks its stock reserved.
-func awaitingOrder(t *testing.T, s *system) string {
-	t.Helper()
-	ctx := ctxT(t)
+func awaitingOrder(tb testing.TB, s *system) string {
+	tb.Helper()
+	ctx := ctxT(tb)
 	id := uuid.NewString()
-	must(t)(s.client.PlaceOrder(ctx, placeCmd(id)))
-	must(t)(s.client.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id}))
+	must(tb)(s.client.PlaceOrder(ctx, placeCmd(id)))
+	must(tb)(s.client.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id}))
 	return id
 }
 
-func eventTypesOf(t *testing.T, s *system, orderID string) []string {
-	t.Helper()
+func eventTypesOf(tb testing.TB, s *system, orderID string) []string {
+	tb.Helper()
 	var out []string
-	for _, e := range streamEvents(t, s, orderID) {
+	for _, e := range streamEvents(tb, s, orderID) {
 		out = append(out, e.Type)
 	}
 	return out
@@ -84,10 +101,10 @@ func countOf(types []string, typ string) int {
 	return n
 }
 
-func wantOK(t *testing.T, what string, status int, r callbackReply, events []string, duplicate bool) {
-	t.Helper()
+func wantOK(tb testing.TB, what string, status int, r callbackReply, events []string, duplicate bool) {
+	tb.Helper()
 	if status != http.StatusOK || r.Error != nil || !slices.Equal(r.Events, events) || r.Duplicate != duplicate {
-		t.Fatalf("%s: got %d %+v (error %+v); want 200 with events %v, duplicate %t", what, status, r, r.Error, events, duplicate)
+		tb.Fatalf("%s: got %d %+v (error %+v); want 200 with events %v, duplicate %t", what, status, r, r.Error, events, duplicate)
 	}
 }
 
@@ -160,6 +177,7 @@ func TestPaymentCallbackOverNATS(t *testing.T) {
 	m.Header.Set(ordonats.HeaderMsgID, cb.CommandID())
 	m.Header.Set(ordonats.HeaderCommandID, cb.CommandID())
 	m.Header.Set(ordonats.HeaderReplyTo, inbox)
+	m.Header.Set(ordonats.HeaderSignature, s.sign(t, body))
 	if _, err := js.PublishMsg(ctxT(t), m); err != nil {
 		t.Fatal(err)
 	}

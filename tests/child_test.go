@@ -19,32 +19,32 @@ import (
 // the child can be killed with SIGKILL while the servers and the data live on.
 
 // parentServers starts NATS and the event store in this process, on loopback.
-func parentServers(t *testing.T, ctx context.Context, dir string) (*ordonats.EmbeddedServer, *esdbserver.Server) {
-	t.Helper()
+func parentServers(tb testing.TB, ctx context.Context, dir string) (*ordonats.EmbeddedServer, *esdbserver.Server) {
+	tb.Helper()
 	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
-		t.Skip("runs its own servers")
+		tb.Skip("runs its own servers")
 	}
 	ns, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{StoreDir: dir + "/nats", Listen: "127.0.0.1:0"})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { ns.Shutdown(context.Background()) })
+	tb.Cleanup(func() { ns.Shutdown(context.Background()) })
 	es, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: dir + "/esdb", Listen: "127.0.0.1:0"})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { es.Close() })
+	tb.Cleanup(func() { es.Close() })
 	return ns, es
 }
 
 // startChild runs test as a child with childEnv set, pointed at the
 // parent's servers, with dataDir as its data directory.
-func startChild(t *testing.T, test, childEnv string, ns *ordonats.EmbeddedServer, es *esdbserver.Server, dataDir string) *exec.Cmd {
-	t.Helper()
+func startChild(tb testing.TB, test, childEnv string, ns *ordonats.EmbeddedServer, es *esdbserver.Server, dataDir string) *exec.Cmd {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
 	cmd.Env = append(os.Environ(), childEnv+"=1", "CHILD_NATS="+ns.ClientURL(), "CHILD_ESDB="+es.URL(), "CHILD_DIR="+dataDir)
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return cmd
 }

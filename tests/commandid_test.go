@@ -17,21 +17,21 @@ import (
 )
 
 // shippedOrder is a paid order that has shipped: delivering it is legal.
-func shippedOrder(t *testing.T, s *system) string {
-	t.Helper()
-	id := paidOrder(t, s)
-	must(t)(s.client.ShipOrder(ctxT(t), domain.ShipOrder{Order: id, Carrier: "dhl", TrackingNumber: "T-" + id[:8]}))
+func shippedOrder(tb testing.TB, s *system) string {
+	tb.Helper()
+	id := paidOrder(tb, s)
+	must(tb)(s.client.ShipOrder(ctxT(tb), domain.ShipOrder{Order: id, Carrier: "dhl", TrackingNumber: "T-" + id[:8]}))
 	return id
 }
 
 // sendRaw sends a command the way any NATS client does, with a message ID
 // of its own, and returns the reply with its Ordo-Status.
-func sendRaw(t *testing.T, s *system, orderID, commandType, commandID, body string) (ordonats.Outcome, string) {
-	t.Helper()
+func sendRaw(tb testing.TB, s *system, orderID, commandType, commandID, body string) (ordonats.Outcome, string) {
+	tb.Helper()
 	inbox := s.nc.NewInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer sub.Unsubscribe()
 	js, _ := jetstream.New(s.nc)
@@ -40,16 +40,16 @@ func sendRaw(t *testing.T, s *system, orderID, commandType, commandID, body stri
 	m.Header.Set(ordonats.HeaderMsgID, uuid.NewString())
 	m.Header.Set(ordonats.HeaderCommandID, commandID)
 	m.Header.Set(ordonats.HeaderReplyTo, inbox)
-	if _, err := js.PublishMsg(ctxT(t), m); err != nil {
-		t.Fatal(err)
+	if _, err := js.PublishMsg(ctxT(tb), m); err != nil {
+		tb.Fatal(err)
 	}
 	reply, err := sub.NextMsg(20 * time.Second)
 	if err != nil {
-		t.Fatalf("no reply to %s %s: %v", commandType, commandID, err)
+		tb.Fatalf("no reply to %s %s: %v", commandType, commandID, err)
 	}
 	var out ordonats.Outcome
 	if err := json.Unmarshal(reply.Data, &out); err != nil {
-		t.Fatalf("reply %s: %v", reply.Data, err)
+		tb.Fatalf("reply %s: %v", reply.Data, err)
 	}
 	return out, reply.Header.Get(ordonats.HeaderStatus)
 }

@@ -17,17 +17,17 @@ import (
 )
 
 // streamEvents reads an order's stream straight from the event store.
-func streamEvents(t *testing.T, s *system, orderID string) []eventstore.RecordedEvent {
-	t.Helper()
-	store, err := eventstore.Connect(ctxT(t), s.svc.ESDBURL())
+func streamEvents(tb testing.TB, s *system, orderID string) []eventstore.RecordedEvent {
+	tb.Helper()
+	store, err := eventstore.Connect(ctxT(tb), s.svc.ESDBURL())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer store.Close()
 	var out []eventstore.RecordedEvent
-	err = store.ReadStream(ctxT(t), "order-"+orderID, 0, func(e eventstore.RecordedEvent) error { out = append(out, e); return nil })
+	err = store.ReadStream(ctxT(tb), "order-"+orderID, 0, func(e eventstore.RecordedEvent) error { out = append(out, e); return nil })
 	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return out
 }

@@ -53,7 +53,7 @@ func start(tb testing.TB, cfg serve.Config) *system {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if s.client, err = ordonats.NewClient(s.nc, ordonats.ClientOptions{}); err != nil {
+	if s.client, err = ordonats.NewClient(s.nc, ordonats.ClientOptions{CallbackSigner: s.signer(tb)}); err != nil {
 		tb.Fatal(err)
 	}
 	return s

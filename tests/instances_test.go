@@ -19,6 +19,7 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -65,7 +66,7 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the instances", func() bool {
+	eventually.True(t, 60*time.Second, "the instances", func() bool {
 		_, err := client.AddStock(ctx, "a", 150, "stock-a")
 		return err == nil
 	})
@@ -85,7 +86,7 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 		return string(e.Value())
 	}
 	// Both instances take commands: the workers share one consumer.
-	waitFor(t, 30*time.Second, "two workers on the shared consumer", func() bool {
+	eventually.True(t, 30*time.Second, "two workers on the shared consumer", func() bool {
 		c, err := js.Consumer(ctx, ordonats.StreamCommands, ordonats.ConsumerWorkers)
 		if err != nil {
 			return false
@@ -137,7 +138,7 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 	_ = victim.Wait()
 	killed := time.Now()
 	t.Logf("killed the lease holder after %d of %d orders were placed", placed.Load(), orders)
-	waitFor(t, 30*time.Second, "the other instance to take the lease", func() bool {
+	eventually.True(t, 30*time.Second, "the other instance to take the lease", func() bool {
 		h := holder()
 		return h != "" && h != before
 	})
@@ -161,7 +162,7 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 			t.Errorf("order %s ended %s (%q)", id, v.State, v.Cancelled)
 		}
 	}
-	waitFor(t, 30*time.Second, "the stock to match the orders awaiting payment", func() bool {
+	eventually.True(t, 30*time.Second, "the stock to match the orders awaiting payment", func() bool {
 		a, errA := client.GetStock(ctx, "a")
 		b, errB := client.GetStock(ctx, "b")
 		return errA == nil && errB == nil && a.Reserved == awaiting && b.Reserved == awaiting && a.Available >= 0 && b.Available >= 0

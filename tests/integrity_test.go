@@ -13,14 +13,15 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
-// TestClientCannotMarkStockWhileTheSagaReserves is issue 13's oversell:
+// TestClientCannotMarkStockWhileTheSagaReserves guards against oversell:
 // with the saga on, an order placed for 5 units of a SKU with nothing
-// available and marked reserved at once by the client went to
-// awaiting_payment, and was paid and shipped with no stock behind it. Now
-// only the saga records the stock outcome: the client's MarkStockReserved
+// available and marked reserved at once by the client must not reach
+// awaiting_payment, to be paid and shipped with no stock behind it. Only
+// the saga records the stock outcome: the client's MarkStockReserved
 // and MarkStockRejected are refused (saga_only, 403), the saga rejects the
 // order, and neither payment nor shipment goes through.
 func TestClientCannotMarkStockWhileTheSagaReserves(t *testing.T) {
@@ -71,7 +72,7 @@ func TestClientCannotMarkStockWhileTheSagaReserves(t *testing.T) {
 }
 
 // TestOrderIDsAreCaseInsensitive: one UUID in upper and lower case is one
-// order everywhere (issue 13 item 2): placing it twice in two spellings
+// order everywhere: placing it twice in two spellings
 // makes one order and reserves its stock once; a raw client publishing an
 // upper-case subject and body reaches it; the write-side query, the read
 // model over HTTP and NATS, and a payment callback all find it by its
@@ -138,15 +139,15 @@ func itoa(n uint64) string {
 }
 
 // stockReply sends a raw stock API request and returns the status and body.
-func stockReply(t *testing.T, s *system, subject, body string) (string, map[string]any) {
-	t.Helper()
+func stockReply(tb testing.TB, s *system, subject, body string) (string, map[string]any) {
+	tb.Helper()
 	m, err := s.nc.Request(ordonats.SubjectStockPrefix+subject, []byte(body), 10*time.Second)
 	if err != nil {
-		t.Fatalf("%s: %v", subject, err)
+		tb.Fatalf("%s: %v", subject, err)
 	}
 	var out map[string]any
 	if err := json.Unmarshal(m.Data, &out); err != nil {
-		t.Fatalf("%s: reply %q: %v", subject, m.Data, err)
+		tb.Fatalf("%s: reply %q: %v", subject, m.Data, err)
 	}
 	return m.Header.Get(ordonats.HeaderStatus), out
 }
@@ -157,8 +158,7 @@ func errorCode(reply map[string]any) string {
 	return code
 }
 
-// TestStockAPIReservesOnlyForRealOrders is issue 13 item 4 and the stock
-// API's papercuts, through the running service (with --manual-stock, where
+// TestStockAPIReservesOnlyForRealOrders checks the stock API's rules, through the running service (with --manual-stock, where
 // clients reserve themselves): no reservation for an order that does not
 // exist, a second reservation with another quantity is a conflict, error
 // replies hold the error alone in plain words, an oversized body is 413,
@@ -242,7 +242,7 @@ func TestSagaOwnsReservationsWhileItReserves(t *testing.T) {
 	if out := must(t)(s.client.CompleteRefund(ctx, domain.CompleteRefund{Order: id, RefundID: "r"})); out.State != string(domain.StateRefunded) {
 		t.Fatalf("after the full refund the order is %s, want refunded", out.State)
 	}
-	waitFor(t, 30*time.Second, "the refunded order's stock released", func() bool {
+	eventually.True(t, 30*time.Second, "the refunded order's stock released", func() bool {
 		st, err := s.client.GetStock(ctx, "owned")
 		return err == nil && st.Reserved == 0 && st.Available == 5
 	})

@@ -27,6 +27,7 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -192,11 +193,11 @@ func storeChild(v string) {
 	select {}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
@@ -308,38 +309,26 @@ func (l *load) awaitProgress(t *testing.T, n int) {
 	l.mu.Lock()
 	want := len(l.successes) + n
 	l.mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	eventually.True(t, 60*time.Second, fmt.Sprintf("the clients to make %d more commands", n), func() bool {
 		l.mu.Lock()
-		got := len(l.successes)
-		l.mu.Unlock()
-		if got >= want {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("the clients made no progress: %d of %d more commands in 60 s", n-(want-len(l.successes)), n)
+		defer l.mu.Unlock()
+		return len(l.successes) >= want
+	})
 }
 
 // firstSuccessAfter is how long after since the first command succeeded.
 func (l *load) firstSuccessAfter(t *testing.T, since time.Time) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	var first time.Time
+	eventually.True(t, 60*time.Second, "a command to succeed after the store's return", func() bool {
 		l.mu.Lock()
-		i, _ := slices.BinarySearchFunc(l.successes, since, func(a, b time.Time) int { return a.Compare(b) })
-		var first time.Time
-		if i < len(l.successes) {
+		defer l.mu.Unlock()
+		if i, _ := slices.BinarySearchFunc(l.successes, since, func(a, b time.Time) int { return a.Compare(b) }); i < len(l.successes) {
 			first = l.successes[i]
 		}
-		l.mu.Unlock()
-		if !first.IsZero() {
-			return first.Sub(since)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("no command succeeded within 60 s of the store's return")
-	return 0
+		return !first.IsZero()
+	})
+	return first.Sub(since)
 }
 
 // finish lets every client complete the command it is on and stops them.
@@ -391,14 +380,14 @@ func (l *load) orders() map[string]int {
 // command; at least as many as succeeded (none lost), and at most one more
 // (a command sent but not answered, when the load was abandoned). It
 // returns the $all position of the last one.
-func checkStreams(t *testing.T, esdbURL string, orders map[string]int) uint64 {
-	t.Helper()
-	store := connectStore(t, esdbURL)
+func checkStreams(tb testing.TB, esdbURL string, orders map[string]int) uint64 {
+	tb.Helper()
+	store := connectStore(tb, esdbURL)
 	var head uint64
 	for id, succeeded := range orders {
 		var types []string
 		seen := map[string]bool{}
-		err := store.ReadStream(ctxT(t), "order-"+id, 0, func(e eventstore.RecordedEvent) error {
+		err := store.ReadStream(ctxT(tb), "order-"+id, 0, func(e eventstore.RecordedEvent) error {
 			ev, err := domain.DecodeEvent(e.Type, e.Data, e.Metadata)
 			if err != nil {
 				return err
@@ -419,58 +408,52 @@ func checkStreams(t *testing.T, esdbURL string, orders map[string]int) uint64 {
 		}
 		switch {
 		case err != nil:
-			t.Errorf("order %s: %v", id, err)
+			tb.Errorf("order %s: %v", id, err)
 		case len(types) < succeeded || len(types) > succeeded+1 || !slices.Equal(types, lifecycleEvents[:len(types)]):
-			t.Errorf("order %s: events %v after %d commands succeeded", id, types, succeeded)
+			tb.Errorf("order %s: events %v after %d commands succeeded", id, types, succeeded)
 		}
 	}
-	t.Logf("%d orders checked", len(orders))
+	tb.Logf("%d orders checked", len(orders))
 	return head
 }
 
-func checkDeadLetters(t *testing.T, sys *system) {
-	t.Helper()
+func checkDeadLetters(tb testing.TB, sys *system) {
+	tb.Helper()
 	js, err := jetstream.New(sys.nc)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	st, err := js.Stream(ctxT(t), ordonats.StreamDeadLetter)
+	st, err := js.Stream(ctxT(tb), ordonats.StreamDeadLetter)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	info, err := st.Info(ctxT(t))
+	info, err := st.Info(ctxT(tb))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if n := info.State.Msgs; n != 0 {
-		t.Errorf("%d dead letters, want none", n)
+		tb.Errorf("%d dead letters, want none", n)
 	}
 }
 
 // awaitResumed waits until the read models and the saga have handled
 // everything up to position head.
-func awaitResumed(t *testing.T, httpAddr string, head uint64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+func awaitResumed(tb testing.TB, httpAddr string, head uint64) {
+	tb.Helper()
 	for _, what := range []string{"/v1/projections", "/v1/saga"} {
-		var pos uint64
-		for time.Now().Before(deadline) {
-			pos = positionOf(t, "http://"+httpAddr+what)
-			if pos >= head {
-				break
+		eventually.NoError(tb, 30*time.Second, what+" to resume after the outages", func() error {
+			if pos := positionOf(tb, "http://"+httpAddr+what); pos < head {
+				return fmt.Errorf("at position %d, want at least %d", pos, head)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if pos < head {
-			t.Errorf("%s is at position %d, want at least %d: it did not resume after the outages", what, pos, head)
-		}
+			return nil
+		})
 	}
 }
 
 // positionOf is the "position" of a JSON status, or of its first element
 // when it is a list.
-func positionOf(t *testing.T, url string) uint64 {
-	t.Helper()
+func positionOf(tb testing.TB, url string) uint64 {
+	tb.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		return 0
@@ -496,22 +479,19 @@ func positionOf(t *testing.T, url string) uint64 {
 	return 0
 }
 
-func awaitOutcome(t *testing.T, sys *system, commandID string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := sys.client.Outcome(ctxT(t), commandID)
-		if err == nil {
-			if out.Error != nil {
-				t.Errorf("command %s held during the outage: %s", commandID, out.Error.Message)
-			}
-			return
+func awaitOutcome(tb testing.TB, sys *system, commandID string) {
+	tb.Helper()
+	var out ordonats.Outcome
+	eventually.NoError(tb, 30*time.Second, fmt.Sprintf("the outcome of command %s, held during the outage", commandID), func() error {
+		var err error
+		out, err = sys.client.Outcome(ctxT(tb), commandID)
+		if err != nil && !errors.Is(err, ordonats.ErrNoOutcome) {
+			tb.Fatalf("outcome of command %s: %v", commandID, err)
 		}
-		if !errors.Is(err, ordonats.ErrNoOutcome) || time.Now().After(deadline) {
-			t.Errorf("command %s held during the outage has no outcome 30 s after the restart: %v", commandID, err)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	})
+	if out.Error != nil {
+		tb.Errorf("command %s held during the outage: %s", commandID, out.Error.Message)
 	}
 }
 

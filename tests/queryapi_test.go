@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections"
 )
@@ -24,34 +25,43 @@ type apiError struct {
 }
 
 // call sends an HTTP request and decodes the JSON answer into into.
-func call(t *testing.T, method, u string, into any) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctxT(t), method, u, nil)
+func call(tb testing.TB, method, u string, into any) (*http.Response, []byte) {
+	tb.Helper()
+	return callWith(tb, method, u, nil, into)
+}
+
+// callWith is call with extra request headers.
+func callWith(tb testing.TB, method, u string, header http.Header, into any) (*http.Response, []byte) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(ctxT(tb), method, u, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if into != nil && method != http.MethodHead {
 		if err := json.Unmarshal(body, into); err != nil {
-			t.Fatalf("%s %s: %d, not JSON: %q", method, u, resp.StatusCode, body)
+			tb.Fatalf("%s %s: %d, not JSON: %q", method, u, resp.StatusCode, body)
 		}
 	}
 	return resp, body
 }
 
 // checkCode fails unless code is one of the error-code table's.
-func checkCode(t *testing.T, what, code string) {
-	t.Helper()
+func checkCode(tb testing.TB, what, code string) {
+	tb.Helper()
 	if !slices.Contains(domain.Codes(), domain.Code(code)) {
-		t.Errorf("%s answered code %q, which is not in the error-code table %v", what, code, domain.Codes())
+		tb.Errorf("%s answered code %q, which is not in the error-code table %v", what, code, domain.Codes())
 	}
 }
 
@@ -66,14 +76,18 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 		code, allow  string
 	}{
 		{http.MethodGet, "/v1/nope", http.StatusNotFound, "not_found", ""},
-		{http.MethodGet, "/", http.StatusNotFound, "not_found", ""},
+		{http.MethodGet, "/nope", http.StatusNotFound, "not_found", ""}, // "/" is the operator's page
 		{http.MethodPost, "/v1/stats", http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
 		{http.MethodDelete, "/v1/orders/" + uuid.NewString(), http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
 		{http.MethodPut, "/v1/admin/rebuild", http.StatusMethodNotAllowed, "method_not_allowed", "DELETE, GET, HEAD, POST"},
 		{http.MethodGet, "/v1/payments/callback", http.StatusMethodNotAllowed, "method_not_allowed", "POST"},
 	} {
 		var body apiError
-		resp, raw := call(t, tt.method, base+tt.path, &body)
+		var header http.Header
+		if strings.HasPrefix(tt.path, "/v1/admin/") {
+			header = s.adminHeader(t)
+		}
+		resp, raw := callWith(t, tt.method, base+tt.path, header, &body)
 		if resp.StatusCode != tt.status || body.Error.Code != tt.code || body.Error.Message == "" ||
 			resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Allow") != tt.allow {
 			t.Errorf("%s %s: %d %s Allow %q %s; want %d %s Allow %q", tt.method, tt.path, resp.StatusCode,
@@ -262,7 +276,7 @@ func TestAdminRebuildRefusals(t *testing.T) {
 		{http.MethodGet, "?verbose=1", http.StatusBadRequest, "invalid_command", "verbose"},
 	} {
 		var body apiError
-		resp, raw := call(t, tt.method, base+tt.query, &body)
+		resp, raw := callWith(t, tt.method, base+tt.query, s.adminHeader(t), &body)
 		if resp.StatusCode != tt.status || body.Error.Code != tt.code || body.Error.Field != tt.field {
 			t.Errorf("%s /v1/admin/rebuild%s: %d %s; want %d %s naming %q", tt.method, tt.query, resp.StatusCode, raw, tt.status, tt.code, tt.field)
 		}
@@ -275,18 +289,13 @@ func TestAdminRebuildRefusals(t *testing.T) {
 
 	// A rebuild from the start is accepted and swaps in every order.
 	var p projections.RebuildProgress
-	if resp, raw := call(t, http.MethodPost, base, &p); resp.StatusCode != http.StatusAccepted {
+	if resp, raw := callWith(t, http.MethodPost, base, s.adminHeader(t), &p); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /v1/admin/rebuild: %d %s", resp.StatusCode, raw)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		call(t, http.MethodGet, base, &p)
-		if !p.Running {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rebuild did not finish: %+v", p)
-		}
-	}
+	eventually.True(t, 30*time.Second, "the rebuild to finish", func() bool {
+		callWith(t, http.MethodGet, base, s.adminHeader(t), &p)
+		return !p.Running
+	})
 	if !p.Done {
 		t.Fatalf("the rebuild failed: %+v", p)
 	}

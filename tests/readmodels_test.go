@@ -18,20 +18,21 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections"
 	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
 
-func getJSON(t *testing.T, url string, into any) int {
-	t.Helper()
+func getJSON(tb testing.TB, url string, into any) int {
+	tb.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		tb.Fatalf("GET %s: %v", url, err)
 	}
 	return resp.StatusCode
 }
@@ -67,31 +68,31 @@ func serviceReadSide(_ *testing.T, s *system) *readSide {
 // a read-model manager fed by the service's event store over gRPC, served
 // by the same query API over HTTP and, on a NATS server of its own (the
 // service's NATS already answers the query subjects), over NATS.
-func postgresReadSide(t *testing.T, s *system, dsn string) *readSide {
-	t.Helper()
-	ctx := ctxT(t)
+func postgresReadSide(tb testing.TB, s *system, dsn string) *readSide {
+	tb.Helper()
+	ctx := ctxT(tb)
 	es, err := eventstore.Connect(ctx, s.svc.ESDBURL())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	m, err := projections.OpenManagerDSN(ctx, dsn, t.TempDir(), serve.ProjectionSource{Store: es}, nil)
+	m, err := projections.OpenManagerDSN(ctx, dsn, tb.TempDir(), serve.ProjectionSource{Store: es}, nil)
 	if err != nil {
 		es.Close()
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	projections.NewAPI(m, nil).Register(mux)
 	srv := httptest.NewServer(mux)
-	natsSrv, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	natsSrv, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{StoreDir: tb.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	nc, err := natsgo.Connect(natsSrv.ClientURL())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if _, err := ordonats.ServeHTTPQueries(nc, mux, nil); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var once sync.Once
 	rs := &readSide{base: srv.URL, nc: nc, close: func() {
@@ -102,12 +103,12 @@ func postgresReadSide(t *testing.T, s *system, dsn string) *readSide {
 			defer cancel()
 			natsSrv.Shutdown(ctx)
 			if err := m.Close(); err != nil {
-				t.Errorf("close the PostgreSQL read models: %v", err)
+				tb.Errorf("close the PostgreSQL read models: %v", err)
 			}
 			es.Close()
 		})
 	}}
-	t.Cleanup(rs.close)
+	tb.Cleanup(rs.close)
 	return rs
 }
 
@@ -220,21 +221,15 @@ func TestUndecodableEventStopsProjection(t *testing.T) {
 			t.Fatal(err)
 		}
 		base := rs.base
-		deadline := time.Now().Add(15 * time.Second)
-		for {
+		var p projections.Status
+		eventually.True(t, 15*time.Second, "the projection to stop on an undecodable event", func() bool {
 			var st struct{ Projections []projections.Status }
 			getJSON(t, base+"/v1/projections", &st)
-			p := st.Projections[0]
-			if p.Error != "" {
-				if p.Running || p.Position >= res.Position || !strings.Contains(p.Error, "order-"+bad) {
-					t.Fatalf("stopped projection: %+v (bad event at %d)", p, res.Position)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the projection did not stop on an undecodable event: %+v", p)
-			}
-			time.Sleep(20 * time.Millisecond)
+			p = st.Projections[0]
+			return p.Error != ""
+		})
+		if p.Running || p.Position >= res.Position || !strings.Contains(p.Error, "order-"+bad) {
+			t.Fatalf("stopped projection: %+v (bad event at %d)", p, res.Position)
 		}
 	})
 }

@@ -17,12 +17,12 @@ import (
 
 // dumpReadModels reads every row the read models hold, through their query
 // API, as comparable JSON.
-func dumpReadModels(t *testing.T, m *projections.Manager, orders []string) map[string]string {
-	t.Helper()
+func dumpReadModels(tb testing.TB, m *projections.Manager, orders []string) map[string]string {
+	tb.Helper()
 	store, _ := m.Current()
-	rows, err := projectionstest.Dump(ctxT(t), store, orders)
+	rows, err := projectionstest.Dump(ctxT(tb), store, orders)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return rows
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -167,7 +169,7 @@ func TestFlashSale(t *testing.T) {
 		Handled  int64  `json:"events_handled"`
 	}
 	var saga sagaStatus
-	waitFor(t, 30*time.Second, "the saga to handle the whole sale", func() bool {
+	eventually.True(t, 30*time.Second, "the saga to handle the whole sale", func() bool {
 		resp, err := http.Get("http://" + s.svc.HTTPAddr() + "/v1/saga")
 		if err != nil {
 			return false
@@ -197,21 +199,20 @@ func TestPaymentTimeout(t *testing.T) {
 	if v, _ := s.client.GetStock(ctx, "slow"); v.Reserved != 6 {
 		t.Fatalf("stock %+v, want 6 reserved", v)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.NoError(t, 20*time.Second, "the unpaid order to be cancelled after its 2s payment timeout", func() error {
 		v, err := s.client.GetOrder(ctx, unpaid)
-		if err == nil && v.State == domain.StateCancelled {
-			if !strings.Contains(v.Cancelled, "payment timeout") {
-				t.Fatalf("cancelled for %q, want the payment timeout", v.Cancelled)
-			}
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the unpaid order is still %s 20s after a 2s timeout", v.State)
+		if v.State != domain.StateCancelled {
+			return fmt.Errorf("still %s", v.State)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	waitFor(t, 10*time.Second, "the cancelled order's stock to be released", func() bool {
+		if !strings.Contains(v.Cancelled, "payment timeout") {
+			t.Fatalf("cancelled for %q, want the payment timeout", v.Cancelled)
+		}
+		return nil
+	})
+	eventually.True(t, 10*time.Second, "the cancelled order's stock to be released", func() bool {
 		v, _ := s.client.GetStock(ctx, "slow")
 		return v.Reserved == 3 && v.Available == 7
 	})
@@ -282,17 +283,6 @@ func TestPaymentRacesTimeout(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 const sagaChildEnv = "ORDO_TEST_SAGA_CHILD"
 
 // TestSagaProcessKilled runs the service (workers and saga) in a child
@@ -323,7 +313,7 @@ func TestSagaProcessKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the child service", func() bool {
+	eventually.True(t, 30*time.Second, "the child service", func() bool {
 		_, err := client.AddStock(ctx, "a", 150, "stock-a")
 		return err == nil
 	})
@@ -379,7 +369,7 @@ func TestSagaProcessKilled(t *testing.T) {
 	}
 	// Reservations settle asynchronously after a rejection (the release
 	// follows StockRejected): wait for the stock to agree.
-	waitFor(t, 30*time.Second, "the stock to match the orders awaiting payment", func() bool {
+	eventually.True(t, 30*time.Second, "the stock to match the orders awaiting payment", func() bool {
 		a, errA := client.GetStock(ctx, "a")
 		b, errB := client.GetStock(ctx, "b")
 		return errA == nil && errB == nil && a.Reserved == awaiting && b.Reserved == awaiting && a.Available >= 0 && b.Available >= 0
@@ -404,7 +394,7 @@ func TestStockQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(t)(s.client.PlaceOrder(ctx, oneLine(uuid.NewString(), "dash", 2)))
-	waitFor(t, 10*time.Second, "the reservation", func() bool {
+	eventually.True(t, 10*time.Second, "the reservation", func() bool {
 		v, _ := s.client.GetStock(ctx, "dash")
 		return v.Reserved == 2
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -49,7 +50,7 @@ func TestWorkersRestartedAfterTheirConsumerIsDeleted(t *testing.T) {
 	if err := js.DeleteConsumer(ctx, ordonats.StreamCommands, ordonats.ConsumerWorkers); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the consumer set up again", func() bool {
+	eventually.True(t, 60*time.Second, "the consumer set up again", func() bool {
 		_, err := js.Consumer(ctx, ordonats.StreamCommands, ordonats.ConsumerWorkers)
 		return err == nil
 	})
@@ -58,7 +59,7 @@ func TestWorkersRestartedAfterTheirConsumerIsDeleted(t *testing.T) {
 	if o := must(t)(s.client.CancelOrder(ctx, domain.CancelOrder{Order: id, Reason: "customer asked"})); o.State != "cancelled" {
 		t.Fatalf("cancel after the restart: %+v", o)
 	}
-	waitFor(t, 30*time.Second, "/readyz ready again", func() bool {
+	eventually.True(t, 30*time.Second, "/readyz ready again", func() bool {
 		code, rd := readyz(t, s)
 		return code == http.StatusOK && rd.Parts["workers"] == "up"
 	})
@@ -93,7 +94,7 @@ func TestReadyzNamesThePartThatIsDown(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SQUATTER", Subjects: []string{ordonats.SubjectCommands}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "/readyz naming the workers down", func() bool {
+	eventually.True(t, 60*time.Second, "/readyz naming the workers down", func() bool {
 		code, rd = readyz(t, s)
 		return code == http.StatusServiceUnavailable && !rd.Ready && strings.HasPrefix(rd.Parts["workers"], "down: ") &&
 			strings.Contains(rd.Parts["workers"], "overlap") // the cause of the failed restarts
@@ -105,7 +106,7 @@ func TestReadyzNamesThePartThatIsDown(t *testing.T) {
 	if err := js.DeleteStream(ctx, "SQUATTER"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "/readyz ready again", func() bool {
+	eventually.True(t, 60*time.Second, "/readyz ready again", func() bool {
 		code, rd = readyz(t, s)
 		return code == http.StatusOK && rd.Ready
 	})

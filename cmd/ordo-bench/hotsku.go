@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/domain/fastjson"
@@ -109,7 +110,7 @@ var errSoldOut = errors.New("sold out")
 // when installed, through Redis+Lua and PostgreSQL, and fails when any
 // system's consistency check does.
 func runHotSKU(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ordo-bench hot-sku [--clients N] [--duration D] [--orders N] [--nats-url URL] [--json]",
+	fs := flagset.New("ordo-bench hot-sku [--clients N] [--duration D] [--orders N] [--nats-url URL] [--json]",
 		"Reservations per second on ONE SKU: N closed-loop clients each reserve 1 unit for a fresh order\n"+
 			"through the NATS stock API; a reply means the event store has fsync'd the reservation. The\n"+
 			"stock API reserves only for orders that exist, so --orders orders are placed first (not\n"+

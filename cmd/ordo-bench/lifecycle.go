@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
@@ -22,7 +23,7 @@ import (
 // clients, then measures the bare JetStream round trip with the same
 // clients and prints the ratio.
 func runLifecycle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ordo-bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--cpuprofile FILE] [--json]",
+	fs := flagset.New("ordo-bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--cpuprofile FILE] [--json]",
 		"Drives orders through place, stock reserved, pay, ship and deliver with N closed-loop\n"+
 			"clients, then measures the bare JetStream round trip with the same clients, and prints the ratio.",
 		[]string{"ordo-bench lifecycle --clients 64 --duration 10s"}, stderr)

@@ -73,7 +73,7 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // servedGCPercent is the garbage collector's target `ordo serve` runs at
-// (relaxedGCPercent in cmd/ordo/gc.go): the bench starts the service in
+// (relaxedGCPercent in cmd/ordo/memory.go): the bench starts the service in
 // its own process, so it sets the same.
 const servedGCPercent = 400
 
@@ -85,24 +85,4 @@ func relaxGC() (restore func()) {
 	}
 	old := debug.SetGCPercent(servedGCPercent)
 	return func() { debug.SetGCPercent(old) }
-}
-
-// newFlagSet returns a flag set whose -h prints usage, a description and
-// examples before the flags.
-func newFlagSet(usage, about string, examples []string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(usage, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: %s\n\n%s\n", usage, about)
-		if len(examples) > 0 {
-			fmt.Fprintln(w, "\nExamples:")
-			for _, e := range examples {
-				fmt.Fprintf(w, "  %s\n", e)
-			}
-		}
-		fmt.Fprintln(w, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	return fs
 }

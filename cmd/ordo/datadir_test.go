@@ -78,6 +78,8 @@ func TestServeRefusesNonPositiveDurations(t *testing.T) {
 		{"--payment-timeout", "0"},
 		{"--payment-timeout", "-1m"},
 		{"--read-wait", "0s"},
+		{"--callback-tolerance", "0"},
+		{"--callback-tolerance", "-5m"},
 	} {
 		_, _, err := cli(context.Background(), append([]string{"serve", "--data", t.TempDir()}, args...)...)
 		if exitOf(err) != 2 || !strings.Contains(err.Error(), args[0]) {

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
@@ -23,7 +22,7 @@ import (
 // for other services and any language's EventStoreDB client, or checks a
 // stopped store's files.
 func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE]\n" +
+	const usage = "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE] [--tls-cert FILE --tls-key FILE] [--admin-password-file FILE]\n" +
 		"       ordo eventstore check [--data DIR] [--accept-loss]"
 	if len(args) == 0 || (args[0] != "serve" && args[0] != "check") {
 		fmt.Fprintln(stderr, usage)
@@ -40,15 +39,23 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	listen := fs.String("listen", "127.0.0.1:2113", "address to serve gRPC on")
 	data := fs.String("data", "./ordo-data/eventstore", "directory of the event log")
 	maxAppend := fs.Int("max-append-size", esdbserver.DefaultMaxAppendSize, "largest append in bytes of event data")
+	var logs logFlags
+	logs.register(fs)
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
+	tlsf := addTLSServerFlags(fs, "the gRPC listener")
+	pwFile := fs.String("admin-password-file", "", "file holding the admin password (or env ORDO_ESDB_ADMIN_PASSWORD); required to listen beyond loopback; on loopback the default is "+esdbserver.DefaultAdminPassword)
+	insecure := fs.Bool("insecure", false, "allow listening beyond loopback without admin password and TLS")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE]")
+		fmt.Fprintln(fs.Output(), "                            [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-ca FILE]] [--admin-password-file FILE] [--insecure]")
 		fmt.Fprintln(fs.Output(), "\nRuns the embedded EventStoreDB-compatible event store until SIGINT or SIGTERM.")
 		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set (less CPU per append, more memory),")
 		fmt.Fprintln(fs.Output(), "under a soft memory limit: --memory-limit, else GOMEMLIMIT, else 3/4 of the memory available.")
 		fmt.Fprintln(fs.Output(), "\nExample:\n  ordo eventstore serve --listen 127.0.0.1:2113 --data ./ordo-data/eventstore")
 		fmt.Fprintln(fs.Output(), "  # then connect any EventStoreDB client to esdb://127.0.0.1:2113?tls=false")
+		fmt.Fprintln(fs.Output(), "  ordo eventstore serve --listen 0.0.0.0:2113 --tls-cert node.pem --tls-key node-key.pem --admin-password-file pw")
+		fmt.Fprintln(fs.Output(), "  # then esdb://admin:PASSWORD@host:2113?tls=true&tlsCAFile=ca.pem")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -58,10 +65,28 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("eventstore serve takes no arguments, got %q", fs.Args())}
 	}
-	log := slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
+	log, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
 	defer relaxGC()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, log)()
-	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: *data, Listen: *listen, MaxAppendSize: *maxAppend, Logger: log})
+	tlsCfg, err := tlsf.config()
+	if err != nil {
+		return err
+	}
+	pw, err := adminPassword(*pwFile)
+	if err != nil {
+		return err
+	}
+	// Credentials that are given are checked (the clients send them only
+	// over TLS); a password the operator set is required of every caller.
+	var auth *esdbserver.Auth
+	if pw != "" || tlsCfg != nil {
+		auth = &esdbserver.Auth{AdminPassword: pw, Required: pw != ""}
+	}
+	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: *data, Listen: *listen, MaxAppendSize: *maxAppend, Logger: log,
+		TLS: tlsCfg, TLSCAFile: *tlsf.ca, Auth: auth, Insecure: *insecure})
 	if err != nil {
 		return err
 	}
@@ -79,7 +104,7 @@ var errDamaged = errors.New("the event store is damaged")
 // a stopped store and, with --accept-loss, lets a store that lost
 // acknowledged events open with what it holds.
 func runEventstoreCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ordo eventstore check [--data DIR] [--accept-loss]",
+	fs := flagset.New("ordo eventstore check [--data DIR] [--accept-loss]",
 		"Verifies every file of an event store that is not running: the record of its acknowledged\n"+
 			"head, the storage engine's MANIFEST and write-ahead logs, every table block (checksums), every\n"+
 			"event record and every stream index entry; then the saga's checkpoint against the store's head.\n"+

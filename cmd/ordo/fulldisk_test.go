@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -107,14 +108,14 @@ func TestFullDisk(t *testing.T) {
 // expectUnavailable sends a command with the CLI, as an operator would,
 // and expects it answered unavailable: by the workers when the event store
 // refuses it, or at once when JetStream cannot take it.
-func expectUnavailable(t *testing.T, p *serveProc) {
-	t.Helper()
+func expectUnavailable(tb testing.TB, p *serveProc) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, _, err := cli(ctx, "order", "place", "--customer", "c-1", "--line", "sku-1:1:100", "--currency", "EUR",
 		"--nats-url", p.natsURL, "--json", "--timeout", "30s")
 	if err == nil || !strings.Contains(out, `"code":"unavailable"`) {
-		t.Fatalf("ordo order place on the full disk: %v\n%s\nwant the code unavailable", err, out)
+		tb.Fatalf("ordo order place on the full disk: %v\n%s\nwant the code unavailable", err, out)
 	}
 }
 
@@ -132,21 +133,21 @@ var servingLine = regexp.MustCompile(`ordo is serving: NATS (\S+), event store \
 
 // startServeChild starts ordo serve on data, on free loopback ports, and
 // waits until it says it is serving.
-func startServeChild(t *testing.T, data string) *serveProc {
-	t.Helper()
+func startServeChild(tb testing.TB, data string) *serveProc {
+	tb.Helper()
 	cmd := ordoChild("serve", "--data", data, "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
 		"--esdb-listen", "127.0.0.1:0", "--manual-stock")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	p := &serveProc{cmd: cmd, log: &procLog{}, exited: make(chan struct{})}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	go func() { p.exitErr = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if p.alive() {
 			cmd.Process.Kill()
 			<-p.exited
@@ -167,9 +168,9 @@ func startServeChild(t *testing.T, data string) *serveProc {
 		p.natsURL, p.httpAddr = m[1], m[2]
 		return p
 	case <-p.exited:
-		t.Fatalf("ordo serve exited before serving (%v):\n%s", p.exitErr, p.log.tail())
+		tb.Fatalf("ordo serve exited before serving (%v):\n%s", p.exitErr, p.log.tail())
 	case <-time.After(90 * time.Second):
-		t.Fatalf("ordo serve did not start serving within 90 s:\n%s", p.log.tail())
+		tb.Fatalf("ordo serve did not start serving within 90 s:\n%s", p.log.tail())
 	}
 	return nil
 }
@@ -199,26 +200,26 @@ func (p *serveProc) stop(t *testing.T, d time.Duration) {
 	}
 }
 
-func dialService(t *testing.T, p *serveProc) *ordonats.Client {
-	t.Helper()
+func dialService(tb testing.TB, p *serveProc) *ordonats.Client {
+	tb.Helper()
 	nc, err := natsgo.Connect(p.natsURL)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
+	tb.Cleanup(nc.Close)
 	c, err := ordonats.NewClient(nc, ordonats.ClientOptions{Timeout: 20 * time.Second, PublishRetries: 1})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return c
 }
 
 // deadLetters counts the dead-letter stream's messages.
-func deadLetters(t *testing.T, p *serveProc) uint64 {
-	t.Helper()
+func deadLetters(tb testing.TB, p *serveProc) uint64 {
+	tb.Helper()
 	nc, err := natsgo.Connect(p.natsURL)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
@@ -226,11 +227,11 @@ func deadLetters(t *testing.T, p *serveProc) uint64 {
 	defer cancel()
 	st, err := js.Stream(ctx, ordonats.StreamDeadLetter)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return info.State.Msgs
 }
@@ -253,8 +254,8 @@ func placeOrder(c *ordonats.Client, timeout time.Duration) (ordonats.Outcome, er
 // fillUntilRefused places orders from 16 clients until one is refused
 // (unavailable, or JetStream refusing to take it), and returns the
 // acknowledged order IDs.
-func fillUntilRefused(t *testing.T, c *ordonats.Client, limit time.Duration) []string {
-	t.Helper()
+func fillUntilRefused(tb testing.TB, c *ordonats.Client, limit time.Duration) []string {
+	tb.Helper()
 	var (
 		mu      sync.Mutex
 		acked   []string
@@ -288,36 +289,32 @@ func fillUntilRefused(t *testing.T, c *ordonats.Client, limit time.Duration) []s
 	}
 	wg.Wait()
 	if err, _ := other.Load().(error); err != nil {
-		t.Fatalf("a command failed with %v, want unavailable once the disk is full", err)
+		tb.Fatalf("a command failed with %v, want unavailable once the disk is full", err)
 	}
 	if !refused.Load() {
-		t.Fatalf("no command was refused within %v: the disk did not fill", limit)
+		tb.Fatalf("no command was refused within %v: the disk did not fill", limit)
 	}
 	return acked
 }
 
 // waitPlaced places orders until one is acknowledged, within limit.
-func waitPlaced(t *testing.T, c *ordonats.Client, limit time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
+func waitPlaced(tb testing.TB, c *ordonats.Client, limit time.Duration) string {
+	tb.Helper()
+	var id string
+	eventually.NoError(tb, limit, "a command to succeed after space was freed", func() error {
 		out, err := placeOrder(c, 15*time.Second)
-		if err == nil {
-			return out.OrderID
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("commands still fail %v after space was freed: %v", limit, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		id = out.OrderID
+		return err
+	})
+	return id
 }
 
-func httpGet(t *testing.T, addr, path string) int {
-	t.Helper()
+func httpGet(tb testing.TB, addr, path string) int {
+	tb.Helper()
 	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + addr + path)
 	if err != nil {
-		t.Errorf("GET %s: %v", path, err)
+		tb.Errorf("GET %s: %v", path, err)
 		return 0
 	}
 	resp.Body.Close()
@@ -326,16 +323,16 @@ func httpGet(t *testing.T, addr, path string) int {
 
 // mountSmallDisk mounts a tmpfs of size bytes for the test; without the
 // right to mount, the test is skipped.
-func mountSmallDisk(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
+func mountSmallDisk(tb testing.TB, size int64) string {
+	tb.Helper()
+	dir := tb.TempDir()
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		t.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
+		tb.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
+			tb.Errorf("umount %s: %v: %s", dir, err, out)
 		}
 	})
 	return dir
@@ -343,16 +340,16 @@ func mountSmallDisk(t *testing.T, size int64) string {
 
 // allocate creates path with size bytes of allocated blocks; size -1 takes
 // every free block.
-func allocate(t *testing.T, path string, size int64) {
-	t.Helper()
+func allocate(tb testing.TB, path string, size int64) {
+	tb.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer f.Close()
 	if size >= 0 {
 		if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		return
 	}
@@ -363,7 +360,7 @@ func allocate(t *testing.T, path string, size int64) {
 				n /= 2
 				continue
 			}
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		off += n
 	}

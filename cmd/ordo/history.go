@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -12,77 +11,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/cmd/flagset"
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/commands/audit"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
-	"github.com/ordo-dev/ordo/eventstore"
 )
-
-// step is one event of an order's history with the state it led to.
-type step struct {
-	Revision      uint64          `json:"revision"`
-	Position      uint64          `json:"position"`
-	Time          time.Time       `json:"time"`
-	Type          string          `json:"type"`
-	Version       int             `json:"version,omitempty"`
-	Data          json.RawMessage `json:"data"`
-	CommandID     string          `json:"command_id,omitempty"`
-	CorrelationID string          `json:"correlation_id,omitempty"`
-	CausationID   string          `json:"causation_id,omitempty"`
-	State         domain.State    `json:"state"`
-	// Problem says why the event could not be decoded or folded; the
-	// order's state is then the one before it.
-	Problem string `json:"problem,omitempty"`
-}
-
-// replayOrder folds the order's stream, calling each for every event
-// with the state after it, until stop (if set) says to stop before an
-// event. It returns the order as folded.
-func replayOrder(ctx context.Context, store *eventstore.Store, orderID string, stop func(step) bool, each func(step)) (*domain.Order, error) {
-	orderID, _ = domain.NormalizeOrderID(orderID) // a UUID in any case names the order of its lower-case form
-	codec := fastjson.NewCodec()
-	order := domain.NewOrder(orderID)
-	errStop := errors.New("stop")
-	err := store.ReadStream(ctx, commands.StreamName(orderID), 0, func(re eventstore.RecordedEvent) error {
-		s := step{Revision: re.Revision, Position: re.Position, Time: re.Created, Type: re.Type, Data: json.RawMessage(re.Data)}
-		if !json.Valid(re.Data) {
-			s.Data = json.RawMessage(strconv.Quote(string(re.Data)))
-		}
-		ev, err := codec.Decode(re.Type, re.Data, re.Metadata)
-		if err != nil {
-			s.Problem = "undecodable: " + err.Error()
-		} else {
-			s.Version, s.CommandID, s.CorrelationID, s.CausationID = ev.Version, ev.Meta.CommandID, ev.Meta.CorrelationID, ev.Meta.CausationID
-			if !ev.Meta.OccurredAt.IsZero() {
-				s.Time = ev.Meta.OccurredAt
-			}
-		}
-		if stop != nil && stop(s) {
-			return errStop
-		}
-		if err == nil {
-			if err := order.Apply(ev); err != nil {
-				s.Problem = "illegal: " + err.Error()
-			}
-		}
-		s.State = order.State()
-		if each != nil {
-			each(s)
-		}
-		return nil
-	})
-	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return nil, fmt.Errorf("order %s has no events in the event store (stream %s): check the ID", orderID, commands.StreamName(orderID))
-	}
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, err
-	}
-	return order, nil
-}
 
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo history ORDER_ID [--json] [--esdb-url URL | --data DIR]",
+	fs := flagset.New("ordo history ORDER_ID [--json] [--esdb-url URL | --data DIR]",
 		"Prints the order's timeline: every event with its revision, time, type, key fields,\n"+
 			"command and correlation IDs, and the lifecycle state after it. Events that cannot be\n"+
 			"decoded or that break the lifecycle are shown with the reason.",
@@ -102,8 +39,8 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer done()
-	var steps []step
-	if _, err := replayOrder(ctx, store, pos[0], nil, func(s step) { steps = append(steps, s) }); err != nil {
+	steps, err := audit.Timeline(ctx, serve.AuditStore{Store: store}, pos[0])
+	if err != nil {
 		return err
 	}
 	if *asJSON {
@@ -182,7 +119,7 @@ func describe(data json.RawMessage) string {
 
 func runState(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo state ORDER_ID --at REVISION|TIME [--esdb-url URL | --data DIR]",
+	fs := flagset.New("ordo state ORDER_ID --at REVISION|TIME [--esdb-url URL | --data DIR]",
 		"Prints the order as it was at a point of its history: after the event with stream\n"+
 			"revision REVISION, or after the last event at or before TIME (RFC 3339, e.g.\n"+
 			"2026-11-24T09:30:00Z, or a date 2026-11-24 meaning its start in UTC).\n"+
@@ -207,9 +144,9 @@ func runState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer done()
-	var last step
+	var last audit.Step
 	var problems []string
-	order, err := replayOrder(ctx, store, pos[0], stop, func(s step) {
+	order, err := audit.Replay(ctx, serve.AuditStore{Store: store}, pos[0], stop, func(s audit.Step) {
 		last = s
 		if s.Problem != "" {
 			problems = append(problems, fmt.Sprintf("revision %d (%s): %s", s.Revision, s.Type, s.Problem))
@@ -266,17 +203,17 @@ func runState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // parseAt turns --at into a test that is true for the first event past
 // it, and the revision it names (-1 for a time, or no --at).
-func parseAt(at string) (func(step) bool, int64, error) {
+func parseAt(at string) (func(audit.Step) bool, int64, error) {
 	if at == "" {
 		return nil, -1, nil
 	}
 	if rev, err := strconv.ParseInt(at, 10, 64); err == nil && rev >= 0 {
-		return func(s step) bool { return s.Revision > uint64(rev) }, rev, nil
+		return func(s audit.Step) bool { return s.Revision > uint64(rev) }, rev, nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, at); err == nil {
 			// The same time history shows: the event's own, or the store's.
-			return func(s step) bool { return s.Time.After(t) }, -1, nil
+			return func(s audit.Step) bool { return s.Time.After(t) }, -1, nil
 		}
 	}
 	return nil, -1, usageError{fmt.Sprintf("--at %q is neither a stream revision (0, 1, …) nor a time (RFC 3339, e.g. 2026-11-24T09:30:00Z)", at)}

@@ -41,6 +41,7 @@ func subcommands() []subcommand {
 		{"serve", "run the Ordo service (embedded NATS and event store by default)", runServe},
 		{"order", "send order commands and read orders (a NATS client)", runOrder},
 		{"stock", "add stock to a SKU and read its stock (a NATS client)", runStock},
+		{"payment", "send a signed payment callback, as a payment provider does (a NATS client)", runPayment},
 		{"fsm", "print the order lifecycle diagram (Mermaid or Graphviz)", runFSM},
 		{"eventstore", "run the embedded EventStoreDB-compatible event store", runEventstore},
 		{"replay", "rebuild the read models from the event store and swap them in", runReplay},

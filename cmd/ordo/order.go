@@ -142,6 +142,7 @@ func (l *lineFlags) Set(v string) error {
 // clientFlags are the flags every verb shares.
 type clientFlags struct {
 	natsURL   *string
+	creds     natsCredFlags
 	commandID *string
 	asJSON    *bool
 	timeout   *time.Duration
@@ -149,7 +150,8 @@ type clientFlags struct {
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
 	return clientFlags{
-		natsURL:   fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server of the Ordo service"),
+		natsURL:   fs.String("nats-url", "", "NATS server of the Ordo service, nats://[user:password@]host:port or tls://… (default $NATS_URL, else nats://127.0.0.1:4222)"),
+		creds:     addNATSCredFlags(fs),
 		commandID: fs.String("command-id", "", "command ID (default: a new UUID); reuse it to retry safely"),
 		asJSON:    fs.Bool("json", false, "print the reply as JSON"),
 		timeout:   fs.Duration("timeout", 10*time.Second, "how long to wait for the outcome"),
@@ -248,12 +250,21 @@ func runOrderVerb(ctx context.Context, v orderVerb, args []string, stdout, stder
 // quarter second rather than nats.go's two, so the command is sent again
 // soon after the service is back (see nats.Client.Send).
 func (cf clientFlags) dial(ctx context.Context) (*ordonats.Client, context.Context, func(), error) {
-	url := *cf.natsURL
-	nc, err := natsgo.Connect(url, natsgo.Name("ordo-cli"), natsgo.ReconnectWait(250*time.Millisecond))
+	return cf.dialWith(ctx, ordonats.ClientOptions{})
+}
+
+// dialWith is dial with the client's options (a callback signer).
+func (cf clientFlags) dialWith(ctx context.Context, opts ordonats.ClientOptions) (*ordonats.Client, context.Context, func(), error) {
+	url := natsURL(*cf.natsURL)
+	connOpts, err := cf.creds.credentials().Options()
+	if err != nil {
+		return nil, nil, nil, usageError{err.Error()}
+	}
+	nc, err := natsgo.Connect(url, append(connOpts, natsgo.Name("ordo-cli"), natsgo.ReconnectWait(250*time.Millisecond))...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to NATS at %s (is `ordo serve` running?): %w", url, err)
 	}
-	c, err := ordonats.NewClient(nc, ordonats.ClientOptions{})
+	c, err := ordonats.NewClient(nc, opts)
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, err

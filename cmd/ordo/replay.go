@@ -10,16 +10,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/projections"
 )
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo replay [--projection NAME | --all] [--from POSITION] [--restart] [--data DIR]",
+	fs := flagset.New("ordo replay [--projection NAME | --all] [--from POSITION] [--restart] [--data DIR]",
 		"Rebuilds the read models from the event store into fresh tables and swaps them in\n"+
 			"atomically once they have caught up. While `ordo serve` runs on --data, the service\n"+
 			"does the rebuild and its API keeps serving the old read models until the swap;\n"+
@@ -35,6 +37,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	from := fs.Uint64("from", 0, "refused unless 0: a rebuild replays the whole history (read models rebuilt from a later position would lack every earlier order)")
 	restart := fs.Bool("restart", false, "discard a partial earlier rebuild instead of resuming it")
 	dsn := fs.String("readmodel-dsn", "", "PostgreSQL read models (postgres://…), as given to ordo serve (default: SQLite files in --data)")
+	adminToken := registerAdminToken(fs)
 	if err := parseNoArgs(fs, args, "replay"); err != nil {
 		return err
 	}
@@ -48,7 +51,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if rt, ok, err := serve.ReadRuntime(sf.data); err != nil {
 		return err
 	} else if ok && rt.HTTPAddr != "" && sf.url == "" {
-		err := replayRemote(ctx, rt.HTTPAddr, opts, stdout, stderr)
+		token, err := adminToken.token(sf.data, os.Getenv)
+		if err != nil {
+			return err
+		}
+		err = replayRemote(ctx, rt.HTTPAddr, token, opts, stdout, stderr)
 		if !errors.Is(err, errServiceGone) {
 			return err
 		}
@@ -105,8 +112,11 @@ func replayLocal(ctx context.Context, sf *storeFlags, dsn string, opts projectio
 }
 
 // replayRemote asks the running service to rebuild and follows it.
-func replayRemote(ctx context.Context, addr string, opts projections.RebuildOptions, stdout, stderr io.Writer) error {
+func replayRemote(ctx context.Context, addr, token string, opts projections.RebuildOptions, stdout, stderr io.Writer) error {
 	base := "http://" + addr + "/v1/admin/rebuild"
+	adminCall := func(ctx context.Context, method, u string) (*http.Response, []byte, error) {
+		return adminRequest(ctx, method, u, token)
+	}
 	q := url.Values{"from": {strconv.FormatUint(opts.From, 10)}, "restart": {strconv.FormatBool(opts.Restart)}}
 	resp, body, err := adminCall(ctx, http.MethodPost, base+"?"+q.Encode())
 	if err != nil {
@@ -163,11 +173,14 @@ func replayRemote(ctx context.Context, addr string, opts projections.RebuildOpti
 	}
 }
 
-func adminCall(ctx context.Context, method, u string) (*http.Response, []byte, error) {
+// adminRequest calls an admin endpoint of the running service with its
+// admin token.
+func adminRequest(ctx context.Context, method, u, token string) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, nil, err

@@ -32,6 +32,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", time.Minute, "how long a part of the service (the command workers, the saga, …) may keep failing while NATS and the event store answer before the service exits with its cause; 0: restart it forever")
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 5*time.Second, "how long the lease of the saga and stock writer lasts unless renewed; a standby instance takes over within about this much of the holder's death (the same on every instance)")
 	fs.IntVar(&cfg.Commands.Replicas, "nats-replicas", 1, "replicas of Ordo's JetStream streams and key-value buckets (3 on a NATS cluster)")
+	fs.StringVar(&cfg.SecretsDir, "secrets", "", "directory of the payment callback secrets (callback-<provider>) and the admin token (admin-token); what is missing is generated (default: <data>/secrets)")
+	fs.DurationVar(&cfg.CallbackTolerance, "callback-tolerance", 5*time.Minute, "how far a payment callback's signed timestamp may be from now")
+	var logs logFlags
+	logs.register(fs)
+	secFlags := addSecurityFlags(fs)
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
 	fs.Usage = func() {
@@ -42,11 +47,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set: about a sixth less CPU per")
 		fmt.Fprintln(fs.Output(), "command for about twice the memory (set GOGC=100 to choose); a soft memory limit (--memory-limit,")
 		fmt.Fprintln(fs.Output(), "GOMEMLIMIT, or 3/4 of the memory available) makes it collect earlier whenever memory runs short.")
-		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'")
+		fmt.Fprintln(fs.Output(), "Prometheus metrics are at /metrics on the HTTP address; traces are exported over OTLP gRPC when")
+		fmt.Fprintln(fs.Output(), "OTEL_EXPORTER_OTLP_ENDPOINT is set (with the other standard OTEL_EXPORTER_OTLP_* variables).")
+		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'\n  ordo serve --nats-listen 0.0.0.0:4222 --nats-auth nats-users.json --tls-cert server.pem --tls-key server-key.pem")
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -64,17 +72,39 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Commands.Replicas < 1 || cfg.Commands.Replicas > 5 {
 		return usageError{fmt.Sprintf("--nats-replicas must be 1 to 5, got %d", cfg.Commands.Replicas)}
 	}
+	if cfg.CallbackTolerance <= 0 {
+		return usageError{fmt.Sprintf("--callback-tolerance must be a positive duration such as 5m, got %v", cfg.CallbackTolerance)}
+	}
 	if cfg.ReadWait <= 0 {
 		return usageError{fmt.Sprintf("--read-wait must be a positive duration such as 5s, got %v", cfg.ReadWait)}
 	}
-	cfg.Logger = slog.New(newLimitedHandler(slog.NewTextHandler(stderr, nil), logEvery, logBurst, time.Now))
+	if cfg.Security, err = secFlags.security(); err != nil {
+		return err
+	}
+	log, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+		tp, err := serve.OTLPTracerProvider(ctx)
+		if err != nil {
+			return err
+		}
+		defer flushTraces(tp, cfg.Logger)
+		cfg.TracerProvider = tp
+	}
 	defer relaxGC()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, cfg.Logger)()
 	svc, err := serve.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ordo is serving: NATS %s, event store %s, HTTP http://%s\n", svc.NATSURL(), svc.ESDBURL(), svc.HTTPAddr())
+	scheme := "http"
+	if cfg.Security.TLS != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "ordo is serving: NATS %s, event store %s, HTTP %s://%s\n", svc.NATSURL(), svc.ESDBURL(), scheme, svc.HTTPAddr())
 	select {
 	case <-ctx.Done():
 		cfg.Logger.Info("shutting down: draining commands in flight")
@@ -90,4 +120,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve stopped: %w", errors.Join(cause, err))
 	}
 	return err
+}
+
+// flushTraces sends the spans still batched before the process exits.
+func flushTraces(tp interface{ Shutdown(context.Context) error }, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn("flushing traces to the OTLP endpoint failed", "err", err)
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -174,13 +175,13 @@ func killMidFlight(t *testing.T, externalNATS bool) {
 }
 
 // checkAppliedOnce reads every order's stream: its three commands, each once.
-func checkAppliedOnce(t *testing.T, url string, ids []string) {
-	t.Helper()
+func checkAppliedOnce(tb testing.TB, url string, ids []string) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	store, err := eventstore.Connect(ctx, url)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer store.Close()
 	for _, id := range ids {
@@ -197,25 +198,25 @@ func checkAppliedOnce(t *testing.T, url string, ids []string) {
 			return nil
 		})
 		if err != nil || len(seen) != 3 {
-			t.Fatalf("order %s: %d commands applied (%v), want 3 once each", id, len(seen), err)
+			tb.Fatalf("order %s: %d commands applied (%v), want 3 once each", id, len(seen), err)
 		}
 	}
 }
 
 // startServe runs `ordo serve args` as a child process (this test binary)
 // and stops it at cleanup; its output goes to a log file in dir.
-func startServe(t *testing.T, dir string, args []string) *exec.Cmd {
-	t.Helper()
+func startServe(tb testing.TB, dir string, args []string) *exec.Cmd {
+	tb.Helper()
 	cmd := ordoChild(args...)
 	logFile, err := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			done := make(chan struct{})
@@ -228,9 +229,9 @@ func startServe(t *testing.T, dir string, args []string) *exec.Cmd {
 			}
 		}
 		logFile.Close()
-		if t.Failed() {
+		if tb.Failed() {
 			if b, err := os.ReadFile(logFile.Name()); err == nil {
-				t.Logf("serve log:\n%s", b)
+				tb.Logf("serve log:\n%s", b)
 			}
 		}
 	})
@@ -238,31 +239,28 @@ func startServe(t *testing.T, dir string, args []string) *exec.Cmd {
 }
 
 // waitReady polls /readyz until the service says it is ready.
-func waitReady(t *testing.T, httpAddr string, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
+func waitReady(tb testing.TB, httpAddr string, limit time.Duration) {
+	tb.Helper()
 	hc := &http.Client{Timeout: time.Second}
-	for {
+	eventually.NoError(tb, limit, "the service on "+httpAddr+" to be ready", func() error {
 		resp, err := hc.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service on %s was not ready within %v (last: %v)", httpAddr, limit, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s", resp.Status)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // freeAddr is a loopback address with a port nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer lis.Close()
 	return lis.Addr().String()

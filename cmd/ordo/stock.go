@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
@@ -43,7 +44,7 @@ func printStockUsage(w io.Writer) {
 }
 
 func runStockAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ordo stock add SKU QTY [--command-id ID] [--json]",
+	fs := flagset.New("ordo stock add SKU QTY [--command-id ID] [--json]",
 		"Adds QTY units to the SKU's stock on hand and prints the stock after it. The reply comes once\n"+
 			"the event is durable. Resending with the same --command-id adds nothing a second time.",
 		[]string{"ordo stock add sku-1 1000", "ordo stock add sku-1 250 --command-id delivery-42 --json"}, stderr)
@@ -87,7 +88,7 @@ func negativeNumber(args []string) (string, bool) {
 }
 
 func runStockGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ordo stock get SKU [--json]",
+	fs := flagset.New("ordo stock get SKU [--json]",
 		"Prints the SKU's stock as its event stream says: on hand (added minus shipped), reserved for\n"+
 			"orders that have not shipped, available (on hand minus reserved, never below zero) and the\n"+
 			"stream revision. A SKU that never had stock is an error (not_found, exit status 1): an\n"+

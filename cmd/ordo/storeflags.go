@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -122,24 +121,4 @@ func parseNoArgs(fs *flag.FlagSet, args []string, command string) error {
 		return usageError{fmt.Sprintf("%s takes no arguments, got %q", command, pos)}
 	}
 	return nil
-}
-
-// newFlagSet returns a flag set whose -h prints usage, a description and
-// examples before the flags, so every command's --help reads the same.
-func newFlagSet(usage, about string, examples []string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(usage, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: %s\n\n%s\n", usage, about)
-		if len(examples) > 0 {
-			fmt.Fprintln(w, "\nExamples:")
-			for _, e := range examples {
-				fmt.Fprintf(w, "  %s\n", e)
-			}
-		}
-		fmt.Fprintln(w, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	return fs
 }

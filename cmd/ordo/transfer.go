@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/eventstore"
 )
 
@@ -20,7 +21,7 @@ import (
 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo export --out FILE.jsonl [--restart] [--esdb-url URL | --data DIR]",
+	fs := flagset.New("ordo export --out FILE.jsonl [--restart] [--esdb-url URL | --data DIR]",
 		"Writes every event of the store, in $all order, to FILE as JSON Lines (one event per\n"+
 			"line: stream, revision, position, id, type, created, data, metadata). If FILE exists\n"+
 			"from an interrupted export, the export continues after its last complete line.\n"+
@@ -141,7 +142,7 @@ func resumeExportFile(path string) (lines int64, after uint64, err error) {
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo import FILE.jsonl [--esdb-url URL | --data DIR]",
+	fs := flagset.New("ordo import FILE.jsonl [--esdb-url URL | --data DIR]",
 		"Appends the events of an export file to the store, stream by stream in order, keeping\n"+
 			"their IDs, types, data and metadata. Events a stream already holds (an earlier,\n"+
 			"interrupted import) are skipped, so running it again is safe. It ends by checking\n"+
@@ -200,7 +201,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
-	fs := newFlagSet("ordo migrate --to URL [--from URL | --data DIR]",
+	fs := flagset.New("ordo migrate --to URL [--from URL | --data DIR]",
 		"Copies every stream from one event store to another, typically from the embedded store\n"+
 			"to an EventStoreDB/KurrentDB cluster, keeping each stream's order and every event's\n"+
 			"ID, type, data and metadata. Safe to run again after an interruption: what the target\n"+
@@ -353,3 +354,7 @@ func reportDigests(w io.Writer, src, dst eventstore.Digests, srcName, dstName st
 	}
 	return cliError{fmt.Errorf("%d streams differ", len(diffs))}
 }
+
+// errPastHead ends a pass at the head it measured at the start, so a
+// pass over a live store ends.
+var errPastHead = errors.New("past the head")

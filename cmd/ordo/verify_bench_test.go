@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/commands/audit"
 	"github.com/ordo-dev/ordo/eventstore"
 )
 
@@ -62,7 +64,7 @@ func BenchmarkVerify(b *testing.B) {
 	var events int64
 	cpu := startCPU()
 	for b.Loop() {
-		rep, err := verifyStore(ctx, store, eventstore.Filter{}, head, nil)
+		rep, err := audit.Verify(ctx, serve.AuditStore{Store: store}, audit.Options{Head: head})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -84,8 +86,8 @@ func BenchmarkVerifyFold(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var all []eventstore.RecordedEvent
-	err = store.ReadAll(ctx, 0, eventstore.Filter{}, func(e eventstore.RecordedEvent) error { all = append(all, e); return nil })
+	var all []audit.Event
+	err = serve.AuditStore{Store: store}.ScanAll(ctx, 0, nil, func(e audit.Event) error { all = append(all, e); return nil })
 	done()
 	if err != nil {
 		b.Fatal(err)
@@ -93,11 +95,11 @@ func BenchmarkVerifyFold(b *testing.B) {
 	var events int64
 	cpu := startCPU()
 	for b.Loop() {
-		v := newVerifier()
+		v := audit.NewVerifier()
 		for _, e := range all {
-			v.add(e)
+			v.Add(e)
 		}
-		events += v.report.Events
+		events += v.Report().Events
 	}
 	cpu.report(b, events)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/commands/audit"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 )
@@ -101,10 +102,10 @@ func TestVerifyCrossStream(t *testing.T) {
 	raw(domain.StockStream("later"), "add-2", domain.InventoryAdded{SKU: "later", Quantity: 1})
 	store.Close()
 
-	verify := func(args ...string) (verifyReport, map[string]string) {
+	verify := func(args ...string) (audit.Report, map[string]string) {
 		t.Helper()
 		out, _, err := cli(ctx, append([]string{"verify", "--data", dir, "--json", "--quiet"}, args...)...)
-		var rep verifyReport
+		var rep audit.Report
 		if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
 			t.Fatalf("verify %v: %v, %v\n%s", args, err, jerr, out)
 		}

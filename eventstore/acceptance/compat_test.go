@@ -185,8 +185,8 @@ func TestResolveLinkTos(t *testing.T) {
 	check("$all subscription", collectResolved(t, allSub, len(want)))
 }
 
-func drain(t *testing.T, rs *esdb.ReadStream) []*esdb.ResolvedEvent {
-	t.Helper()
+func drain(tb testing.TB, rs *esdb.ReadStream) []*esdb.ResolvedEvent {
+	tb.Helper()
 	defer rs.Close()
 	var out []*esdb.ResolvedEvent
 	for {
@@ -195,14 +195,14 @@ func drain(t *testing.T, rs *esdb.ReadStream) []*esdb.ResolvedEvent {
 			return out
 		}
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		out = append(out, ev)
 	}
 }
 
-func collectResolved(t *testing.T, sub *esdb.Subscription, n int) []*esdb.ResolvedEvent {
-	t.Helper()
+func collectResolved(tb testing.TB, sub *esdb.Subscription, n int) []*esdb.ResolvedEvent {
+	tb.Helper()
 	stuck := time.AfterFunc(30*time.Second, func() { sub.Close() })
 	defer stuck.Stop()
 	var out []*esdb.ResolvedEvent
@@ -212,7 +212,7 @@ func collectResolved(t *testing.T, sub *esdb.Subscription, n int) []*esdb.Resolv
 		case ev.EventAppeared != nil:
 			out = append(out, ev.EventAppeared)
 		case ev.SubscriptionDropped != nil:
-			t.Fatalf("subscription dropped after %d of %d events: %v", len(out), n, ev.SubscriptionDropped.Error)
+			tb.Fatalf("subscription dropped after %d of %d events: %v", len(out), n, ev.SubscriptionDropped.Error)
 		}
 	}
 	return out

@@ -207,16 +207,16 @@ func (st *psCrashState) stop() {
 
 // startPSCrashChild starts the server in a child process; kill sends it
 // SIGKILL and waits for it.
-func startPSCrashChild(t *testing.T, dir string) (kill func(), url string) {
-	t.Helper()
+func startPSCrashChild(tb testing.TB, dir string) (kill func(), url string) {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPersistentSubscriptionCrash$")
 	cmd.Env = append(os.Environ(), psCrashChildEnv+"="+dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	kill = func() {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -236,7 +236,7 @@ func startPSCrashChild(t *testing.T, dir string) (kill func(), url string) {
 		return kill, url
 	case <-time.After(60 * time.Second):
 		kill()
-		t.Fatal("the child server did not start within 60 s")
+		tb.Fatal("the child server did not start within 60 s")
 	}
 	return nil, ""
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
+
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 // TestPersistentSubscriptions is a port of the official Go client's own
@@ -92,27 +94,27 @@ func testEvents(n int) []esdb.EventData {
 // genName stands for the client tests' NAME_GENERATOR.Generate().
 func genName() string { return "ps-" + uuid.NewString() }
 
-func pushEvents(t *testing.T, db *esdb.Client, stream string, evs ...esdb.EventData) {
-	t.Helper()
+func pushEvents(tb testing.TB, db *esdb.Client, stream string, evs ...esdb.EventData) {
+	tb.Helper()
 	if _, err := db.AppendToStream(context.Background(), stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}}, evs...); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
-func mustNoError(t *testing.T, err error) {
-	t.Helper()
+func mustNoError(tb testing.TB, err error) {
+	tb.Helper()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
 // recvEvent is Recv().EventAppeared.Event, failing instead of panicking
 // when the subscription dropped.
-func recvEvent(t *testing.T, sub *esdb.PersistentSubscription) *esdb.ResolvedEvent {
-	t.Helper()
+func recvEvent(tb testing.TB, sub *esdb.PersistentSubscription) *esdb.ResolvedEvent {
+	tb.Helper()
 	ev := sub.Recv()
 	if ev.EventAppeared == nil {
-		t.Fatalf("persistent subscription dropped: %v", ev.SubscriptionDropped.Error)
+		tb.Fatalf("persistent subscription dropped: %v", ev.SubscriptionDropped.Error)
 	}
 	return ev.EventAppeared.Event
 }
@@ -445,10 +447,9 @@ func psListAll(t *testing.T, db *esdb.Client, creds *esdb.Credentials) {
 
 // waitParked stands for the originals' 5 s sleep ("we let the server the
 // time to park those events"): it polls until n events are parked.
-func waitParked(t *testing.T, db *esdb.Client, stream *string, group string, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+func waitParked(tb testing.TB, db *esdb.Client, stream *string, group string, n int64) {
+	tb.Helper()
+	eventually.NoError(tb, 30*time.Second, fmt.Sprintf("%d events to be parked", n), func() error {
 		var info *esdb.PersistentSubscriptionInfo
 		var err error
 		if stream == nil {
@@ -456,15 +457,12 @@ func waitParked(t *testing.T, db *esdb.Client, stream *string, group string, n i
 		} else {
 			info, err = db.GetPersistentSubscriptionInfo(context.Background(), *stream, group, esdb.GetPersistentSubscriptionOptions{})
 		}
-		mustNoError(t, err)
-		if info.Stats.ParkedMessagesCount >= n {
-			return
+		mustNoError(tb, err)
+		if info.Stats.ParkedMessagesCount < n {
+			return fmt.Errorf("%d parked", info.Stats.ParkedMessagesCount)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events parked after 30 s, want %d", info.Stats.ParkedMessagesCount, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func psReplayParked(t *testing.T, db *esdb.Client, creds *esdb.Credentials, thenReceive bool) {

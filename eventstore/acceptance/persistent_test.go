@@ -1,6 +1,7 @@
 package acceptance
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 // Behaviours of persistent subscriptions beyond the client's own tests,
@@ -28,18 +31,18 @@ func psSettings(fn func(*esdb.PersistentSubscriptionSettings)) *esdb.PersistentS
 }
 
 // recvWithin is the next event of sub, failing after d or on a drop.
-func recvWithin(t *testing.T, sub *esdb.PersistentSubscription, d time.Duration) *esdb.EventAppeared {
-	t.Helper()
+func recvWithin(tb testing.TB, sub *esdb.PersistentSubscription, d time.Duration) *esdb.EventAppeared {
+	tb.Helper()
 	got := make(chan *esdb.PersistentSubscriptionEvent, 1)
 	go func() { got <- sub.Recv() }()
 	select {
 	case ev := <-got:
 		if ev.EventAppeared == nil {
-			t.Fatalf("persistent subscription dropped: %v", ev.SubscriptionDropped.Error)
+			tb.Fatalf("persistent subscription dropped: %v", ev.SubscriptionDropped.Error)
 		}
 		return ev.EventAppeared
 	case <-time.After(d):
-		t.Fatalf("no event within %v", d)
+		tb.Fatalf("no event within %v", d)
 	}
 	return nil
 }
@@ -127,20 +130,16 @@ func TestPersistentNackActions(t *testing.T) {
 		t.Fatalf("replayed %v, want the parked events in order", replayed)
 	}
 	// Handled after the replay: the parked stream is truncated past them.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.NoError(t, 10*time.Second, "no event counted as parked after the replay", func() error {
 		info, err := c.GetPersistentSubscriptionInfo(ctx, stream, group, esdb.GetPersistentSubscriptionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Stats.ParkedMessagesCount == 0 {
-			break
+		if n := info.Stats.ParkedMessagesCount; n != 0 {
+			return fmt.Errorf("%d events still counted as parked after they were replayed and acknowledged", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still counted as parked after they were replayed and acknowledged", info.Stats.ParkedMessagesCount)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestPersistentMessageTimeout: an event not acknowledged within the
@@ -252,22 +251,18 @@ func TestPersistentConsumerStrategies(t *testing.T) {
 }
 
 // waitConnections polls until a $all group has n consumers.
-func waitConnections(t *testing.T, c *esdb.Client, group string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := c.GetPersistentSubscriptionInfoToAll(ctxT(t), group, esdb.GetPersistentSubscriptionOptions{})
+func waitConnections(tb testing.TB, c *esdb.Client, group string, n int) {
+	tb.Helper()
+	eventually.NoError(tb, 10*time.Second, fmt.Sprintf("%d consumers of group %s", n, group), func() error {
+		info, err := c.GetPersistentSubscriptionInfoToAll(ctxT(tb), group, esdb.GetPersistentSubscriptionOptions{})
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		if len(info.Connections) >= n {
-			return
+		if len(info.Connections) < n {
+			return fmt.Errorf("%d consumers connected", len(info.Connections))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d consumers connected, want %d", len(info.Connections), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestPersistentNackStop: a consumer that nacks with stop is dropped, and
@@ -340,20 +335,16 @@ func TestPersistentAllFilterAndResolveLinks(t *testing.T) {
 		t.Fatalf("second event: %+v, want the link to %s resolved", second.Event, target)
 	}
 	_ = sub.Ack(second.Event)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.NoError(t, 10*time.Second, fmt.Sprintf("the checkpoint to reach the link at %d past the filtered events", w.CommitPosition), func() error {
 		info, err := c.GetPersistentSubscriptionInfoToAll(ctx, group, esdb.GetPersistentSubscriptionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p := info.Stats.LastCheckpointedPosition; p != nil && p.Commit >= w.CommitPosition {
-			break
+		if p := info.Stats.LastCheckpointedPosition; p == nil || p.Commit < w.CommitPosition {
+			return fmt.Errorf("checkpoint %+v", p)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("checkpoint %+v never reached the link at %d past the filtered events", info.Stats.LastCheckpointedPosition, w.CommitPosition)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestPersistentErrors: the statuses and trailers EventStoreDB answers
@@ -504,20 +495,16 @@ func TestPersistentSurvivesRestart(t *testing.T) {
 }
 
 // waitCheckpoint polls until a stream group's checkpoint reached rev.
-func waitCheckpoint(t *testing.T, c *esdb.Client, stream, group string, rev uint64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := c.GetPersistentSubscriptionInfo(ctxT(t), stream, group, esdb.GetPersistentSubscriptionOptions{})
+func waitCheckpoint(tb testing.TB, c *esdb.Client, stream, group string, rev uint64) {
+	tb.Helper()
+	eventually.NoError(tb, 10*time.Second, fmt.Sprintf("the checkpoint of %s/%s to reach revision %d", stream, group, rev), func() error {
+		info, err := c.GetPersistentSubscriptionInfo(ctxT(tb), stream, group, esdb.GetPersistentSubscriptionOptions{})
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		if r := info.Stats.LastCheckpointedEventRevision; r != nil && *r >= rev {
-			return
+		if r := info.Stats.LastCheckpointedEventRevision; r == nil || *r < rev {
+			return fmt.Errorf("checkpoint %v", r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("checkpoint %v never reached revision %d", info.Stats.LastCheckpointedEventRevision, rev)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -15,8 +15,8 @@ import (
 
 // collect reads subscription events until want events of the given streams
 // arrived, failing on a gap or duplicate per stream.
-func collect(t *testing.T, sub *esdb.Subscription, want int, keep func(*esdb.RecordedEvent) bool) (events []*esdb.RecordedEvent, caughtUp, checkpoints int) {
-	t.Helper()
+func collect(tb testing.TB, sub *esdb.Subscription, want int, keep func(*esdb.RecordedEvent) bool) (events []*esdb.RecordedEvent, caughtUp, checkpoints int) {
+	tb.Helper()
 	deadline := time.AfterFunc(60*time.Second, func() { sub.Close() })
 	defer deadline.Stop()
 	for len(events) < want {
@@ -31,7 +31,7 @@ func collect(t *testing.T, sub *esdb.Subscription, want int, keep func(*esdb.Rec
 		case ev.CheckPointReached != nil:
 			checkpoints++
 		case ev.SubscriptionDropped != nil:
-			t.Fatalf("subscription dropped after %d of %d events: %v", len(events), want, ev.SubscriptionDropped.Error)
+			tb.Fatalf("subscription dropped after %d of %d events: %v", len(events), want, ev.SubscriptionDropped.Error)
 		}
 	}
 	return events, caughtUp, checkpoints
@@ -41,8 +41,8 @@ func collect(t *testing.T, sub *esdb.Subscription, want int, keep func(*esdb.Rec
 // event before it (collect stops at the events it wanted, and caught-up
 // comes after the last of them when all were stored before the
 // subscription caught up). It reports whether the message came.
-func awaitCaughtUp(t *testing.T, sub *esdb.Subscription) bool {
-	t.Helper()
+func awaitCaughtUp(tb testing.TB, sub *esdb.Subscription) bool {
+	tb.Helper()
 	stuck := time.AfterFunc(30*time.Second, func() { sub.Close() })
 	defer stuck.Stop()
 	for {
@@ -51,7 +51,7 @@ func awaitCaughtUp(t *testing.T, sub *esdb.Subscription) bool {
 		case ev.CaughtUp != nil:
 			return true
 		case ev.EventAppeared != nil:
-			t.Errorf("an event beyond those expected before caught-up: %s revision %d", ev.EventAppeared.Event.StreamID, ev.EventAppeared.Event.EventNumber)
+			tb.Errorf("an event beyond those expected before caught-up: %s revision %d", ev.EventAppeared.Event.StreamID, ev.EventAppeared.Event.EventNumber)
 			return false
 		case ev.SubscriptionDropped != nil:
 			return false

@@ -98,20 +98,20 @@ func oddAppendReqs() [][]byte {
 
 // checkDecode compares the hand decoder with the generated message on b.
 // It reports whether the hand decoder took its fast path.
-func checkDecode(t *testing.T, b []byte) bool {
-	t.Helper()
+func checkDecode(tb testing.TB, b []byte) bool {
+	tb.Helper()
 	var ref streams.AppendReq
 	refErr := proto.Unmarshal(b, &ref)
 	var got appendMsg
 	err := got.decode(append([]byte(nil), b...))
 	if (err != nil) != (refErr != nil) {
-		t.Fatalf("% x: hand decoder error %v, generated decoder error %v", b, err, refErr)
+		tb.Fatalf("% x: hand decoder error %v, generated decoder error %v", b, err, refErr)
 	}
 	if err != nil {
 		return false
 	}
 	if want := appendMsgFromProto(&ref); !sameAppendMsg(got, want) {
-		t.Fatalf("% x:\nhand decoder %+v\ngenerated    %+v", b, got, want)
+		tb.Fatalf("% x:\nhand decoder %+v\ngenerated    %+v", b, got, want)
 	}
 	var fast appendMsg
 	return fast.decodeFast(b)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 // TestDiskFullAnswersResourceExhausted: an append refused because the disk
@@ -57,28 +58,26 @@ func TestDiskFullAnswersResourceExhausted(t *testing.T) {
 		t.Fatalf("append on a full disk: got %v, want ErrUnavailable saying the disk is full", refused)
 	}
 	os.Remove(filler)
-	deadline := time.Now().Add(10 * time.Second)
-	for n := 1000; appendOne(n) != nil; n++ {
-		if time.Now().After(deadline) {
-			t.Fatal("appends did not resume within 10 s of freeing space")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	n := 1000
+	eventually.NoError(t, 10*time.Second, "appends to resume after space was freed", func() error {
+		n++
+		return appendOne(n)
+	})
 }
 
 // leaveFree allocates path so that about free bytes stay free on dir's disk.
-func leaveFree(t *testing.T, path, dir string, free int64) {
-	t.Helper()
+func leaveFree(tb testing.TB, path, dir string, free int64) {
+	tb.Helper()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer f.Close()
 	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)-free); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 }

@@ -46,6 +46,9 @@ func (c passThroughCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*appendMsg); ok {
 		return unmarshalAppend(data, m)
 	}
+	if _, ok := v.(*discardMsg); ok {
+		return nil
+	}
 	return c.CodecV2.Unmarshal(data, v)
 }
 

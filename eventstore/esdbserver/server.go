@@ -11,11 +11,13 @@ package esdbserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
@@ -47,6 +49,17 @@ type Config struct {
 	Listen        string       // e.g. "127.0.0.1:2113"; port 0 picks a free one
 	MaxAppendSize int          // bytes of event data per append; default 1 MiB
 	Logger        *slog.Logger // nil discards
+	// OnCommit observes the storage's group commits (storage.Options.OnCommit).
+	OnCommit func(storage.Commit)
+	// TLS, when set, serves over TLS (clients connect with ?tls=true).
+	TLS *tls.Config
+	// TLSCAFile is the CA file clients verify the certificate with, put
+	// into URL as tlsCAFile (optional).
+	TLSCAFile string
+	// Auth, when set, checks the credentials of every call (auth.go).
+	Auth *Auth
+	// Insecure allows listening beyond loopback without Auth and TLS.
+	Insecure bool
 }
 
 // Server is a running embedded event store.
@@ -76,7 +89,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	st, err := storage.Open(cfg.DataDir, storage.Options{Logger: cfg.Logger})
+	if err := CheckListen(cfg.Listen, cfg.Auth, cfg.TLS != nil, cfg.Insecure); err != nil {
+		return nil, err
+	}
+	st, err := storage.Open(cfg.DataDir, storage.Options{Logger: cfg.Logger, OnCommit: cfg.OnCommit})
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("event store listen on %s: %w", cfg.Listen, err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: st, subs: subs, lis: lis, done: make(chan error, 1)}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append(securityOptions(cfg),
 		grpc.MaxRecvMsgSize(maxMessageSize),
 		grpc.MaxSendMsgSize(maxMessageSize),
 		// The client pings every 10 s, also without active streams; grpc-go's
@@ -112,13 +128,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// extra frames on every append's round trip.
 		grpc.InitialWindowSize(1<<20),
 		grpc.InitialConnWindowSize(16<<20),
-	)
+	)...)
 	streams.RegisterStreamsServer(s.grpc, &streamsService{srv: s})
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, &featuresService{})
 	gossip.RegisterGossipServer(s.grpc, &gossipService{srv: s, id: uuid.New()})
 	persistent.RegisterPersistentSubscriptionsServer(s.grpc, &persistentService{srv: s, mgr: subs})
 	projections.RegisterProjectionsServer(s.grpc, projections.UnimplementedProjectionsServer{})
-	mux := newConnMux(lis)
+	mux := newConnMux(tlsListener(lis, cfg))
 	s.http = newHTTP1Server()
 	go func() { s.done <- s.grpc.Serve(mux.grpc) }()
 	go func() { _ = s.http.Serve(mux.http) }()
@@ -141,6 +157,13 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 // for every call (a "requires-leader" header it then never sends,
 // esdb/options.go:53-56): garbage on every append for nothing.
 func (s *Server) URL() string {
+	if s.cfg.TLS != nil {
+		u := "esdb://" + s.lis.Addr().String() + "?tls=true&nodePreference=random"
+		if s.cfg.TLSCAFile != "" {
+			u += "&tlsCAFile=" + url.QueryEscape(s.cfg.TLSCAFile)
+		}
+		return u
+	}
 	return "esdb://" + s.lis.Addr().String() + "?tls=false&nodePreference=random"
 }
 

@@ -71,7 +71,8 @@ func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Ou
 			"the command is kept and applied once it answers again, and resending it with the same command ID is safe"}
 		return out
 	}
-	x.log.Error("command failed", "command_id", cmd.ID, "type", cmd.Type, "order_id", cmd.OrderID, "delivery", cmd.Delivery, "err", res.Err)
+	x.log.Error("command failed", "command_id", cmd.ID, "order_id", cmd.OrderID, "trace_id", traceIDOf(ctx),
+		"type", cmd.Type, "delivery", cmd.Delivery, "err", res.Err)
 	out.Error = &ordonats.ErrorBody{Code: string(domain.CodeInternal), Message: "the event store did not accept the command; it will be retried"}
 	return out
 }

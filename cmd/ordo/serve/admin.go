@@ -8,9 +8,11 @@ import (
 
 // registerAdmin serves the rebuild endpoints (`ordo replay` while the
 // service runs). They are for operators: on the HTTP listener only, not
-// over NATS.
+// over NATS, and only with the admin token (adminauth.go).
 func (s *Service) registerAdmin(mux *http.ServeMux, api *projections.API) {
-	api.RegisterAdmin(mux)
+	admin := http.NewServeMux()
+	api.RegisterAdmin(admin)
+	mux.Handle("/v1/admin/", s.requireAdminToken(jsonErrors(admin)))
 }
 
 // rebuildStaleReadModels starts rebuilding the read models in the

@@ -11,6 +11,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/ordo-dev/ordo/callbacksig"
 	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
@@ -26,7 +27,7 @@ const (
 // (see nats.Client.PaymentCallback) and answered once the outcome is
 // durable.
 func (s *Service) registerCallbacks(mux *http.ServeMux) {
-	h := &callbackHandler{nc: s.nc, log: s.log.With("api", "payment_callback")}
+	h := &callbackHandler{nc: s.nc, verify: s.callbacks, log: s.log.With("api", "payment_callback")}
 	client, err := ordonats.NewClient(s.nc, ordonats.ClientOptions{Timeout: callbackTimeout})
 	if err != nil {
 		// Only a closed connection fails here; the handler answers 503.
@@ -39,6 +40,7 @@ func (s *Service) registerCallbacks(mux *http.ServeMux) {
 type callbackHandler struct {
 	nc     *natsgo.Conn
 	client *ordonats.Client
+	verify callbacksig.Verifier
 	log    *slog.Logger
 }
 
@@ -71,6 +73,15 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, &domain.Error{Code: domain.CodeInvalidCommand, Message: "the body could not be read: " + err.Error()})
 		return
 	}
+	// The signature first: an unsigned caller learns nothing else.
+	sig := r.Header.Get(callbacksig.Header)
+	if err := h.verify.VerifyCallback(sig, body, time.Now()); err != nil {
+		// Logged so that a provider with a wrong secret is noticed; the
+		// service's log handler limits how often.
+		h.log.Warn("payment callback refused: not signed with a callback secret", "remote", r.RemoteAddr, "reason", err)
+		h.fail(w, &domain.Error{Code: domain.CodeUnauthenticated, Field: callbacksig.Header, Message: err.Error()})
+		return
+	}
 	cb, err := domain.DecodePaymentCallback(body)
 	if err != nil {
 		h.fail(w, err)
@@ -82,7 +93,9 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), callbackTimeout)
 	defer cancel()
-	out, err := h.client.PaymentCallback(ctx, cb)
+	// Forwarded as signed, so the workers check the provider's own
+	// signature: the command stream takes no callback on anyone's word.
+	out, err := h.client.PaymentCallbackSigned(ctx, body, sig)
 	reply := callbackReply{CommandID: out.CommandID, OrderID: cb.Order, PaymentID: cb.PaymentID, Status: cb.Status,
 		Duplicate: out.Duplicate, Events: out.Events, State: out.State, Revision: out.Revision, Position: out.Position}
 	if reply.Events == nil {
@@ -142,5 +155,7 @@ func (h *callbackHandler) fail(w http.ResponseWriter, err error) {
 func writeCallbackJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages show "<token>" as such
+	_ = enc.Encode(v)
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
@@ -25,12 +29,22 @@ const subscriptionCheckpoints = 256
 
 // CommandStore gives the command handlers and the stock service (package
 // commands) the event store they declare, commands.EventStore.
-type CommandStore struct{ Store *eventstore.Store }
+type CommandStore struct {
+	Store *eventstore.Store
+	// Tracer, if set, puts every read and append in a span, a child of
+	// the command's (tracing.go).
+	Tracer trace.Tracer
+}
 
 var _ commands.EventStore = CommandStore{}
 
 // AppendToStream implements commands.EventStore.
-func (c CommandStore) AppendToStream(ctx context.Context, stream string, expected int64, events []commands.NewEvent) (commands.Appended, error) {
+func (c CommandStore) AppendToStream(ctx context.Context, stream string, expected int64, events []commands.NewEvent) (_ commands.Appended, err error) {
+	if c.Tracer != nil {
+		var span trace.Span
+		ctx, span = c.Tracer.Start(ctx, "eventstore append", trace.WithSpanKind(trace.SpanKindClient))
+		defer func() { endSpan(span, err) }()
+	}
 	exp := eventstore.NoStream()
 	if expected >= 0 {
 		exp = eventstore.Exact(uint64(expected))
@@ -47,9 +61,20 @@ func (c CommandStore) AppendToStream(ctx context.Context, stream string, expecte
 }
 
 // ReadStream implements commands.EventStore.
-func (c CommandStore) ReadStream(ctx context.Context, stream string, from int64, fn func(commands.StoredEvent) error) error {
+func (c CommandStore) ReadStream(ctx context.Context, stream string, from int64, fn func(commands.StoredEvent) error) (err error) {
+	if c.Tracer != nil {
+		var span trace.Span
+		ctx, span = c.Tracer.Start(ctx, "eventstore read", trace.WithSpanKind(trace.SpanKindClient))
+		defer func() {
+			spanErr := err
+			if errors.Is(err, commands.ErrStreamNotFound) {
+				spanErr = nil // a new order's stream: no failure
+			}
+			endSpan(span, spanErr)
+		}()
+	}
 	var fnErr error
-	err := c.Store.ReadStream(ctx, stream, uint64(from), func(e eventstore.RecordedEvent) error {
+	err = c.Store.ReadStream(ctx, stream, uint64(from), func(e eventstore.RecordedEvent) error {
 		fnErr = fn(commands.StoredEvent{Revision: int64(e.Revision), Position: e.Position, Type: e.Type, Data: e.Data, Metadata: e.Metadata})
 		return fnErr
 	})
@@ -114,12 +139,29 @@ func (f sagaFeed) Close() error { return f.sub.Close() }
 // ProjectionSource feeds the read models (projections.Source and
 // projections.History) from the $all subscription and bulk reads of $all,
 // filtered to order streams.
-type ProjectionSource struct{ Store *eventstore.Store }
+type ProjectionSource struct {
+	Store *eventstore.Store
+	// Tracer, if set, records a span for every traced event the read
+	// models apply, continuing the event's trace (Projected).
+	Tracer trace.Tracer
+}
 
 var (
-	_ projections.Source  = ProjectionSource{}
-	_ projections.History = ProjectionSource{}
+	_ projections.Source      = ProjectionSource{}
+	_ projections.History     = ProjectionSource{}
+	_ projections.EventTracer = ProjectionSource{}
 )
+
+// Projected implements projections.EventTracer: a span "project <type>"
+// in the event's trace, as long as the batch that applied it.
+func (p ProjectionSource) Projected(eventType, traceParent string, start, end time.Time) {
+	if p.Tracer == nil {
+		return
+	}
+	ctx := traceContext.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceParent})
+	_, span := p.Tracer.Start(ctx, "project "+eventType, trace.WithTimestamp(start))
+	span.End(trace.WithTimestamp(end))
+}
 
 // SubscribeOrders implements projections.Source.
 func (p ProjectionSource) SubscribeOrders(ctx context.Context, after uint64) (projections.Feed, error) {

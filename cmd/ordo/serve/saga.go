@@ -29,7 +29,8 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	if cfg.Commands.MaxAge <= 0 && cfg.PaymentTimeout >= 24*time.Hour {
 		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge (24h by default), or its timers expire before they fire", cfg.PaymentTimeout)
 	}
-	s.stock = commands.NewStockService(CommandStore{Store: s.store}, commands.StockOptions{Logger: cfg.Logger})
+	tracer := tracerOf(cfg.TracerProvider)
+	s.stock = commands.NewStockService(CommandStore{Store: s.store, Tracer: tracer}, commands.StockOptions{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
 	s.stockClient = sync.OnceValues(func() (*ordonats.Client, error) { return ordonats.NewClient(s.nc, ordonats.ClientOptions{}) })
 	cps, err := s.sagaCheckpoints(ctx, cfg)
@@ -37,7 +38,7 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 		return err
 	}
 	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store}, cps,
-		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock})
+		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock, Tracer: otelTracer{tracer}})
 	s.saga = saga
 	// A checkpoint file is checked before anything starts; one in the
 	// checkpoint bucket once the lease is held (loading claims it).
@@ -58,9 +59,9 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	// The supervisor starts the saga again when its subscription fails (the
 	// event store restarted, the network dropped), from its checkpoint, so
 	// orders never stay unreserved because of a passing outage.
-	s.sagaPart = s.sup.run(partSaga, s.runWriter(cfg, saga, shared))
+	s.sagaRun = s.sup.run(partSaga, s.runWriter(cfg, saga, shared))
 	// Serving starts once the stock API answers here, or another instance's.
-	return s.sup.waitUpOrStandby(ctx, partSaga, "the order saga and the stock API", s.sagaPart)
+	return s.sup.waitUpOrStandby(ctx, partSaga, "the order saga and the stock API", s.sagaRun)
 }
 
 // registerSaga serves GET /v1/saga: how far the order saga is (position

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ordo-dev/ordo/callbacksig"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/datadir"
@@ -55,6 +57,18 @@ type Config struct {
 	// unless renewed (default 5s): a standby instance takes over within
 	// about this much of the holder's death. Every instance must use the same.
 	LeaseTTL time.Duration
+	// TracerProvider records the commands' traces (tracing.go); nil
+	// records none (`ordo serve` sets OTLPTracerProvider when
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set).
+	TracerProvider trace.TracerProvider
+	// SecretsDir holds the payment callback secrets and the admin token
+	// (default DataDir/secrets; generated there when missing; secrets.go).
+	SecretsDir string
+	// CallbackTolerance is how old (or early) a payment callback's signed
+	// timestamp may be (default 5 minutes).
+	CallbackTolerance time.Duration
+	// Security: NATS users, TLS, event store credentials (security.go).
+	Security Security
 }
 
 // Service is the running Ordo service.
@@ -76,24 +90,31 @@ type Service struct {
 	stock        *commands.StockService
 	stockAPI     *commands.StockAPI // the stock as clients reach it
 	stockSub     *natsgo.Subscription
-	sagaPart     *handle
+	sagaRun      *handle
 	leases       *ordonats.Leases
 	stockClient  func() (*ordonats.Client, error) // reaches the writer of the stock from a standby
 	saga         *commands.Saga
-	lock         *datadir.Lock // the data directory's, released last
-	closing      atomic.Bool   // Shutdown has begun: parts stopping now are not failing
+	lock         *datadir.Lock        // the data directory's, released last
+	rates        *commandRate         // commands answered, for the operator's page
+	callbacks    callbacksig.Verifier // checks payment callbacks' signatures
+	adminToken   []byte               // what /v1/admin/* requires
+	metrics      *metrics             // GET /metrics (metrics.go)
+	closing      atomic.Bool          // Shutdown has begun: parts stopping now are not failing
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
 func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	cfg = withDefaults(cfg)
-	s := &Service{log: cfg.Logger}
+	s := &Service{log: cfg.Logger, rates: newCommandRate(time.Now), metrics: newMetrics()}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
 		}
 	}()
 	if err := s.lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := s.loadSecrets(cfg); err != nil {
 		return nil, err
 	}
 	if err := s.startNATS(ctx, cfg); err != nil {
@@ -103,12 +124,14 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 		return nil, err
 	}
 	s.startSupervisor(cfg)
-	cmdSvc := commands.New(CommandStore{Store: s.store}, commands.Options{Logger: cfg.Logger})
-	cfg.Commands.Logger = cfg.Logger
+	tracer := tracerOf(cfg.TracerProvider)
+	cmdSvc := commands.New(CommandStore{Store: s.store, Tracer: tracer}, commands.Options{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
+	cfg.Commands.Logger, cfg.Commands.Callbacks = cfg.Logger, s.callbacks
+	cfg.Commands.Observer, cfg.Commands.TracerProvider = s.metrics, cfg.TracerProvider
 	if err := ordonats.EnsureStreams(ctx, mustJS(s.nc), cfg.Commands.Config); err != nil {
 		return nil, err
 	}
-	if err := s.startWorkers(ctx, cfg, executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}); err != nil {
+	if err := s.startWorkers(ctx, cfg, countingExecutor{executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, s.rates}); err != nil {
 		return nil, err
 	}
 	if s.querySub, err = ordonats.ServeOrderQueries(s.nc, cmdSvc, cfg.Logger); err != nil {
@@ -148,6 +171,12 @@ func withDefaults(cfg Config) Config {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SecretsDir == "" {
+		cfg.SecretsDir = SecretsDir(cfg.DataDir)
+	}
+	if cfg.CallbackTolerance <= 0 {
+		cfg.CallbackTolerance = callbacksig.DefaultTolerance
+	}
 	return cfg
 }
 
@@ -167,16 +196,18 @@ func (s *Service) lockDataDir(dir string) error {
 }
 
 func (s *Service) startNATS(ctx context.Context, cfg Config) error {
-	opts := []natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}
+	opts := append([]natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}, newNATSOutage(cfg.Logger).options()...)
 	s.natsURL = cfg.NATSURL
 	if s.natsURL == "" {
-		srv, err := ordonats.StartEmbedded(ctx, ordonats.EmbeddedConfig{
-			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger})
+		srv, err := ordonats.StartEmbedded(ctx, cfg.Security.embeddedNATS(ordonats.EmbeddedConfig{
+			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Logger: cfg.Logger}))
 		if err != nil {
 			return err
 		}
 		s.natsSrv, s.natsURL = srv, srv.ClientURL()
-		opts = append(opts, natsgo.InProcessServer(srv.Server()))
+		opts = append(opts, srv.ServiceOptions()...)
+	} else {
+		opts = append(opts, cfg.Security.NATSConnect...)
 	}
 	nc, err := natsgo.Connect(s.natsURL, opts...)
 	if err != nil {
@@ -196,8 +227,9 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 	if cfg.ESDBURL != "" {
 		s.store, err = eventstore.Connect(ctx, cfg.ESDBURL, eventstore.WithLogger(cfg.Logger))
 	} else {
-		s.store, err = eventstore.OpenEmbedded(ctx, eventstore.EmbeddedConfig{
-			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger})
+		s.store, err = eventstore.OpenEmbedded(ctx, cfg.Security.embeddedStore(eventstore.EmbeddedConfig{
+			DataDir: filepath.Join(cfg.DataDir, "eventstore"), Listen: cfg.ESDBListen, Logger: cfg.Logger,
+			OnCommit: s.metrics.onCommit}))
 	}
 	return err
 }
@@ -205,7 +237,8 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 // startProjections opens the read models (SQLite files in the data
 // directory) and keeps them up to date in the background.
 func (s *Service) startProjections(ctx context.Context, cfg Config) error {
-	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, ProjectionSource{Store: s.store}, cfg.Logger)
+	src := ProjectionSource{Store: s.store, Tracer: tracerOf(cfg.TracerProvider)}
+	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, src, cfg.Logger)
 	if err != nil {
 		return err
 	}
@@ -221,6 +254,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	lis = cfg.Security.httpListener(lis)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -236,6 +270,11 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	s.registerCallbacks(mux)
 	s.registerStock(mux)
 	s.registerSaga(mux)
+	s.registerMetrics(mux)
+	if err := s.registerPage(mux, cfg); err != nil {
+		lis.Close()
+		return err
+	}
 	// The read-model queries are also answered over NATS, from the same handlers.
 	queries := http.NewServeMux()
 	api.Register(queries)
@@ -290,8 +329,8 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if s.stockSub != nil {
 		_ = s.stockSub.Drain()
 	}
-	if s.sagaPart != nil {
-		s.sagaPart.stop()
+	if s.sagaRun != nil {
+		s.sagaRun.stop()
 	}
 	if s.stock != nil {
 		s.stock.Close()

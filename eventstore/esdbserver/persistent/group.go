@@ -77,6 +77,8 @@ type group struct {
 	replaying   bool
 	replay      replayState
 	parkedMetaN int
+	parkQueue   []parkJob // links waiting for the parked stream, in park order
+	parkWriting bool      // writeParked is draining parkQueue
 }
 
 // message is an event the group handles, or a skip marker.

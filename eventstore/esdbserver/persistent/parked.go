@@ -29,9 +29,11 @@ type parkedMeta struct {
 	SubscriptionEventNumber uint64    `json:"subscriptionEventNumber"`
 }
 
-// park writes e's event to the parked stream in the background. The event
-// stays outstanding (holding the checkpoint back) until the link is
-// durable; its consumer's slot is free at once.
+// park queues e's event for the parked stream. The event stays
+// outstanding (holding the checkpoint back) until its link is durable; its
+// consumer's slot is free at once. One writer per group appends the links
+// in the order events were parked, so the parked stream (and a replay of
+// it) keeps that order, as EventStoreDB's single writer queue does.
 func (g *group) park(e *outEntry, reason string, now time.Time) {
 	e.parking = true
 	for _, c := range g.consumers {
@@ -46,39 +48,69 @@ func (g *group) park(e *outEntry, reason string, now time.Time) {
 		data = m.link.Data // an unresolved link is parked as it is
 	}
 	meta, _ := json.Marshal(parkedMeta{Added: now, Reason: reason, SubscriptionEventNumber: uint64(target.Revision)})
+	g.parkQueue = append(g.parkQueue, parkJob{entry: e, data: data, meta: meta, at: now})
+	if g.parkWriting {
+		return
+	}
+	g.parkWriting = true
 	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
+	go g.writeParked()
+}
+
+// parkJob is a link waiting to be appended to the parked stream.
+type parkJob struct {
+	entry *outEntry
+	data  []byte
+	meta  []byte
+	at    time.Time
+}
+
+// writeParked appends queued links one at a time until the queue is empty.
+func (g *group) writeParked() {
+	defer g.wg.Done()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for len(g.parkQueue) > 0 && !g.stopped {
+		j := g.parkQueue[0]
+		g.parkQueue[0] = parkJob{}
+		g.parkQueue = g.parkQueue[1:]
+		g.mu.Unlock()
 		res, err := g.m.store.Append(g.ctx, g.parkedStream, storage.Expected{Kind: storage.ExpectAny},
-			[]storage.ProposedEvent{{ID: uuid.New(), Type: storage.TypeLink, Data: data, CustomMetadata: meta}})
+			[]storage.ProposedEvent{{ID: uuid.New(), Type: storage.TypeLink, Data: j.data, CustomMetadata: j.meta}})
 		g.mu.Lock()
-		defer g.mu.Unlock()
 		if g.stopped {
-			return
+			break
 		}
-		cur := g.outstanding[m.id]
-		if err != nil {
-			g.log.Error("event not parked; it will be sent again", "event", string(data), "err", err)
-			if cur == e {
-				e.parking = false
-				g.retry(e)
-			}
-		} else {
-			g.parkedLast = max(g.parkedLast, int64(res.Revision))
-			if g.oldestPark.IsZero() {
-				g.oldestPark = now
-			}
-			if cur == e {
-				delete(g.outstanding, m.id)
-				if m.replayed {
-					g.replayFinished(m.parkedRev)
-				}
+		g.parked(j, res, err)
+	}
+	g.parkWriting = false
+}
+
+// parked records the outcome of one parked-stream append; g.mu is held.
+func (g *group) parked(j parkJob, res storage.AppendResult, err error) {
+	e, m := j.entry, j.entry.msg
+	cur := g.outstanding[m.id]
+	if err != nil {
+		g.log.Error("event not parked; it will be sent again", "event", string(j.data), "err", err)
+		if cur == e {
+			e.parking = false
+			g.retry(e)
+		}
+	} else {
+		g.parkedLast = max(g.parkedLast, int64(res.Revision))
+		if g.oldestPark.IsZero() {
+			g.oldestPark = j.at
+		}
+		if cur == e {
+			delete(g.outstanding, m.id)
+			if m.replayed {
+				g.replayFinished(m.parkedRev)
 			}
 		}
-		now := g.m.now()
-		g.tryMarkCheckpoint(false, now)
-		g.tryPush(now)
-	}()
+	}
+	now := g.m.now()
+	g.tryMarkCheckpoint(false, now)
+	g.tryPush(now)
 }
 
 // loadParkedStats reads the parked stream's last revision and $tb, for the

@@ -68,6 +68,15 @@ type Record struct {
 	CustomMetadata []byte
 }
 
+// Commit describes one group commit of the writer, for Options.OnCommit.
+type Commit struct {
+	Appends  int           // writes (appends, deletes) in the group
+	Events   int           // events committed
+	Bytes    int           // bytes of event data and metadata committed
+	Duration time.Duration // deciding, writing and syncing the group
+	Failed   bool          // the commit failed; the group's writers got the error
+}
+
 // AppendResult reports a successful append.
 //
 // For an empty append to an existing stream, or an idempotent re-append, the

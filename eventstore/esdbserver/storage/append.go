@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/ordo-dev/ordo/gather"
 )
 
 // Record types the store writes itself.
@@ -120,8 +122,12 @@ func (s *Store) writer() {
 		case req := <-s.reqs:
 			g := s.linger(s.fill(append(group[:0], req)))
 			start := time.Now()
-			s.commitGroup(g)
-			s.observe(len(g), time.Since(start))
+			events, bytes, failed := s.commitGroup(g)
+			took := time.Since(start)
+			s.observe(len(g), took)
+			if s.opts.OnCommit != nil {
+				s.opts.OnCommit(Commit{Appends: len(g), Events: events, Bytes: bytes, Duration: took, Failed: failed})
+			}
 			s.syncs.Add(1)
 			s.synced.Add(uint64(len(g)))
 		case <-s.closing:
@@ -161,17 +167,7 @@ func (s *Store) linger(group []*writeReq) []*writeReq {
 		s.lingerTimer.Reset(wait)
 	}
 	defer s.lingerTimer.Stop()
-	for len(group) < want {
-		select {
-		case req := <-s.reqs:
-			group = append(group, req)
-		case <-s.lingerTimer.C:
-			return group
-		case <-s.closing:
-			return group
-		}
-	}
-	return group
+	return gather.Until(group, s.reqs, want, s.lingerTimer.C, s.closing)
 }
 
 // observe records a committed group's size and how long committing it
@@ -191,15 +187,7 @@ const maxLinger = 4 * time.Millisecond
 
 // fill adds to group whatever is queued, up to the group limit, without waiting.
 func (s *Store) fill(group []*writeReq) []*writeReq {
-	for len(group) < s.opts.MaxGroup {
-		select {
-		case req := <-s.reqs:
-			group = append(group, req)
-		default:
-			return group
-		}
-	}
-	return group
+	return gather.Queued(group, s.reqs, s.opts.MaxGroup)
 }
 
 // pendingWrite is a decided write waiting for the group's sync.
@@ -219,7 +207,10 @@ type pendingWrite struct {
 // inserts a batch into the memtable's skiplist in batch order and starts
 // each search from where the previous one ended, so ordered keys skip most
 // of the descent the alternating log and index keys each paid in full.
-func (s *Store) commitGroup(group []*writeReq) {
+//
+// It returns how many events and bytes of event data and metadata the
+// group committed, and whether the commit failed.
+func (s *Store) commitGroup(group []*writeReq) (events, bytes int, failed bool) {
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	head := s.Head()
@@ -241,12 +232,16 @@ func (s *Store) commitGroup(group []*writeReq) {
 		s.writeBatch(batch, all)
 		if err := s.commit(batch); err != nil {
 			s.failGroup(pending, err)
-			return
+			return 0, 0, true
 		}
 		s.publish(all)
 		s.recordHead()
+		for i := range all {
+			bytes += len(all[i].Data) + len(all[i].CustomMetadata)
+		}
 	}
 	s.answer(pending)
+	return len(all), bytes, false
 }
 
 // commit writes the batch durably unless the store has failed or the disk

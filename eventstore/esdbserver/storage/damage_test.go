@@ -12,34 +12,34 @@ import (
 
 // populateStore appends n events in appends of 10 to dir's store and
 // closes it; it returns the head.
-func populateStore(t *testing.T, dir string, n int, flush bool) Position {
-	t.Helper()
+func populateStore(tb testing.TB, dir string, n int, flush bool) Position {
+	tb.Helper()
 	s, err := Open(dir, Options{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx := context.Background()
 	for i := 0; i < n; i += 10 {
 		if _, err := s.Append(ctx, "s-"+string(rune('a'+i%26)), Expected{}, events(i, min(10, n-i))); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	if flush {
 		if err := s.db.Flush(); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	head := s.Head()
 	if err := s.Close(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return head
 }
 
 // newest returns the engine file of dir matching pattern with the highest
 // number and some content.
-func newest(t *testing.T, dir, pattern string) string {
-	t.Helper()
+func newest(tb testing.TB, dir, pattern string) string {
+	tb.Helper()
 	files, _ := filepath.Glob(filepath.Join(dir, pattern))
 	sort.Strings(files)
 	for i := len(files) - 1; i >= 0; i-- {
@@ -47,26 +47,26 @@ func newest(t *testing.T, dir, pattern string) string {
 			return files[i]
 		}
 	}
-	t.Fatalf("no non-empty %s in %s", pattern, dir)
+	tb.Fatalf("no non-empty %s in %s", pattern, dir)
 	return ""
 }
 
-func truncateHalf(t *testing.T, path string) {
-	t.Helper()
+func truncateHalf(tb testing.TB, path string) {
+	tb.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := os.Truncate(path, fi.Size()/2); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
-func checkStore(t *testing.T, dir string, accept bool) CheckReport {
-	t.Helper()
+func checkStore(tb testing.TB, dir string, accept bool) CheckReport {
+	tb.Helper()
 	rep, err := Check(context.Background(), dir, CheckOptions{AcceptLoss: accept})
 	if err != nil {
-		t.Fatalf("check: %v", err)
+		tb.Fatalf("check: %v", err)
 	}
 	return rep
 }
@@ -113,12 +113,12 @@ func TestTruncatedLogIsRefused(t *testing.T) {
 }
 
 // checkStoreClosed closes s and checks its directory.
-func checkStoreClosed(t *testing.T, s *Store, dir string) CheckReport {
-	t.Helper()
+func checkStoreClosed(tb testing.TB, s *Store, dir string) CheckReport {
+	tb.Helper()
 	if err := s.Close(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return checkStore(t, dir, false)
+	return checkStore(tb, dir, false)
 }
 
 // TestDamagedManifestIsRefused: a truncated or missing MANIFEST never

@@ -11,46 +11,48 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ordo-dev/ordo/eventually"
 )
 
 // smallDisk mounts a tmpfs of size bytes and returns its path; it is
 // unmounted at cleanup. Without the right to mount, the test is skipped.
-func smallDisk(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
+func smallDisk(tb testing.TB, size int64) string {
+	tb.Helper()
+	dir := tb.TempDir()
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		t.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
+		tb.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
+			tb.Errorf("umount %s: %v: %s", dir, err, out)
 		}
 	})
 	return dir
 }
 
-func freeBytes(t *testing.T, dir string) int64 {
-	t.Helper()
+func freeBytes(tb testing.TB, dir string) int64 {
+	tb.Helper()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return int64(st.Bavail) * int64(st.Bsize)
 }
 
 // fill allocates a file in dir that leaves about leave bytes free, and
 // returns its path.
-func fill(t *testing.T, dir string, leave int64) string {
-	t.Helper()
+func fill(tb testing.TB, dir string, leave int64) string {
+	tb.Helper()
 	path := filepath.Join(dir, "filler")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer f.Close()
 	fi, _ := f.Stat()
-	grow := freeBytes(t, dir) - leave
+	grow := freeBytes(tb, dir) - leave
 	if grow <= 0 {
 		return path
 	}
@@ -65,11 +67,11 @@ func fill(t *testing.T, dir string, leave int64) string {
 			if errors.Is(err, syscall.ENOSPC) {
 				break
 			}
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		fi, _ = f.Stat()
 		if fi.Size() == 0 { // fallocate without KEEP_SIZE grows the file
-			t.Fatal("fallocate did not grow the filler")
+			tb.Fatal("fallocate did not grow the filler")
 		}
 		grow -= n
 	}
@@ -82,19 +84,19 @@ func bigEvent(n, size int) []ProposedEvent {
 
 // appendUntil appends one event until cond holds for the append's error,
 // for up to 10 s.
-func appendUntil(t *testing.T, s *Store, stream string, cond func(error) bool) error {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n := 100_000; ; n++ {
-		_, err := s.Append(context.Background(), stream, Expected{}, events(n, 1))
-		if cond(err) {
-			return err
+func appendUntil(tb testing.TB, s *Store, stream string, cond func(error) bool) error {
+	tb.Helper()
+	n := 100_000
+	var last error
+	eventually.NoError(tb, 10*time.Second, "an append to return the awaited error", func() error {
+		n++
+		_, last = s.Append(context.Background(), stream, Expected{}, events(n, 1))
+		if cond(last) {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("append kept returning %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("append returned %v", last)
+	})
+	return last
 }
 
 // TestAppendsRefusedBelowTheReserve: with less free space than the
@@ -229,8 +231,8 @@ func TestOpenOnAFullDisk(t *testing.T) {
 }
 
 // openWithin opens dir, failing the test if Open does not return in time.
-func openWithin(t *testing.T, dir string, d time.Duration) *Store {
-	t.Helper()
+func openWithin(tb testing.TB, dir string, d time.Duration) *Store {
+	tb.Helper()
 	type result struct {
 		s   *Store
 		err error
@@ -243,12 +245,12 @@ func openWithin(t *testing.T, dir string, d time.Duration) *Store {
 	select {
 	case r := <-done:
 		if r.err != nil {
-			t.Fatalf("Open on a full disk: %v", r.err)
+			tb.Fatalf("Open on a full disk: %v", r.err)
 		}
-		t.Cleanup(func() { r.s.Close() })
+		tb.Cleanup(func() { r.s.Close() })
 		return r.s
 	case <-time.After(d):
-		t.Fatalf("Open on a full disk did not return within %v", d)
+		tb.Fatalf("Open on a full disk did not return within %v", d)
 		return nil
 	}
 }
@@ -276,11 +278,11 @@ func TestStoreDiskFollowsItsData(t *testing.T) {
 }
 
 // diskUsed is the disk space the files in dir take (allocated blocks).
-func diskUsed(t *testing.T, dir string) int64 {
-	t.Helper()
+func diskUsed(tb testing.TB, dir string) int64 {
+	tb.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var n int64
 	for _, e := range entries {

@@ -5,8 +5,8 @@ import "github.com/cockroachdb/pebble/v2/vfs"
 // noPreallocFS keeps the engine from preallocating its files. The engine
 // reserves every new write-ahead log file at 1.1 times the write buffer,
 // whatever the buffer holds yet, and keeps several while the buffer grows,
-// so a small store took many times the disk its events need. Without it
-// each file takes what was written. A synced append is not slower for it:
+// so a small store would take many times the disk its events need.
+// Without it each file takes what was written. A synced append is not slower for it:
 // the preallocation keeps the file's size, so every sync updates it anyway.
 type noPreallocFS struct{ vfs.FS }
 

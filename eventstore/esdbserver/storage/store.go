@@ -35,6 +35,10 @@ type Options struct {
 	// Ballast is the size of the file the store holds back for the
 	// moment the disk fills anyway (default DefaultBallast; negative: none).
 	Ballast int64
+	// OnCommit, when set, is told about every group commit, on the writer's
+	// goroutine after the group was answered: it must be quick (count,
+	// observe a histogram) and must not block or call the store.
+	OnCommit func(Commit)
 
 	diskCheckEvery time.Duration // how stale the free space may get; tests stretch it
 }

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"fmt"
@@ -6,7 +6,6 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/eventstore"
 )
 
 // The cross-stream check: an order that reached awaiting_payment
@@ -16,26 +15,29 @@ import (
 // marked reserved by a client with nothing reserved, a reservation of
 // another quantity, or one released while the order still counted on it.
 //
-// Which orders' stock is Ordo's to check is read from the events: with
-// --manual-stock another system keeps the stock and there is nothing in
-// Ordo's SKU streams to hold the order to. An order's stock is Ordo's when
+// Which orders' stock is Ordo's to check is read from the events: with the
+// service's --manual-stock another system keeps the stock and there is
+// nothing in Ordo's SKU streams to hold the order to. An order's stock is
+// Ordo's when
 //
 //   - its StockReserved was recorded by the saga (it carries the saga's
 //     command ID for the step), or
 //   - a SKU of its lines had a stock stream before its StockReserved
 //     (Ordo stocked that SKU then; with --manual-stock nobody adds stock
 //     to Ordo), or
-//   - --stock ordo says so for every order (a service that never ran with
-//     --manual-stock), which also covers orders of SKUs never stocked.
+//   - ScopeOrdo (ordo verify --stock ordo) says so for every order (a
+//     service that never ran with --manual-stock), which also covers
+//     orders of SKUs never stocked.
 //
 // Forging the saga's command ID only makes an order checked, never exempt.
 
-// stockScope is --stock: which orders' stock verify holds to the SKU streams.
-type stockScope string
+// Scope is which orders' stock Verify holds to the SKU streams (ordo
+// verify --stock).
+type Scope string
 
 const (
-	stockAuto stockScope = "auto" // decided per order from the events (above)
-	stockOrdo stockScope = "ordo" // every order's stock is Ordo's
+	ScopeAuto Scope = "auto" // decided per order from the events (above)
+	ScopeOrdo Scope = "ordo" // every order's stock is Ordo's
 )
 
 // stockClaim is an order's StockReserved and what happened to the order
@@ -74,7 +76,7 @@ type orderTrack struct {
 
 // observeOrder records, for an order event the fold accepted, what the
 // cross-stream check needs.
-func (v *verifier) observeOrder(t *orderTrack, e eventstore.RecordedEvent, ev domain.Event) {
+func (v *Verifier) observeOrder(t *orderTrack, e Event, ev domain.Event) {
 	switch d := ev.Data.(type) {
 	case domain.OrderPlaced:
 		t.lines = d.Lines
@@ -99,7 +101,7 @@ func (v *verifier) observeOrder(t *orderTrack, e eventstore.RecordedEvent, ev do
 
 // observeStock records the reservations a stock event (accepted by the
 // fold) makes or settles.
-func (v *verifier) observeStock(f *skuFacts, e eventstore.RecordedEvent, ev domain.Event) {
+func (v *Verifier) observeStock(f *skuFacts, e Event, ev domain.Event) {
 	if f.orders == nil {
 		f.firstAt, f.orders = e.Position, map[string]*holding{}
 	}
@@ -119,9 +121,9 @@ func (v *verifier) observeStock(f *skuFacts, e eventstore.RecordedEvent, ev doma
 	}
 }
 
-// crossCheck holds every claim whose stock is Ordo's to its SKU streams.
-func crossCheck(claims []*stockClaim, skus map[string]*skuFacts, scope stockScope) []violation {
-	var out []violation
+// checkClaims holds every claim whose stock is Ordo's to its SKU streams.
+func checkClaims(claims []*stockClaim, skus map[string]*skuFacts, scope Scope) []Violation {
+	var out []Violation
 	for _, c := range claims {
 		if !ordoStock(c, skus, scope) {
 			continue
@@ -133,7 +135,7 @@ func crossCheck(claims []*stockClaim, skus map[string]*skuFacts, scope stockScop
 		sort.Strings(names)
 		for _, sku := range names {
 			if reason := c.check(sku, skus[sku]); reason != "" {
-				out = append(out, violation{Stream: c.stream, Revision: c.revision, Type: domain.EvtStockReserved, Reason: reason})
+				out = append(out, Violation{Stream: c.stream, Revision: c.revision, Type: domain.EvtStockReserved, Reason: reason})
 			}
 		}
 	}
@@ -141,8 +143,8 @@ func crossCheck(claims []*stockClaim, skus map[string]*skuFacts, scope stockScop
 }
 
 // ordoStock decides whether the claim's stock is Ordo's (see above).
-func ordoStock(c *stockClaim, skus map[string]*skuFacts, scope stockScope) bool {
-	if scope == stockOrdo || c.bySaga {
+func ordoStock(c *stockClaim, skus map[string]*skuFacts, scope Scope) bool {
+	if scope == ScopeOrdo || c.bySaga {
 		return true
 	}
 	for sku := range c.need {
