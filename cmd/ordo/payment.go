@@ -43,7 +43,8 @@ func runPayment(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	secrets := fs.String("secrets", "", "the service's secrets directory (default: <data>/secrets)")
 	secretFile := fs.String("secret-file", "", "a file with the callback secret (one per line), instead of the secrets directory or $"+callbackSecretEnv)
 	cf := clientFlags{
-		natsURL: fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server of the Ordo service"),
+		natsURL: fs.String("nats-url", "", "NATS server of the Ordo service, nats://[user:password@]host:port or tls://… (default $NATS_URL, else nats://127.0.0.1:4222)"),
+		creds:   addNATSCredFlags(fs),
 		asJSON:  fs.Bool("json", false, "print the reply as JSON"),
 		timeout: fs.Duration("timeout", 10*time.Second, "how long to wait for the outcome"),
 	}

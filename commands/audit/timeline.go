@@ -81,10 +81,20 @@ func Replay(ctx context.Context, r StreamReader, orderID string, stop func(Step)
 		return nil
 	})
 	if errors.Is(err, commands.ErrStreamNotFound) {
-		return nil, fmt.Errorf("order %s has no events in the event store (stream %s): check the ID", orderID, commands.StreamName(orderID))
+		return nil, noEventsError{orderID}
 	}
 	if err != nil && !errors.Is(err, errStop) {
 		return nil, err
 	}
 	return order, nil
 }
+
+// noEventsError: the order has no stream. It is commands.ErrStreamNotFound
+// (errors.Is) with a message that says what to check.
+type noEventsError struct{ orderID string }
+
+func (e noEventsError) Error() string {
+	return fmt.Sprintf("order %s has no events in the event store (stream %s): check the ID", e.orderID, commands.StreamName(e.orderID))
+}
+
+func (e noEventsError) Unwrap() error { return commands.ErrStreamNotFound }

@@ -5,38 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/ordo-dev/ordo/commands"
+	"github.com/ordo-dev/ordo/commands/audit"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
-	"github.com/ordo-dev/ordo/eventstore"
 )
 
-// TimelineStep is one event of an order's timeline with the lifecycle
-// state it led to: what `ordo history --json` prints for it.
-type TimelineStep struct {
-	Revision      uint64          `json:"revision"`
-	Position      uint64          `json:"position"`
-	Time          time.Time       `json:"time"`
-	Type          string          `json:"type"`
-	Version       int             `json:"version,omitempty"`
-	Data          json.RawMessage `json:"data"`
-	CommandID     string          `json:"command_id,omitempty"`
-	CorrelationID string          `json:"correlation_id,omitempty"`
-	CausationID   string          `json:"causation_id,omitempty"`
-	State         domain.State    `json:"state"`
-	// Problem says why the event could not be decoded or folded; State is
-	// then the one before it.
-	Problem string `json:"problem,omitempty"`
-}
-
-// Timeline is the answer of GET /v1/orders/{id}/history.
+// Timeline is the answer of GET /v1/orders/{id}/history: what
+// `ordo history --json` prints, event by event with the state it led to.
 type Timeline struct {
-	OrderID string         `json:"order_id"`
-	State   domain.State   `json:"state"`
-	Events  []TimelineStep `json:"events"`
+	OrderID string       `json:"order_id"`
+	State   domain.State `json:"state"`
+	Events  []audit.Step `json:"events"`
 	// Truncated: the order has more than maxTimeline events; the first
 	// ones are shown.
 	Truncated bool `json:"truncated,omitempty"`
@@ -45,8 +25,6 @@ type Timeline struct {
 // maxTimeline bounds one answer; an order has a handful of events, a
 // stream this long is a bug to look at with `ordo history`.
 const maxTimeline = 1000
-
-var errTimelineFull = errors.New("timeline full")
 
 // serveTimeline answers GET /v1/orders/{id}/history from the event store
 // itself (not a read model): the order's events, folded through the
@@ -60,22 +38,17 @@ func (s *Service) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	if !onlyParams(w, r, "/v1/orders/{id}/history") {
 		return
 	}
-	tl := Timeline{OrderID: id, Events: []TimelineStep{}}
-	codec := fastjson.NewCodec()
-	order := domain.NewOrder(id)
-	err := s.store.ReadStream(r.Context(), commands.StreamName(id), 0, func(re eventstore.RecordedEvent) error {
-		if len(tl.Events) == maxTimeline {
-			tl.Truncated = true
-			return errTimelineFull
-		}
-		tl.Events = append(tl.Events, foldStep(codec, order, re))
-		return nil
-	})
+	tl := Timeline{OrderID: id, Events: []audit.Step{}}
+	full := func(audit.Step) bool {
+		tl.Truncated = len(tl.Events) == maxTimeline
+		return tl.Truncated
+	}
+	order, err := audit.Replay(r.Context(), AuditStore{Store: s.store}, id, full, func(st audit.Step) { tl.Events = append(tl.Events, st) })
 	switch {
-	case errors.Is(err, eventstore.ErrStreamNotFound):
+	case errors.Is(err, commands.ErrStreamNotFound):
 		writeFieldError(w, domain.CodeNotFound, "", fmt.Sprintf("order %s has no events in the event store", id))
 		return
-	case err != nil && !errors.Is(err, errTimelineFull):
+	case err != nil:
 		s.log.Warn("read order history", "order_id", id, "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeFieldError(w, domain.CodeUnavailable, "", "the event store did not answer; try again")
@@ -84,26 +57,4 @@ func (s *Service) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	tl.State = order.State()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(tl)
-}
-
-// foldStep decodes one stored event and applies it to order.
-func foldStep(codec *domain.Codec, order *domain.Order, re eventstore.RecordedEvent) TimelineStep {
-	st := TimelineStep{Revision: re.Revision, Position: re.Position, Time: re.Created, Type: re.Type, Data: json.RawMessage(re.Data)}
-	if !json.Valid(re.Data) {
-		st.Data = json.RawMessage(strconv.Quote(string(re.Data)))
-	}
-	ev, err := codec.Decode(re.Type, re.Data, re.Metadata)
-	if err != nil {
-		st.Problem = "undecodable: " + err.Error()
-	} else {
-		st.Version, st.CommandID, st.CorrelationID, st.CausationID = ev.Version, ev.Meta.CommandID, ev.Meta.CorrelationID, ev.Meta.CausationID
-		if !ev.Meta.OccurredAt.IsZero() {
-			st.Time = ev.Meta.OccurredAt
-		}
-		if err := order.Apply(ev); err != nil {
-			st.Problem = "illegal: " + err.Error()
-		}
-	}
-	st.State = order.State()
-	return st
 }
