@@ -53,7 +53,9 @@ type SagaItem struct {
 	Position uint64
 }
 
-// Checkpoints keep the saga's position durably.
+// Checkpoints keep the saga's position durably. Where several instances
+// take turns running the saga, Load claims the checkpoint for the caller
+// and Save fails with ErrCheckpointFenced once another instance loaded it.
 type Checkpoints interface {
 	Load(ctx context.Context) (uint64, error)
 	Save(ctx context.Context, position uint64) error
@@ -65,6 +67,10 @@ type PaymentTimers interface {
 	Schedule(ctx context.Context, cmd domain.ExpirePayment, commandID string) error
 	Cancel(ctx context.Context, orderID string) error
 }
+
+// ErrCheckpointFenced: the saga's checkpoint was claimed by another
+// instance that runs the saga now; this one stops.
+var ErrCheckpointFenced = errors.New("another instance runs the saga now: its checkpoint was claimed")
 
 // SagaOptions tune the saga.
 type SagaOptions struct {
@@ -209,15 +215,19 @@ func (s *Saga) Run(ctx context.Context) error {
 		}(lanes[i])
 	}
 	saved := from
-	save := func(c context.Context) {
+	save := func(c context.Context) error {
 		if pos := w.position(); pos > saved {
 			if err := s.cps.Save(c, pos); err != nil {
+				if errors.Is(err, ErrCheckpointFenced) {
+					return err
+				}
 				s.log.Warn("saga: saving the checkpoint failed; will retry", "position", pos, "err", err)
-				return
+				return nil
 			}
 			saved = pos
 			s.note(func(st *SagaStatus) { st.Saved = pos })
 		}
+		return nil
 	}
 	tick := time.NewTicker(s.opts.CheckpointEvery)
 	defer tick.Stop()
@@ -253,7 +263,14 @@ loop:
 			s.note(func(st *SagaStatus) { st.InFlight++; st.Seen = it.Position })
 			lanes[laneOf(orderID, len(lanes))] <- sagaJob{seq: seq, orderID: orderID, event: *it.Event}
 		case <-tick.C:
-			save(ctx)
+			if err := save(ctx); err != nil {
+				// Another instance runs the saga now: stop at once, and
+				// leave the position to it.
+				runErr = fmt.Errorf("saga checkpoint: %w", err)
+				s.note(func(st *SagaStatus) { st.Error = runErr.Error() })
+				stopWork()
+				break loop
+			}
 		case err := <-feedErr:
 			if ctx.Err() == nil {
 				runErr = fmt.Errorf("saga subscription: %w", err)
@@ -268,7 +285,11 @@ loop:
 		close(l)
 	}
 	wg.Wait()
-	save(context.WithoutCancel(ctx))
+	if runErr == nil {
+		if err := save(context.WithoutCancel(ctx)); err != nil {
+			runErr = fmt.Errorf("saga checkpoint: %w", err)
+		}
+	}
 	return runErr
 }
 

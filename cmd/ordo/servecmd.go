@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long an order may await payment before it is cancelled and its stock released")
 	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
+	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", time.Minute, "how long a part of the service (the command workers, the saga, …) may keep failing while NATS and the event store answer before the service exits with its cause; 0: restart it forever")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 5*time.Second, "how long the lease of the saga and stock writer lasts unless renewed; a standby instance takes over within about this much of the holder's death (the same on every instance)")
+	fs.IntVar(&cfg.Commands.Replicas, "nats-replicas", 1, "replicas of Ordo's JetStream streams and key-value buckets (3 on a NATS cluster)")
 	fs.StringVar(&cfg.SecretsDir, "secrets", "", "directory of the payment callback secrets (callback-<provider>) and the admin token (admin-token); what is missing is generated (default: <data>/secrets)")
 	fs.DurationVar(&cfg.CallbackTolerance, "callback-tolerance", 5*time.Minute, "how far a payment callback's signed timestamp may be from now")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiling endpoints (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
@@ -59,6 +63,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.PaymentTimeout <= 0 {
 		return usageError{fmt.Sprintf("--payment-timeout must be a positive duration such as 15m, got %v", cfg.PaymentTimeout)}
+	}
+	if cfg.GiveUpAfter < 0 {
+		return usageError{fmt.Sprintf("--give-up-after must be 0 (never) or a positive duration such as 1m, got %v", cfg.GiveUpAfter)}
+	}
+	if cfg.LeaseTTL < time.Second {
+		return usageError{fmt.Sprintf("--lease-ttl must be at least 1s, got %v", cfg.LeaseTTL)}
+	}
+	if cfg.Commands.Replicas < 1 || cfg.Commands.Replicas > 5 {
+		return usageError{fmt.Sprintf("--nats-replicas must be 1 to 5, got %d", cfg.Commands.Replicas)}
 	}
 	if cfg.CallbackTolerance <= 0 {
 		return usageError{fmt.Sprintf("--callback-tolerance must be a positive duration such as 5m, got %v", cfg.CallbackTolerance)}
@@ -101,11 +114,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "ordo is serving: NATS %s, event store %s, HTTP %s://%s\n", svc.NATSURL(), svc.ESDBURL(), scheme, svc.HTTPAddr())
-	<-ctx.Done()
-	cfg.Logger.Info("shutting down: draining commands in flight")
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down: draining commands in flight")
+	case <-svc.Failed():
+		cfg.Logger.Error("shutting down: a part of the service cannot go on", "err", svc.Err())
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return svc.Shutdown(sctx)
+	err = svc.Shutdown(sctx)
+	if cause := svc.Err(); cause != nil {
+		// Exit non-zero with the cause, so the supervisor outside restarts
+		// the service and its log says why.
+		return fmt.Errorf("serve stopped: %w", errors.Join(cause, err))
+	}
+	return err
 }
 
 // flushTraces sends the spans still batched before the process exits.

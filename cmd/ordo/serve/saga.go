@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ordo-dev/ordo/commands"
@@ -33,30 +32,36 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	tracer := tracerOf(cfg.TracerProvider)
 	s.stock = commands.NewStockService(CommandStore{Store: s.store, Tracer: tracer}, commands.StockOptions{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
-	sub, err := ordonats.ServeStock(s.nc, s.stockAPI, cfg.Logger)
+	s.stockClient = sync.OnceValues(func() (*ordonats.Client, error) { return ordonats.NewClient(s.nc, ordonats.ClientOptions{}) })
+	cps, err := s.sagaCheckpoints(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("serve the stock API: %w", err)
-	}
-	s.stockSub = sub
-	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store},
-		fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga.checkpoint")},
-		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock, Tracer: otelTracer{tracer}})
-	s.saga = saga
-	head, err := s.store.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("read the event store's head: %w", err)
-	}
-	if err := saga.CheckCheckpoint(ctx, head); err != nil {
 		return err
 	}
-	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- runSaga(sctx, saga, cfg.Logger) }()
-	s.stopSaga = func() error {
-		stop()
-		return <-done
+	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store}, cps,
+		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock, Tracer: otelTracer{tracer}})
+	s.saga = saga
+	// A checkpoint file is checked before anything starts; one in the
+	// checkpoint bucket once the lease is held (loading claims it).
+	_, shared := cps.(kvCheckpoint)
+	if !shared {
+		head, err := s.store.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("read the event store's head: %w", err)
+		}
+		if err := saga.CheckCheckpoint(ctx, head); err != nil {
+			return err
+		}
 	}
-	return nil
+	if s.leases, err = ordonats.OpenLeases(ctx, mustJS(s.nc), ordonats.LeaseConfig{
+		TTL: cfg.LeaseTTL, Replicas: cfg.Commands.Replicas, Logger: cfg.Logger}); err != nil {
+		return err
+	}
+	// The supervisor starts the saga again when its subscription fails (the
+	// event store restarted, the network dropped), from its checkpoint, so
+	// orders never stay unreserved because of a passing outage.
+	s.sagaRun = s.sup.run(partSaga, s.runWriter(cfg, saga, shared))
+	// Serving starts once the stock API answers here, or another instance's.
+	return s.sup.waitUpOrStandby(ctx, partSaga, "the order saga and the stock API", s.sagaRun)
 }
 
 // registerSaga serves GET /v1/saga: how far the order saga is (position
@@ -67,35 +72,6 @@ func (s *Service) registerSaga(mux *http.ServeMux) {
 		_ = json.NewEncoder(w).Encode(s.saga.Status())
 	})
 }
-
-// runSaga keeps the saga running: when its subscription fails (the event
-// store restarted, the network dropped) it resumes from its checkpoint
-// after a growing pause (at most sagaMaxPause, so it is back within that
-// much of the store's return), so orders never stay unreserved because of
-// a passing outage. It returns when ctx ends.
-func runSaga(ctx context.Context, saga *commands.Saga, log *slog.Logger) error {
-	pause := time.Second
-	for {
-		started := time.Now()
-		err := saga.Run(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if time.Since(started) > time.Minute {
-			pause = time.Second // it ran fine for a while: start over quickly
-		}
-		log.Error("the order saga stopped; resuming from its checkpoint", "err", err, "in", pause)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, sagaMaxPause)
-	}
-}
-
-// sagaMaxPause bounds the pause before the saga subscribes again.
-const sagaMaxPause = 5 * time.Second
 
 // fileCheckpoint keeps the saga's $all position in a small file, replaced
 // atomically and synced, in the data directory.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -48,6 +49,14 @@ type Config struct {
 	// ReadWait bounds how long a query with min_position waits for the read
 	// models to catch up (default 5s).
 	ReadWait time.Duration
+	// GiveUpAfter is how long a part may keep failing, while NATS and the
+	// event store answer, before the service stops with its cause (see
+	// supervise.go); 0 restarts it forever.
+	GiveUpAfter time.Duration
+	// LeaseTTL is how long the lease of the saga and stock writer lasts
+	// unless renewed (default 5s): a standby instance takes over within
+	// about this much of the holder's death. Every instance must use the same.
+	LeaseTTL time.Duration
 	// TracerProvider records the commands' traces (tracing.go); nil
 	// records none (`ordo serve` sets OTLPTracerProvider when
 	// OTEL_EXPORTER_OTLP_ENDPOINT is set).
@@ -70,8 +79,9 @@ type Service struct {
 	store        *eventstore.Store
 	nc           *natsgo.Conn
 	querySub     *natsgo.Subscription
-	stop         context.CancelFunc
-	workerCh     chan error
+	sup          *supervisor
+	workers      *handle // the command workers' part
+	httpPart     *handle
 	http         *http.Server
 	httpLis      net.Listener
 	httpQuerySub *natsgo.Subscription
@@ -80,13 +90,16 @@ type Service struct {
 	stock        *commands.StockService
 	stockAPI     *commands.StockAPI // the stock as clients reach it
 	stockSub     *natsgo.Subscription
-	stopSaga     func() error
+	sagaRun      *handle
+	leases       *ordonats.Leases
+	stockClient  func() (*ordonats.Client, error) // reaches the writer of the stock from a standby
 	saga         *commands.Saga
 	lock         *datadir.Lock        // the data directory's, released last
 	rates        *commandRate         // commands answered, for the operator's page
 	callbacks    callbacksig.Verifier // checks payment callbacks' signatures
 	adminToken   []byte               // what /v1/admin/* requires
 	metrics      *metrics             // GET /metrics (metrics.go)
+	closing      atomic.Bool          // Shutdown has begun: parts stopping now are not failing
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -110,27 +123,16 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	if err := s.startStore(ctx, cfg); err != nil {
 		return nil, err
 	}
+	s.startSupervisor(cfg)
 	tracer := tracerOf(cfg.TracerProvider)
 	cmdSvc := commands.New(CommandStore{Store: s.store, Tracer: tracer}, commands.Options{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
 	cfg.Commands.Logger, cfg.Commands.Callbacks = cfg.Logger, s.callbacks
 	cfg.Commands.Observer, cfg.Commands.TracerProvider = s.metrics, cfg.TracerProvider
-	worker, err := ordonats.NewWorker(s.nc, countingExecutor{executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, s.rates}, cfg.Commands)
-	if err != nil {
-		return nil, err
-	}
 	if err := ordonats.EnsureStreams(ctx, mustJS(s.nc), cfg.Commands.Config); err != nil {
 		return nil, err
 	}
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop, s.workerCh = stop, make(chan error, 1)
-	go func() { s.workerCh <- worker.Run(runCtx) }()
-	select {
-	case <-worker.Ready():
-	case err := <-s.workerCh:
-		s.stop = nil
-		return nil, fmt.Errorf("command workers: %w", err)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := s.startWorkers(ctx, cfg, countingExecutor{executor{svc: cmdSvc, log: cfg.Logger, sagaStock: !cfg.ManualStock}, s.rates}); err != nil {
+		return nil, err
 	}
 	if s.querySub, err = ordonats.ServeOrderQueries(s.nc, cmdSvc, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("serve order queries: %w", err)
@@ -258,7 +260,7 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
-	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /readyz", s.readiness)
 	api := projections.NewAPI(s.reads, cfg.Logger)
 	if cfg.ReadWait > 0 {
 		api.MaxWait = cfg.ReadWait
@@ -286,30 +288,11 @@ func (s *Service) startHTTP(ctx context.Context, cfg Config) error {
 	s.httpQuerySub = sub
 	s.httpLis = lis
 	s.http = &http.Server{Handler: jsonErrors(mux), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := s.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("HTTP server stopped", "err", err)
-		}
-	}()
+	s.httpPart = s.sup.run(partHTTP, func(_ context.Context, up func()) error {
+		up() // the listener is bound: connections queue until Serve takes them
+		return s.serveHTTP(lis)
+	})
 	return nil
-}
-
-// ready reports whether NATS and the event store answer.
-func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	w.Header().Set("Content-Type", "application/json")
-	if !s.nc.IsConnected() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, `{"status":"unavailable","reason":"not connected to NATS"}`)
-		return
-	}
-	if _, err := s.store.Head(ctx); err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, `{"status":"unavailable","reason":"the event store does not answer"}`)
-		return
-	}
-	fmt.Fprintln(w, `{"status":"ready"}`)
 }
 
 // NATSURL is where clients send commands.
@@ -329,6 +312,7 @@ func (s *Service) HTTPAddr() string {
 // Shutdown stops taking commands, lets the workers answer the ones in
 // flight, then stops the servers. It is safe on a partly started service.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
 	var errs []error
 	if s.runtimePath != "" {
 		_ = os.Remove(s.runtimePath)
@@ -345,20 +329,17 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if s.stockSub != nil {
 		_ = s.stockSub.Drain()
 	}
-	if s.stopSaga != nil {
-		errs = append(errs, s.stopSaga())
+	if s.sagaRun != nil {
+		s.sagaRun.stop()
 	}
 	if s.stock != nil {
 		s.stock.Close()
 	}
-	if s.stop != nil {
-		s.stop()
-		select {
-		case err := <-s.workerCh:
-			errs = append(errs, err)
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("workers did not drain: %w", ctx.Err()))
-		}
+	if s.httpPart != nil {
+		s.httpPart.stop()
+	}
+	if s.workers != nil {
+		errs = append(errs, stopWithin(ctx, "the command workers did not drain", s.workers.stop))
 	}
 	if s.reads != nil {
 		errs = append(errs, s.reads.Close())

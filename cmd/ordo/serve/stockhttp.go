@@ -10,14 +10,14 @@ import (
 )
 
 // registerStock serves GET /v1/stock/{sku}: the SKU's stock as its single
-// writer holds it now (on hand, reserved, available, revision), for the
+// writer (this instance, or the holder of the writer lease) holds it now (on hand, reserved, available, revision), for the
 // dashboards watching a sale; 404 not_found for a SKU that never had
 // stock. It is served over HTTP and, like the read models, over NATS
 // (ordo.query.v1.stock.<sku>).
 func (s *Service) registerStock(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/stock/{sku}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		view, err := s.stockAPI.Get(r.Context(), r.PathValue("sku"))
+		view, err := s.stockView(r.Context(), r.PathValue("sku"))
 		if err != nil {
 			var de *domain.Error
 			code, msg, field := domain.CodeUnavailable, "the stock could not be read; try again", ""

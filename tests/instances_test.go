@@ -1,0 +1,200 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/eventually"
+	ordonats "github.com/ordo-dev/ordo/nats"
+)
+
+const instancesChildEnv = "ORDO_TEST_INSTANCES_CHILD"
+
+// instancesLeaseTTL is the children's lease TTL: the saga's takeover after
+// a kill is bounded by about this much.
+const instancesLeaseTTL = 2 * time.Second
+
+// TestTwoInstancesOneSystem runs two `ordo serve` instances (child
+// processes) against one NATS and one event store, drives a sale of two
+// SKUs through both, and kills the instance running the saga and the stock
+// (the holder of the writer lease) with SIGKILL midway: the other takes
+// the lease over within seconds and finishes the work. At the end no
+// acknowledged command is lost or applied twice, every order ended in one
+// consistent state, and the stock holds exactly the reservations of the
+// orders awaiting payment, never below zero.
+func TestTwoInstancesOneSystem(t *testing.T) {
+	if os.Getenv(instancesChildEnv) != "" {
+		serveChild(func(cfg *serve.Config) { cfg.PaymentTimeout = time.Hour; cfg.LeaseTTL = instancesLeaseTTL })
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ns, es := parentServers(t, ctx, t.TempDir())
+	dirs := map[string]*exec.Cmd{}
+	for range 2 {
+		dir := t.TempDir()
+		cmd := startChild(t, "TestTwoInstancesOneSystem", instancesChildEnv, ns, es, dir)
+		dirs[dir] = cmd
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				_ = cmd.Wait()
+			}
+		})
+	}
+	nc, err := natsgo.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, err := ordonats.NewClient(nc, ordonats.ClientOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, 60*time.Second, "the instances", func() bool {
+		_, err := client.AddStock(ctx, "a", 150, "stock-a")
+		return err == nil
+	})
+	if _, err := client.AddStock(ctx, "b", 100, "stock-b"); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	leases, err := js.KeyValue(ctx, ordonats.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := func() string {
+		e, err := leases.Get(ctx, "saga-and-stock")
+		if err != nil {
+			return ""
+		}
+		return string(e.Value())
+	}
+	// Both instances take commands: the workers share one consumer.
+	eventually.True(t, 30*time.Second, "two workers on the shared consumer", func() bool {
+		c, err := js.Consumer(ctx, ordonats.StreamCommands, ordonats.ConsumerWorkers)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumWaiting >= 2
+	})
+
+	const orders = 300
+	ids := make([]string, orders)
+	var placed atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16) // bounded load: 16 clients at a time
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := domain.PlaceOrder{Order: ids[i], CustomerID: "c", Currency: "EUR",
+				Lines: []domain.Line{{SKU: "a", Quantity: 1, UnitPrice: 100}, {SKU: "b", Quantity: 1, UnitPrice: 50}}}
+			for attempt := 0; attempt < 20; attempt++ {
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := client.PlaceOrder(actx, cmd, ordonats.WithCommandID(ids[i]))
+				cancel()
+				if err == nil || errors.Is(err, domain.ErrIllegalTransition) {
+					placed.Add(1)
+					return
+				}
+			}
+			t.Errorf("order %s could not be placed", ids[i])
+		}()
+	}
+	for placed.Load() < orders/3 {
+		time.Sleep(time.Millisecond)
+	}
+	before := holder()
+	var victim *exec.Cmd
+	for dir, cmd := range dirs {
+		if strings.HasSuffix(before, ":"+dir) {
+			victim = cmd
+		}
+	}
+	if victim == nil {
+		t.Fatalf("the writer lease is held by %q, neither instance (%v)", before, dirs)
+	}
+	_ = victim.Process.Signal(syscall.SIGKILL)
+	_ = victim.Wait()
+	killed := time.Now()
+	t.Logf("killed the lease holder after %d of %d orders were placed", placed.Load(), orders)
+	eventually.True(t, 30*time.Second, "the other instance to take the lease", func() bool {
+		h := holder()
+		return h != "" && h != before
+	})
+	took := time.Since(killed)
+	t.Logf("the saga and stock writer moved to the other instance %v after the kill", took.Round(10*time.Millisecond))
+	if took > 4*instancesLeaseTTL {
+		t.Errorf("takeover took %v; want within a few seconds (lease TTL %v)", took, instancesLeaseTTL)
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	views := settle(t, ctx, client, ids)
+	var awaiting int64
+	for id, v := range views {
+		switch {
+		case v.State == domain.StateAwaitingPayment:
+			awaiting++
+		case v.State == domain.StateCancelled && strings.Contains(v.Cancelled, string(domain.CodeOutOfStock)):
+		default:
+			t.Errorf("order %s ended %s (%q)", id, v.State, v.Cancelled)
+		}
+	}
+	eventually.True(t, 30*time.Second, "the stock to match the orders awaiting payment", func() bool {
+		a, errA := client.GetStock(ctx, "a")
+		b, errB := client.GetStock(ctx, "b")
+		return errA == nil && errB == nil && a.Reserved == awaiting && b.Reserved == awaiting && a.Available >= 0 && b.Available >= 0
+	})
+	if awaiting != 100 {
+		t.Fatalf("%d orders awaiting payment, want 100 (SKU b holds 100 units, every order takes one of each)", awaiting)
+	}
+	// Nothing lost, nothing doubled: every order stream holds its OrderPlaced
+	// once, and no command ID twice.
+	store, err := eventstore.Connect(ctx, es.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, id := range ids {
+		seen, placedN := map[string]bool{}, 0
+		err := store.ReadStream(ctx, "order-"+id, 0, func(e eventstore.RecordedEvent) error {
+			ev, err := domain.DecodeEvent(e.Type, e.Data, e.Metadata)
+			if err != nil {
+				return err
+			}
+			if seen[ev.Meta.CommandID] {
+				return errors.New("command " + ev.Meta.CommandID + " applied twice")
+			}
+			seen[ev.Meta.CommandID] = true
+			if e.Type == domain.EvtOrderPlaced {
+				placedN++
+			}
+			return nil
+		})
+		if err != nil || placedN != 1 {
+			t.Fatalf("order %s: %v, %d OrderPlaced; want exactly one", id, err, placedN)
+		}
+	}
+}
