@@ -151,25 +151,8 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	views := settle(t, ctx, client, ids)
-	var awaiting int64
-	for id, v := range views {
-		switch {
-		case v.State == domain.StateAwaitingPayment:
-			awaiting++
-		case v.State == domain.StateCancelled && strings.Contains(v.Cancelled, string(domain.CodeOutOfStock)):
-		default:
-			t.Errorf("order %s ended %s (%q)", id, v.State, v.Cancelled)
-		}
-	}
-	eventually.True(t, 30*time.Second, "the stock to match the orders awaiting payment", func() bool {
-		a, errA := client.GetStock(ctx, "a")
-		b, errB := client.GetStock(ctx, "b")
-		return errA == nil && errB == nil && a.Reserved == awaiting && b.Reserved == awaiting && a.Available >= 0 && b.Available >= 0
-	})
-	if awaiting != 100 {
-		t.Fatalf("%d orders awaiting payment, want 100 (SKU b holds 100 units, every order takes one of each)", awaiting)
-	}
+	checkSoldOut(t, ctx, client, ids)
+
 	// Nothing lost, nothing doubled: every order stream holds its OrderPlaced
 	// once, and no command ID twice.
 	store, err := eventstore.Connect(ctx, es.URL())

@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,29 +15,11 @@ import (
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
-// syncBuffer is a log destination written by the service's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestCommandLogLines: the log line about a refused command (a dead
 // letter) carries its command ID, order ID and trace ID, the trace being
 // the one its sender's traceparent header named.
 func TestCommandLogLines(t *testing.T) {
-	var out syncBuffer
+	var out lockedBuffer
 	cfg := config(t, t.TempDir())
 	cfg.Logger = slog.New(slog.NewJSONHandler(&out, nil))
 	s := start(t, cfg)

@@ -356,6 +356,15 @@ func TestSagaProcessKilled(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	checkSoldOut(t, ctx, client, ids)
+}
+
+// checkSoldOut waits for the flash sale's orders to settle and checks
+// that exactly the 100 units of SKU b were sold: 100 orders await payment
+// holding one unit of SKUs a and b each, the rest were cancelled for lack
+// of stock, and both SKUs reserve exactly what those orders hold.
+func checkSoldOut(t *testing.T, ctx context.Context, client *ordonats.Client, ids []string) {
+	t.Helper()
 	views := settle(t, ctx, client, ids)
 	var awaiting int64
 	for id, v := range views {

@@ -8,29 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 )
-
-// lockedBuffer is an io.Writer the serve command writes to while the test
-// reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestServePprof: `ordo serve --pprof` serves the profiling endpoints on
 // their own loopback listener, and the service's HTTP API does not carry
@@ -38,7 +18,7 @@ func (b *lockedBuffer) String() string {
 func TestServePprof(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var out lockedBuffer
+	var out procLog
 	done := make(chan error, 1)
 	go func() {
 		done <- runServe(ctx, []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
@@ -50,15 +30,15 @@ func TestServePprof(t *testing.T) {
 	for pprofURL == "" || apiURL == "" {
 		select {
 		case err := <-done:
-			t.Fatalf("ordo serve --pprof returned before serving: %v; output:\n%s", err, out.String())
+			t.Fatalf("ordo serve --pprof returned before serving: %v; output:\n%s", err, out.all())
 		case <-ctx.Done():
-			t.Fatalf("ordo serve --pprof did not say where it serves; output:\n%s", out.String())
+			t.Fatalf("ordo serve --pprof did not say where it serves; output:\n%s", out.all())
 		case <-time.After(20 * time.Millisecond):
 		}
-		if m := pprofLine.FindStringSubmatch(out.String()); m != nil {
+		if m := pprofLine.FindStringSubmatch(out.all()); m != nil {
 			pprofURL = m[1]
 		}
-		if m := serving.FindStringSubmatch(out.String()); m != nil {
+		if m := serving.FindStringSubmatch(out.all()); m != nil {
 			apiURL = m[1]
 		}
 	}
