@@ -144,7 +144,9 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 				}
 				return fmt.Errorf("rebuild: %w", err)
 			}
-			m.log.Warn("the rebuild's bulk load failed; it continues from its checkpoint through the subscription", "err", err)
+			if !errors.Is(err, errFenced) {
+				m.log.Warn("the rebuild's bulk load failed; it continues from its checkpoint through the subscription", "err", err)
+			}
 		}
 	}
 	stop, stopped := m.run(runner)
