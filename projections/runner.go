@@ -441,6 +441,36 @@ func (r *Runner) stop(ctx context.Context, err error) error {
 	return fmt.Errorf("projection %s stopped: %w", Name, err)
 }
 
+// followEvery is how often a runner on standby reads the stored
+// checkpoint.
+var followEvery = 200 * time.Millisecond
+
+// follow shows the stored checkpoint as this runner's progress while
+// another process's runner applies the events to the same read models, so
+// that WaitFor (read-your-writes) and the status answer truthfully on
+// standby; it returns when ctx ends.
+func (r *Runner) follow(ctx context.Context) {
+	r.setStatus(func(s *Status) { s.Running, s.Standby = false, true })
+	defer r.setStatus(func(s *Status) { s.Standby = false })
+	t := time.NewTicker(followEvery)
+	defer t.Stop()
+	for {
+		st, _, err := r.store.state(ctx, Name)
+		head, herr := r.src.Head(ctx)
+		if err == nil {
+			r.setStatus(func(s *Status) {
+				s.Position, s.Events, s.UpdatedAt, s.Error, s.Resuming = st.Position, st.Events, st.UpdatedAt, st.Error, false
+				s.CaughtUp = herr == nil && st.Position >= head
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (r *Runner) setStatus(f func(*Status)) {
 	r.mu.Lock()
 	before := r.status
