@@ -40,7 +40,8 @@ var everything = []string{"*"}
 var rules = []rule{
 	{group: "", why: "the module's root holds only this test"},
 	{group: "domain", thirdParty: []string{"github.com/looplab/fsm"},
-		why: "the order lifecycle: standard library and looplab/fsm only (domain/deps_test.go also bans net and SQL)"},
+		why: "the order lifecycle: standard library and looplab/fsm only (domain/deps_test.go also bans net and SQL); " +
+			"IDs are derived where they are used (a callback's idempotency key is domain's, its UUID nats.CallbackCommandID's, with google/uuid)"},
 	{group: "jsonwire", imports: []string{"domain"}, thirdParty: []string{"github.com/looplab/fsm"},
 		why: "the JSON Ordo reads most (stored events, the stock API), read as encoding/json would: outside domain so the domain knows no wire format; nothing beyond domain's own dependencies"},
 	{group: "eventually", thirdParty: []string{}, testOnly: true,
