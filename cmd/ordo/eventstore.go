@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ordo-dev/ordo/cmd/flagset"
+	"github.com/ordo-dev/ordo/cmd/relaxgc"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
@@ -62,7 +63,7 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	defer relaxGC()()
+	defer relaxgc.Set()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, log)()
 	tlsCfg, err := tlsf.config()
 	if err != nil {

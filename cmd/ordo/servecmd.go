@@ -11,6 +11,7 @@ import (
 
 	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/cmd/relaxgc"
 )
 
 // runServe runs the Ordo service until SIGINT or SIGTERM, then drains the
@@ -90,7 +91,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer flushTraces(tp, cfg.Logger)
 		cfg.TracerProvider = tp
 	}
-	defer relaxGC()()
+	defer relaxgc.Set()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, cfg.Logger)()
 	if *pprofAddr != "" {
 		addr, stop, err := startPprof(*pprofAddr, cfg.Logger)
