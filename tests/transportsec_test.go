@@ -23,6 +23,7 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -339,7 +340,7 @@ func TestTLSEverywhere(t *testing.T) {
 		withUser := func(userinfo string) string { return strings.Replace(url, "esdb://", "esdb://"+userinfo, 1) }
 		stream := "sec-" + uuid.NewString()
 		appendOne := func(url string) error {
-			c := connectESDB(t, url)
+			c := esdbtest.Connect(t, url)
 			_, err := c.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{},
 				esdb.EventData{EventType: "Probe", ContentType: esdb.ContentTypeJson, Data: []byte(`{}`)})
 			return err
@@ -354,7 +355,7 @@ func TestTLSEverywhere(t *testing.T) {
 		if err := appendOne(withUser("admin:s3cret@")); err != nil {
 			t.Fatalf("append with the right credentials: %v", err)
 		}
-		c := connectESDB(t, withUser("admin:s3cret@"))
+		c := esdbtest.Connect(t, withUser("admin:s3cret@"))
 		rs, err := c.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -364,21 +365,6 @@ func TestTLSEverywhere(t *testing.T) {
 			t.Fatalf("read back: %v, %v", ev, err)
 		}
 	})
-}
-
-func connectESDB(tb testing.TB, url string) *esdb.Client {
-	tb.Helper()
-	cfg, err := esdb.ParseConnectionString(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	return c
 }
 
 // TestNetworkListenersNeedProtection: the embedded NATS server and event
@@ -478,7 +464,7 @@ func TestMutualTLS(t *testing.T) {
 
 	url := strings.Replace(svc.ESDBURL(), "esdb://", "esdb://admin:s3cret@", 1)
 	probe := func(url string) error {
-		_, err := connectESDB(t, url).AppendToStream(ctx, "mtls-"+uuid.NewString(), esdb.AppendToStreamOptions{},
+		_, err := esdbtest.Connect(t, url).AppendToStream(ctx, "mtls-"+uuid.NewString(), esdb.AppendToStreamOptions{},
 			esdb.EventData{EventType: "Probe", ContentType: esdb.ContentTypeJson, Data: []byte(`{}`)})
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventually"
+	"github.com/ordo-dev/ordo/logbuf"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/smalldisk"
 )
@@ -63,7 +64,7 @@ func TestFullDisk(t *testing.T) {
 		}
 	}
 	if !svc.alive() {
-		t.Fatalf("ordo serve exited on the full disk:\n%s", svc.log.tail())
+		t.Fatalf("ordo serve exited on the full disk:\n%s", svc.log.Tail(40))
 	}
 
 	// Space comes back: commands succeed again without any intervention.
@@ -94,15 +95,15 @@ func TestFullDisk(t *testing.T) {
 	svc = startServeChild(t, data)
 	expectUnavailable(t, svc)
 	svc.stop(t, 30*time.Second)
-	for _, l := range []*procLog{first, svc.log} {
+	for _, l := range []*logbuf.Buffer{first, svc.log} {
 		for _, s := range []string{"panic:", "fatal error:"} {
-			if strings.Contains(l.all(), s) {
-				t.Fatalf("the service log holds %q:\n%s", s, l.tail())
+			if strings.Contains(l.String(), s) {
+				t.Fatalf("the service log holds %q:\n%s", s, l.Tail(40))
 			}
 		}
 	}
-	if n := first.lines() + svc.log.lines(); n > 400 {
-		t.Errorf("the service wrote %d log lines in this test; the log must stay readable:\n%s", n, first.tail())
+	if n := first.Lines() + svc.log.Lines(); n > 400 {
+		t.Errorf("the service wrote %d log lines in this test; the log must stay readable:\n%s", n, first.Tail(40))
 	}
 }
 
@@ -125,7 +126,7 @@ type serveProc struct {
 	cmd      *exec.Cmd
 	natsURL  string
 	httpAddr string
-	log      *procLog
+	log      *logbuf.Buffer
 	exited   chan struct{}
 	exitErr  error
 }
@@ -142,7 +143,7 @@ func startServeChild(tb testing.TB, data string) *serveProc {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &serveProc{cmd: cmd, log: &procLog{}, exited: make(chan struct{})}
+	p := &serveProc{cmd: cmd, log: &logbuf.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -169,9 +170,9 @@ func startServeChild(tb testing.TB, data string) *serveProc {
 		p.natsURL, p.httpAddr = m[1], m[2]
 		return p
 	case <-p.exited:
-		tb.Fatalf("ordo serve exited before serving (%v):\n%s", p.exitErr, p.log.tail())
+		tb.Fatalf("ordo serve exited before serving (%v):\n%s", p.exitErr, p.log.Tail(40))
 	case <-time.After(90 * time.Second):
-		tb.Fatalf("ordo serve did not start serving within 90 s:\n%s", p.log.tail())
+		tb.Fatalf("ordo serve did not start serving within 90 s:\n%s", p.log.Tail(40))
 	}
 	return nil
 }
@@ -194,10 +195,10 @@ func (p *serveProc) stop(t *testing.T, d time.Duration) {
 	select {
 	case <-p.exited:
 		if p.exitErr != nil {
-			t.Fatalf("ordo serve exited with %v after SIGTERM:\n%s", p.exitErr, p.log.tail())
+			t.Fatalf("ordo serve exited with %v after SIGTERM:\n%s", p.exitErr, p.log.Tail(40))
 		}
 	case <-time.After(d):
-		t.Fatalf("ordo serve did not stop within %v of SIGTERM:\n%s", d, p.log.tail())
+		t.Fatalf("ordo serve did not stop within %v of SIGTERM:\n%s", d, p.log.Tail(40))
 	}
 }
 
@@ -320,30 +321,4 @@ func httpGet(tb testing.TB, addr, path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// procLog collects a child's stderr.
-type procLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *procLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *procLog) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *procLog) lines() int { return strings.Count(l.all(), "\n") }
-
-// tail is the last 40 lines, for failure messages.
-func (l *procLog) tail() string {
-	lines := strings.Split(strings.TrimRight(l.all(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-40):], "\n")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 // BenchmarkAppend measures durably acknowledged single-event appends to
@@ -91,7 +92,7 @@ func benchClient(b *testing.B) (*esdb.Client, statsSource) {
 		return client(b), noStats{}
 	}
 	srv := startEmbedded(b, b.TempDir(), 0)
-	return connect(b, srv.URL()), srv
+	return esdbtest.Connect(b, srv.URL()), srv
 }
 
 // cpuTime is the user and system CPU time the process has used.
