@@ -284,15 +284,7 @@ func TestRepliesToServiceSubjectsAreNotSent(t *testing.T) {
 // credentials like EventStoreDB: the official client with wrong (or no)
 // credentials is refused with Unauthenticated, with the right ones it works.
 func TestTLSEverywhere(t *testing.T) {
-	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
-		t.Skip("TLS is that of the embedded servers")
-	}
-	pki := newTestPKI(t)
-	cfg := config(t, t.TempDir())
-	cfg.Security.TLS = pki.serverTLS(t, false)
-	cfg.Security.TLSCAFile = pki.CAFile
-	cfg.Security.ESDBAuth = &esdbserver.Auth{AdminPassword: "s3cret", Required: true}
-	svc := startService(t, cfg)
+	pki, svc := startTLSService(t, false)
 	ctx := ctxT(t)
 
 	t.Run("NATS", func(t *testing.T) {
@@ -414,19 +406,28 @@ func TestNetworkListenersNeedProtection(t *testing.T) {
 	}
 }
 
-// TestMutualTLS: with a client CA, the embedded NATS server, the HTTP API
-// and the embedded event store admit only clients with a certificate
-// signed by it; the service's own in-process connection needs none.
-func TestMutualTLS(t *testing.T) {
+// startTLSService starts the service with the embedded servers on a
+// certificate of a PKI made for the test (requiring client certificates
+// signed by its CA when mutual) and the event store's admin password
+// "s3cret". It skips the test against external servers.
+func startTLSService(t *testing.T, mutual bool) (*testPKI, *serve.Service) {
+	t.Helper()
 	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
 		t.Skip("TLS is that of the embedded servers")
 	}
 	pki := newTestPKI(t)
 	cfg := config(t, t.TempDir())
-	cfg.Security.TLS = pki.serverTLS(t, true)
+	cfg.Security.TLS = pki.serverTLS(t, mutual)
 	cfg.Security.TLSCAFile = pki.CAFile
 	cfg.Security.ESDBAuth = &esdbserver.Auth{AdminPassword: "s3cret", Required: true}
-	svc := startService(t, cfg)
+	return pki, startService(t, cfg)
+}
+
+// TestMutualTLS: with a client CA, the embedded NATS server, the HTTP API
+// and the embedded event store admit only clients with a certificate
+// signed by it; the service's own in-process connection needs none.
+func TestMutualTLS(t *testing.T) {
+	pki, svc := startTLSService(t, true)
 	ctx := ctxT(t)
 
 	withoutCert, err := ordonats.Credentials{CAFile: pki.CAFile}.Options()
