@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // The saga keeps the payment timers itself, as a schedule in memory
@@ -236,7 +236,7 @@ func (s *Saga) replayTimer(timers *timerSchedule, it SagaItem) {
 	if !domain.IsCanonicalOrderID(orderID) {
 		return // skipped by the saga too (handle)
 	}
-	ev, err := fastjson.DecodeEvent(it.Event.Type, it.Event.Data, it.Event.Metadata)
+	ev, err := jsonwire.DecodeEvent(it.Event.Type, it.Event.Data, it.Event.Metadata)
 	if err != nil {
 		return // skipped and logged by the saga when it first met it
 	}
