@@ -217,6 +217,13 @@ func (s *Saga) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.timers = timers
 	s.mu.Unlock()
+	defer func() {
+		// Stopped, the saga keeps no timers here: the next run (here or
+		// on another instance) rebuilds them.
+		s.mu.Lock()
+		s.timers = newTimerSchedule()
+		s.mu.Unlock()
+	}()
 	feed, err := s.src.SubscribeOrderEvents(ctx, replayFrom)
 	if err != nil {
 		return fmt.Errorf("saga subscription: %w", err)
@@ -255,7 +262,14 @@ func (s *Saga) Run(ctx context.Context) error {
 	}
 	saved, timersSaved := from, replayFrom
 	save := func(c context.Context) error {
-		if pos := w.position(); pos > saved {
+		pos := w.position()
+		// The timers' checkpoint first: saved before the saga's, it is
+		// there whenever the saga's is, and a restart between the two
+		// starts from the lower of them.
+		if err := s.saveTimers(c, timers, max(pos, saved), &timersSaved); err != nil {
+			return err
+		}
+		if pos > saved {
 			if err := s.cps.Save(c, pos); err != nil {
 				if errors.Is(err, ErrCheckpointFenced) {
 					return err
@@ -266,7 +280,7 @@ func (s *Saga) Run(ctx context.Context) error {
 			saved = pos
 			s.note(func(st *SagaStatus) { st.Saved = pos })
 		}
-		return s.saveTimers(c, timers, saved, &timersSaved)
+		return nil
 	}
 	tick := time.NewTicker(s.opts.CheckpointEvery)
 	defer tick.Stop()

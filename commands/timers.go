@@ -270,12 +270,13 @@ func (s *Saga) timersFrom(ctx context.Context, from uint64) (uint64, error) {
 }
 
 // saveTimers saves the timers' checkpoint: just before the oldest pending
-// timer's StockReserved, and never past the saga's own saved position.
-func (s *Saga) saveTimers(ctx context.Context, timers *timerSchedule, saved uint64, timersSaved *uint64) error {
+// timer's StockReserved, and never past upTo, the position up to which
+// every event has been handled.
+func (s *Saga) saveTimers(ctx context.Context, timers *timerSchedule, upTo uint64, timersSaved *uint64) error {
 	if s.opts.TimerCheckpoints == nil {
 		return nil
 	}
-	pos := saved
+	pos := upTo
 	if low, ok := timers.oldest(); ok && low > 0 && low-1 < pos {
 		pos = low - 1
 	}
