@@ -243,10 +243,19 @@ func (s *Saga) replayTimer(timers *timerSchedule, it SagaItem) {
 	s.timerStep(timers, orderID, ev, timerOrigin{position: it.Position, traceParent: ev.Meta.TraceParent})
 }
 
-// fire sends the ExpirePayment of a due timer.
+// fire sends the ExpirePayment of a due timer, unless the order no longer
+// awaits payment: the event that stops its timer has not reached the saga
+// yet (it lags, or is rebuilding its timers after a restart), and a
+// command would change nothing. A read that fails leaves the decision to
+// the command.
 func (s *Saga) fire(ctx context.Context, t paymentTimer) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if s.orders != nil {
+		if view, err := s.orders.GetOrder(ctx, t.orderID); err == nil && view.State != domain.StateAwaitingPayment {
+			return nil
+		}
+	}
 	return s.timeouts.Expire(ctx, domain.ExpirePayment{Order: t.orderID, Deadline: t.deadline}, stepID(t.orderID, "expire-payment"), t.traceParent)
 }
 
