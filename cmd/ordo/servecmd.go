@@ -40,7 +40,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", time.Minute, "how long a part of the service (the command workers, the saga, …) may keep failing while NATS and the event store answer before the service exits with its cause; 0: restart it forever")
-	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 5*time.Second, "how long the lease of the saga and stock writer lasts unless renewed; a standby instance takes over within about this much of the holder's death (the same on every instance)")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 5*time.Second, "how long the leases (the saga and stock writer; the projections, on shared PostgreSQL read models) last unless renewed; a standby instance takes over within about this much of the holder's death (the same on every instance)")
 	fs.IntVar(&cfg.Commands.Replicas, "nats-replicas", 1, "replicas of Ordo's JetStream streams and key-value buckets (3 on a NATS cluster)")
 	fs.StringVar(&cfg.SecretsDir, "secrets", "", "directory of the payment callback secrets (callback-<provider>) and the admin token (admin-token); what is missing is generated (default: <data>/secrets)")
 	fs.DurationVar(&cfg.CallbackTolerance, "callback-tolerance", 5*time.Minute, "how far a payment callback's signed timestamp may be from now")
