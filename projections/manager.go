@@ -22,6 +22,7 @@ type Manager struct {
 	gens generations
 	src  Source
 	log  *slog.Logger
+	gate Gate
 
 	mu      sync.RWMutex
 	name    string // the generation in use
@@ -32,6 +33,11 @@ type Manager struct {
 	closed  bool
 
 	job rebuildJob // the rebuild started through StartRebuild, if any
+
+	// unwatch stops following the swaps other processes make (gated
+	// managers only, see followSwaps); watched is closed once it stopped.
+	unwatch context.CancelFunc
+	watched chan struct{}
 }
 
 // OpenManager opens the read models in SQLite files in dir and starts
@@ -44,10 +50,38 @@ func OpenManager(ctx context.Context, dir string, src Source, log *slog.Logger) 
 // database for postgres://…, or SQLite files in dir when dsn is "" — and
 // starts keeping them current.
 func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.Logger) (*Manager, error) {
+	return OpenManagerConfig(ctx, ManagerConfig{DSN: dsn, Dir: dir, Source: src, Logger: log})
+}
+
+// Gate says when this process may apply events to read models that other
+// processes share (one PostgreSQL database for several instances): it
+// calls run once it may — it holds a lease, say — with a context that
+// ends when it may no longer, and returns when run has returned or ctx
+// ends. Nothing else is needed for correctness (the checkpoint fences
+// every batch, see advance); the gate spares the database the work of
+// runners whose batches would be rolled back.
+type Gate func(ctx context.Context, run func(ctx context.Context) error) error
+
+// ManagerConfig is what OpenManagerConfig needs.
+type ManagerConfig struct {
+	DSN    string // postgres://…, or "" for SQLite files in Dir
+	Dir    string
+	Source Source
+	Logger *slog.Logger
+	// Gate, if set, runs the live read models' runner only when it lets
+	// it; meanwhile the runner follows the checkpoint the other process
+	// stores, on standby (see Status.Standby). Nil runs it all along.
+	Gate Gate
+}
+
+// OpenManagerConfig opens the read models cfg names and starts keeping
+// them current.
+func OpenManagerConfig(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gens, err := openGenerations(ctx, dsn, dir)
+	gens, err := openGenerations(ctx, cfg.DSN, cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +90,7 @@ func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.
 		gens.close()
 		return nil, err
 	}
-	m := &Manager{gens: gens, src: src, log: log}
+	m := &Manager{gens: gens, src: cfg.Source, log: log, gate: cfg.Gate}
 	store, err := gens.open(ctx, name)
 	if err != nil {
 		gens.close()
@@ -64,14 +98,123 @@ func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.
 	}
 	m.name, m.store = name, store
 	m.runner, m.stop, m.stopped = m.start(store)
+	if m.gate != nil {
+		wctx, unwatch := context.WithCancel(context.Background())
+		m.unwatch, m.watched = unwatch, make(chan struct{})
+		go func() {
+			defer close(m.watched)
+			m.followSwaps(wctx)
+		}()
+	}
 	return m, nil
 }
 
-// start runs a runner over store.
+// swapCheckEvery is how often a gated manager looks for a generation
+// swapped in by another process.
+var swapCheckEvery = time.Second
+
+// followSwaps keeps a gated manager — read models shared with other
+// processes — on the generation in use: when another process's rebuild
+// swaps in the other generation (and drops this one), the manager opens
+// it and keeps it current instead, under the gate. It returns when ctx
+// ends.
+func (m *Manager) followSwaps(ctx context.Context) {
+	t := time.NewTicker(swapCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		name, err := m.gens.current(ctx)
+		if err != nil {
+			continue // the database is away; the runner reports it
+		}
+		m.mu.RLock()
+		same := name == m.name
+		m.mu.RUnlock()
+		if same {
+			continue
+		}
+		if err := m.swapIn(ctx, name); err != nil && ctx.Err() == nil {
+			m.log.Warn("another instance swapped in rebuilt read models, which could not be opened here; trying again", "generation", name, "err", err)
+		}
+	}
+}
+
+// swapIn makes name, swapped in elsewhere, the generation in use here.
+func (m *Manager) swapIn(ctx context.Context, name string) error {
+	store, err := m.gens.open(ctx, name)
+	if err != nil {
+		return err
+	}
+	runner, stop, stopped := m.start(store)
+	m.mu.Lock()
+	if m.closed || m.name == name {
+		m.mu.Unlock()
+		stop()
+		<-stopped
+		return store.Close()
+	}
+	oldStore, oldStop, oldStopped := m.store, m.stop, m.stopped
+	m.name, m.store, m.runner, m.stop, m.stopped = name, store, runner, stop, stopped
+	m.mu.Unlock()
+	oldStop()
+	<-oldStopped
+	oldStore.Close()
+	m.log.Info("read models rebuilt by another instance swapped in", "generation", name)
+	return nil
+}
+
+// start runs a runner over store, under the gate if there is one.
 func (m *Manager) start(store *Store) (*Runner, context.CancelFunc, chan error) {
 	r := NewRunner(store, m.src, m.log)
-	stop, stopped := m.run(r)
-	return r, stop, stopped
+	if m.gate == nil {
+		stop, stopped := m.run(r)
+		return r, stop, stopped
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.runGated(ctx, r) }()
+	return r, cancel, done
+}
+
+// runGated runs r whenever the gate lets it, and follows the stored
+// checkpoint meanwhile, until ctx ends or the projection stops (an error
+// wrapping ErrStopped, which it returns).
+func (m *Manager) runGated(ctx context.Context, r *Runner) error {
+	for {
+		fctx, unfollow := context.WithCancel(ctx)
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			r.follow(fctx)
+		}()
+		var runErr error
+		err := m.gate(ctx, func(lctx context.Context) error {
+			unfollow()
+			<-followed
+			m.log.Info("projection running here", "projection", Name)
+			runErr = r.runResuming(lctx)
+			return runErr
+		})
+		unfollow()
+		<-followed
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(runErr, ErrStopped):
+			return runErr
+		case err != nil:
+			m.log.Info("projection no longer runs here; standing by", "projection", Name, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retryFirst):
+		}
+	}
 }
 
 // run runs r in the background, resuming after passing failures (see
@@ -144,7 +287,9 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 				}
 				return fmt.Errorf("rebuild: %w", err)
 			}
-			m.log.Warn("the rebuild's bulk load failed; it continues from its checkpoint through the subscription", "err", err)
+			if !errors.Is(err, errFenced) {
+				m.log.Warn("the rebuild's bulk load failed; it continues from its checkpoint through the subscription", "err", err)
+			}
 		}
 	}
 	stop, stopped := m.run(runner)
@@ -189,6 +334,13 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 		m.mu.Unlock()
 		return abort(err)
 	}
+	if m.gate != nil {
+		// The rebuilt read models are kept current under the gate, like
+		// the ones they replace.
+		stop()
+		<-stopped
+		runner, stop, stopped = m.start(fresh)
+	}
 	oldName, oldStore, oldStop, oldStopped := m.name, m.store, m.stop, m.stopped
 	m.name, m.store, m.runner, m.stop, m.stopped = next, fresh, runner, stop, stopped
 	m.mu.Unlock()
@@ -226,6 +378,10 @@ func (m *Manager) openFresh(ctx context.Context, name string, restart bool) (*St
 // Close stops the runner and closes the read models.
 func (m *Manager) Close() error {
 	m.CancelRebuild()
+	if m.unwatch != nil {
+		m.unwatch()
+		<-m.watched
+	}
 	m.mu.Lock()
 	m.closed = true
 	stop, stopped, store := m.stop, m.stopped, m.store

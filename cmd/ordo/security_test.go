@@ -98,12 +98,7 @@ func TestSecureServeAndCLI(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	svc, err := serve.Start(ctx, serve.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
-		ESDBListen: "127.0.0.1:0", ManualStock: true, Security: sec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown(context.Background())
+	svc := startForCLI(t, ctx, func(cfg *serve.Config) { cfg.ManualStock, cfg.Security = true, sec })
 	natsURL := svc.NATSURL()
 	if !strings.HasPrefix(natsURL, "tls://") {
 		t.Fatalf("NATS URL %s, want tls://", natsURL)
