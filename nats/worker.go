@@ -537,10 +537,12 @@ func (w *Worker) deadLetter(ctx context.Context, subject string, h natsgo.Header
 // watchMaxDeliveries answers commands whose deliveries ran out while no
 // worker could finish them (for example, a command that crashes the worker
 // process every time): the advisory names the message, which is recorded as
-// a dead letter and answered.
+// a dead letter and answered. The workers of every instance share the
+// consumer, so they share the advisories too, in one queue group: one of
+// them records each dead letter, not every instance.
 func (w *Worker) watchMaxDeliveries() (*natsgo.Subscription, error) {
 	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamCommands + "." + ConsumerWorkers
-	return w.nc.Subscribe(subject, func(m *natsgo.Msg) {
+	return w.nc.QueueSubscribe(subject, "ordo-max-deliveries", func(m *natsgo.Msg) {
 		var adv struct {
 			StreamSeq  uint64 `json:"stream_seq"`
 			Deliveries int    `json:"deliveries"`

@@ -104,14 +104,15 @@ func (f fileCheckpoint) Load(context.Context) (uint64, error) {
 }
 
 func (f fileCheckpoint) Save(_ context.Context, pos uint64) error {
-	return replaceFile(f.path, []byte(strconv.FormatUint(pos, 10)+"\n"))
+	return replaceFile(f.path, []byte(strconv.FormatUint(pos, 10)+"\n"), 0o666)
 }
 
 // replaceFile replaces path with data, synced, through a rename, so a
-// crash leaves the old content or the new, never a torn file.
-func replaceFile(path string, data []byte) error {
+// crash leaves the old content or the new, never a torn file. A new file
+// gets perm (before the umask).
+func replaceFile(path string, data []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
-	fh, err := os.Create(tmp)
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
