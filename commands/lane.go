@@ -33,6 +33,7 @@ type lane struct {
 	mu      sync.RWMutex
 	retired bool
 	stock   *domain.Stock   // nil until loaded, and after a failed append
+	gen     uint64          // the writer term (see WriteWhile) in which stock was loaded
 	added   map[string]bool // command IDs of the AddStock commands folded, so a retried AddStock adds once
 	results []StockResult   // reused by every batch
 	handled atomic.Int64    // commands taken, for Busiest
@@ -131,23 +132,7 @@ func (l *lane) process(batch []*pending) (queued int) {
 	if len(live) < len(batch) {
 		batch = live
 	}
-	policy := conflictRetry
-	policy.Attempts = 8
-	var results []StockResult
-	err := retry.Do(context.Background(), policy, func(context.Context, int) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var err error
-		results, err = l.try(ctx, batch)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		l.stock = nil // reload: the store knows better than our memory
-		if !errors.Is(err, ErrConflict) {
-			return retry.Permanent(err)
-		}
-		return err
-	})
+	results, err := l.decide(batch)
 	queued = len(l.in)
 	if err == nil {
 		for i, p := range batch {
@@ -159,6 +144,47 @@ func (l *lane) process(batch []*pending) (queued int) {
 		p.done(StockResult{CommandID: p.req.CommandID, Err: fmt.Errorf("stock %s: %w", l.sku, err)})
 	}
 	return queued
+}
+
+// decide decides and appends the batch within the current writer term,
+// retrying on conflicts with a fresh stock while the term lasts.
+func (l *lane) decide(batch []*pending) ([]StockResult, error) {
+	t := l.svc.term.Load()
+	if t == nil || t.over() {
+		return nil, ErrNotStockWriter
+	}
+	if l.gen != t.gen {
+		// Another instance may have written while this one was not the
+		// writer: the stock in memory is not to be trusted.
+		l.stock, l.gen = nil, t.gen
+	}
+	policy := conflictRetry
+	policy.Attempts = 8
+	var results []StockResult
+	err := retry.Do(t.ctx, policy, func(context.Context, int) error {
+		ctx, cancel := t.attempt()
+		var err error
+		results, err = l.try(ctx, batch)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		l.stock = nil // reload: the store knows better than our memory
+		switch {
+		case t.over():
+			// The lease may be someone else's now: deciding again on fresh
+			// stock would append after the new writer settled the orders
+			// it saw, leaving units held that nobody releases.
+			return retry.Permanent(fenceErr(err))
+		case !errors.Is(err, ErrConflict):
+			return retry.Permanent(err)
+		}
+		return err
+	})
+	if err != nil && t.over() {
+		err = fenceErr(err)
+	}
+	return results, err
 }
 
 // stockEventTypes are the StockResult.Events of commands that appended one
@@ -223,6 +249,9 @@ func (l *lane) try(ctx context.Context, batch []*pending) ([]StockResult, error)
 	}
 	var app Appended
 	if len(events) > 0 {
+		if err := beforeDeadline(ctx); err != nil {
+			return nil, err
+		}
 		var err error
 		if app, err = l.svc.store.AppendToStream(ctx, domain.StockStream(l.sku), expected, events); err != nil {
 			return nil, err

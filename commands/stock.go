@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +35,10 @@ type StockService struct {
 	lanes  map[string]*lane
 	closed bool
 	wg     sync.WaitGroup
+	// term is when lanes may write: unfenced forever without
+	// StockOptions.Fenced, else the term WriteWhile opened, nil between.
+	term atomic.Pointer[term]
+	gen  uint64 // of the last term, under mu
 }
 
 // StockOptions tune a StockService. The zero value is usable.
@@ -46,6 +51,10 @@ type StockOptions struct {
 	// lane.linger); default 1ms, negative disables.
 	Linger time.Duration
 	Tracer Tracer // a span per command run through Execute; default none
+	// Fenced: the lanes write only during a term opened by WriteWhile (the
+	// holder of a writer lease, when several instances may write the same
+	// SKUs); outside one, every command gets ErrNotStockWriter.
+	Fenced bool
 }
 
 // StockRequest is one stock command.
@@ -86,7 +95,11 @@ func NewStockService(store EventStore, opts StockOptions) *StockService {
 	if opts.Linger == 0 {
 		opts.Linger = time.Millisecond
 	}
-	return &StockService{store: store, log: opts.Logger, opts: opts, lanes: map[string]*lane{}}
+	s := &StockService{store: store, log: opts.Logger, opts: opts, lanes: map[string]*lane{}}
+	if !opts.Fenced {
+		s.term.Store(unfenced)
+	}
+	return s
 }
 
 // ErrStockServiceClosed: the service is shutting down; retry elsewhere.

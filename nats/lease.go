@@ -70,16 +70,37 @@ func OpenLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) (*
 type Lease struct {
 	name, holder string
 	rev          atomic.Uint64
+	valid        atomic.Pointer[time.Time] // see ValidUntil
 }
 
-func newLease(name, holder string, rev uint64) *Lease {
+// newLease records a lease whose acquisition was sent at sent.
+func newLease(name, holder string, rev uint64, sent time.Time, ttl time.Duration) *Lease {
 	l := &Lease{name: name, holder: holder}
-	l.rev.Store(rev)
+	l.confirm(rev, sent, ttl)
 	return l
+}
+
+// confirm records a write of the key, sent at sent, that the server
+// accepted: the key lives at least ttl from then.
+func (l *Lease) confirm(rev uint64, sent time.Time, ttl time.Duration) {
+	l.rev.Store(rev)
+	until := sent.Add(ttl * 4 / 5)
+	l.valid.Store(&until)
 }
 
 // Revision is the lease key's revision as last written by its holder.
 func (l *Lease) Revision() uint64 { return l.rev.Load() }
+
+// ValidUntil is when the holder must stop acting under the lease unless a
+// renewal gets through first: 4/5 of the TTL after the last acquisition or
+// renewal that the server accepted was sent. The server counts the key's
+// TTL from when it received that write, later than it was sent, so no other
+// instance can take the lease before this time plus TTL/5 — the margin left
+// for a write started just before it to land. A holder that was stopped
+// (SIGSTOP, a long pause) finds it past when it resumes, before it learns
+// that the lease passed. It is read on the monotonic clock, immune to wall
+// clock steps.
+func (l *Lease) ValidUntil() time.Time { return *l.valid.Load() }
 
 // ErrLeaseLost: the lease passed to another holder (or expired) while
 // its holder worked under it.
@@ -122,9 +143,10 @@ func (ls *Leases) acquire(ctx context.Context, name, holder string, standby func
 	every := ls.cfg.TTL / 5
 	seen := ""
 	for {
+		sent := time.Now()
 		rev, err := ls.kv.Create(ctx, name, []byte(holder))
 		if err == nil {
-			return newLease(name, holder, rev), nil
+			return newLease(name, holder, rev, sent, ls.cfg.TTL), nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			if ctx.Err() != nil {
@@ -136,8 +158,9 @@ func (ls *Leases) acquire(ctx context.Context, name, holder string, standby func
 			if current == holder {
 				// Our own lease from before a restart: take it back, fenced
 				// by its revision (a standby that took it meanwhile wins).
+				sent := time.Now()
 				if rev, uerr := ls.kv.Update(ctx, name, []byte(holder), e.Revision()); uerr == nil {
-					return newLease(name, holder, rev), nil
+					return newLease(name, holder, rev, sent, ls.cfg.TTL), nil
 				}
 			} else if current != seen {
 				seen = current
@@ -175,7 +198,7 @@ func (ls *Leases) renew(ctx context.Context, l *Lease, lose context.CancelCauseF
 		cancel()
 		switch {
 		case err == nil:
-			l.rev.Store(rev)
+			l.confirm(rev, sent, ls.cfg.TTL)
 			last = sent
 			continue
 		case ctx.Err() != nil:

@@ -124,14 +124,22 @@ func fencedErr(err error) error {
 // by meanwhile), then serves the stock API and runs the saga until the
 // lease is lost or the service stops. The checkpoint is checked against
 // the event store's head once the lease is held, so a standby never claims
-// it.
+// it. With an external NATS the stock lanes write only while the lease is
+// held and never past its last confirmed validity: a holder that paused
+// (or lost NATS) must not append a reservation its saga asked for before
+// the new holder went over that order and settled its stock — the late
+// reservation would hold units nobody releases.
 func (s *Service) runWriter(cfg Config, saga *commands.Saga, checkAhead bool) partRun {
 	holder := holderName(cfg.DataDir)
+	fenced := cfg.NATSURL != ""
 	return func(ctx context.Context, up func()) error {
 		return s.leases.Hold(ctx, leaseWriter, holder, func(current string) {
 			s.sup.set(partSaga, stateStandby+": the lease "+leaseWriter+" is held by "+current)
 			s.sup.set(partStock, stateStandby+": served by "+current)
-		}, func(ctx context.Context, _ *ordonats.Lease) error {
+		}, func(ctx context.Context, lease *ordonats.Lease) error {
+			if fenced {
+				defer s.stock.WriteWhile(ctx, lease.ValidUntil)()
+			}
 			if checkAhead {
 				head, err := s.store.Head(ctx)
 				if err != nil {

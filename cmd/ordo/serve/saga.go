@@ -21,7 +21,10 @@ import (
 // saga that reserves stock, runs payment timers and settles stock.
 func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *commands.Service) error {
 	tracer := tracerOf(cfg.TracerProvider)
-	s.stock = commands.NewStockService(CommandStore{Store: s.store, Tracer: tracer}, commands.StockOptions{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
+	// With an external NATS, other instances may take the writer lease:
+	// the lanes write only while this one holds it (see runWriter).
+	s.stock = commands.NewStockService(CommandStore{Store: s.store, Tracer: tracer}, commands.StockOptions{Logger: cfg.Logger, Tracer: otelTracer{tracer},
+		Fenced: cfg.NATSURL != ""})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
 	s.stockClient = sync.OnceValues(func() (*ordonats.Client, error) { return ordonats.NewClient(s.nc, ordonats.ClientOptions{}) })
 	cps, err := s.sagaCheckpoints(ctx, cfg)
