@@ -17,6 +17,8 @@ type holderRun struct {
 	started      chan struct{}
 	standbyFor   []string
 	standbyCount int
+	lease        *Lease
+	validUntil   time.Time // the lease's when the holder stopped working
 }
 
 func newHolderRun() *holderRun { return &holderRun{started: make(chan struct{})} }
@@ -32,6 +34,7 @@ func (h *holderRun) work(stop <-chan struct{}) func(ctx context.Context, l *Leas
 	return func(ctx context.Context, l *Lease) error {
 		h.mu.Lock()
 		h.start = time.Now()
+		h.lease = l
 		h.mu.Unlock()
 		close(h.started)
 		select {
@@ -40,6 +43,7 @@ func (h *holderRun) work(stop <-chan struct{}) func(ctx context.Context, l *Leas
 		}
 		h.mu.Lock()
 		h.end = time.Now()
+		h.validUntil = l.ValidUntil()
 		h.mu.Unlock()
 		return nil
 	}
@@ -105,6 +109,11 @@ func TestLeaseOneHolderThenTakeover(t *testing.T) {
 		t.Fatal("B holds the lease while A renews it")
 	default:
 	}
+	// A's validity moved with its renewals, never beyond 4/5 of the TTL
+	// from now.
+	if v, now := a.lease.ValidUntil(), time.Now(); !v.After(a.start.Add(ttl*4/5)) || v.After(now.Add(ttl*4/5)) {
+		t.Fatalf("A's lease valid until %v (started %v, now %v); want renewed, at most %v ahead", v, a.start, now, ttl*4/5)
+	}
 	// A stops cleanly: B takes over, after A stopped.
 	close(stopA)
 	if err := <-doneA; err != nil {
@@ -130,6 +139,11 @@ func TestLeaseOneHolderThenTakeover(t *testing.T) {
 	waitStarted(t, c, "C")
 	if !c.start.After(b.end) {
 		t.Fatalf("C started at %v, before B stopped working at %v", c.start, b.end)
+	}
+	// The fence: whatever B still did under the lease, it stopped by its
+	// validity, and C began only after that.
+	if !c.start.After(b.validUntil) {
+		t.Fatalf("C started at %v, before B's lease was valid until %v", c.start, b.validUntil)
 	}
 	if took := c.start.Sub(b.end); took > 3*ttl {
 		t.Fatalf("C took over %v after B stopped; want within a few TTLs", took)
