@@ -254,7 +254,14 @@ func (s *Saga) Run(ctx context.Context) error {
 		go func(in chan sagaJob) {
 			defer wg.Done()
 			for j := range in {
-				s.handle(workCtx, ctx, timers, j)
+				if !s.handle(workCtx, ctx, timers, j) {
+					// Cut off by the stop: the checkpoint must stay before
+					// it, or whoever runs the saga next never repeats it
+					// (an order left unreserved, or its reservation never
+					// settled).
+					s.note(func(st *SagaStatus) { st.InFlight-- })
+					continue
+				}
 				w.done(j.seq)
 				s.note(func(st *SagaStatus) { st.Handled++; st.InFlight--; st.Position = max(st.Position, w.position()) })
 			}
@@ -367,19 +374,20 @@ type sagaJob struct {
 
 // handle runs one step until it succeeds, retrying transient failures,
 // or until the saga stops (stop is the Run context; work outlives it
-// only to finish a step cleanly).
-func (s *Saga) handle(ctx, stop context.Context, timers *timerSchedule, j sagaJob) {
+// only to finish a step cleanly). It reports whether the step is done
+// (or skipped for good), not cut off by the stop.
+func (s *Saga) handle(ctx, stop context.Context, timers *timerSchedule, j sagaJob) bool {
 	if !domain.IsCanonicalOrderID(j.orderID) {
 		// A stream named with another spelling of an order ID (written before
 		// order IDs were made canonical): no command can address it, and
 		// every step would be refused as invalid forever.
 		s.log.Error("saga: an order stream's ID is not a lower-case UUID; skipped (ordo verify reports it)", "order", j.orderID, "revision", j.event.Revision)
-		return
+		return true
 	}
 	ev, err := jsonwire.DecodeEvent(j.event.Type, j.event.Data, j.event.Metadata)
 	if err != nil {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
-		return
+		return true
 	}
 	ctx, tp, end := tracerOr(s.opts.Tracer).Start(ctx, "saga "+ev.Type, ev.Meta.TraceParent)
 	err = retry.Do(stop, sagaRetry, func(_ context.Context, attempt int) error {
@@ -401,6 +409,7 @@ func (s *Saga) handle(ctx, stop context.Context, timers *timerSchedule, j sagaJo
 		return err
 	})
 	end(err)
+	return err == nil
 }
 
 // sagaRetry: a step is retried until it succeeds or the saga stops, at a
