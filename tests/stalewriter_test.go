@@ -3,8 +3,10 @@ package tests
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventually"
@@ -49,7 +52,14 @@ const staleOnHand = 10000
 // command is lost or applied twice.
 func TestStaleWriterPaused(t *testing.T) {
 	if os.Getenv(staleWriterChildEnv) != "" {
-		serveChild(func(cfg *serve.Config) { cfg.PaymentTimeout = time.Hour; cfg.LeaseTTL = instancesLeaseTTL })
+		serveChild(func(cfg *serve.Config) {
+			cfg.PaymentTimeout, cfg.LeaseTTL = time.Hour, instancesLeaseTTL
+			// Warnings and errors to a file the parent reads: how often
+			// the fence refused a stale writer.
+			if f, err := os.Create(filepath.Join(cfg.DataDir, "warnings.log")); err == nil {
+				cfg.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+		})
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -193,6 +203,13 @@ func TestStaleWriterPaused(t *testing.T) {
 	}
 	defer store.Close()
 	checkOnceEach(t, ctx, store, ids)
+	fenced, lost := 0, 0
+	for dir := range dirs {
+		b, _ := os.ReadFile(filepath.Join(dir, "warnings.log"))
+		fenced += strings.Count(string(b), commands.ErrNotStockWriter.Error())
+		lost += strings.Count(string(b), "lease lost")
+	}
+	t.Logf("%d stock requests refused by the fence; the lease lost %d times", fenced, lost)
 }
 
 // checkOnceEach: nothing lost, nothing doubled — every order stream holds
