@@ -12,7 +12,6 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/eventually"
 )
 
 // savedPositions keeps the saga's checkpoint in memory, where the test
@@ -33,6 +32,16 @@ func (c *savedPositions) Save(_ context.Context, pos uint64) error {
 	defer c.mu.Unlock()
 	c.pos = pos
 	return nil
+}
+
+// waitUntil polls cond for up to 30 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30 s", what)
+		}
+	}
 }
 
 // TestSagaStopLeavesUnfinishedStepsToTheNextRun: the writer lease is lost
@@ -70,7 +79,7 @@ func TestSagaStopLeavesUnfinishedStepsToTheNextRun(t *testing.T) {
 		return id, res.Position
 	}
 	first, _ := place()
-	eventually.True(t, 30*time.Second, "the first order reserved", func() bool {
+	waitUntil(t, "the first order reserved", func() bool {
 		v, err := orders.GetOrder(ctx, first)
 		return err == nil && v.State == domain.StateAwaitingPayment
 	})
@@ -78,7 +87,7 @@ func TestSagaStopLeavesUnfinishedStepsToTheNextRun(t *testing.T) {
 	// saga is told a moment later.
 	endTerm()
 	second, placedAt := place()
-	eventually.True(t, 30*time.Second, "the second order's reservation refused", func() bool {
+	waitUntil(t, "the second order's reservation refused", func() bool {
 		return strings.Contains(saga.Status().Error, second)
 	})
 	lose()
