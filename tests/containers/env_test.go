@@ -31,12 +31,11 @@ import (
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
-// Test-only image tags: built at the start of the run, removed at its end,
-// except PostgreSQL's, which takes minutes to make and is kept as a cache.
+// Test-only image tags: built at the start of the run, removed at its end.
 const (
 	ordoImage     = "ordo-test/ordo:containers-test"
 	natsImage     = "ordo-test/nats-server:containers-test"
-	postgresImage = "ordo-test/postgres:15"
+	postgresImage = "ordo-test/postgres:containers-test"
 )
 
 // images is set by TestMain once the images are built; skipReason when no
@@ -97,7 +96,7 @@ func tearDown() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, img := range []string{ordoImage, natsImage} {
+	for _, img := range []string{ordoImage, natsImage, postgresImage} {
 		if _, err := provider.Client().ImageRemove(ctx, img, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
 			fmt.Fprintf(os.Stderr, "containers: remove image %s: %v\n", img, err)
 		}
@@ -159,18 +158,24 @@ func buildImages(ctx context.Context) error {
 	return buildPostgres(ctx, root)
 }
 
-// buildPostgres makes PostgreSQL's image from Debian's packages: its base
-// (docker/postgres/base.sh, minutes, kept by tag) and the Dockerfile on it.
+// buildPostgres makes PostgreSQL's image from the host's Debian postgresql
+// (docker/postgres/context.sh assembles its context in seconds, installing
+// postgresql when it is missing) and docker/postgres/Dockerfile.
 func buildPostgres(ctx context.Context, root string) error {
-	if _, err := provider.Client().ImageInspect(ctx, postgresImage); err == nil {
-		return nil
+	dir, err := os.MkdirTemp("", "ordo-postgres-image-")
+	if err != nil {
+		return err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "docker", "postgres", "base.sh"))
-	cmd.Stderr = os.Stderr
-	if out, err := cmd.Output(); err != nil {
-		return fmt.Errorf("docker/postgres/base.sh (the Debian base with PostgreSQL): %v\n%s", err, out)
+	defer os.RemoveAll(dir)
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "docker", "postgres", "context.sh"), dir)
+	cmd.Env = append(os.Environ(), "ORDO_PG_PASSWORD="+pgPassword)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("docker/postgres/context.sh (PostgreSQL from the host's Debian packages; apt-get install postgresql): %v\n%s", err, out)
 	}
-	return buildImage(ctx, filepath.Join(root, "docker", "postgres"), postgresImage)
+	if err := copyFile(filepath.Join(root, "docker", "postgres", "Dockerfile"), filepath.Join(dir, "Dockerfile")); err != nil {
+		return err
+	}
+	return buildImage(ctx, dir, postgresImage)
 }
 
 func buildImage(ctx context.Context, dir, tag string) error {
@@ -227,7 +232,10 @@ const (
 	natsRoutes = "nats://nats1:6222,nats://nats2:6222,nats://nats3:6222"
 	natsURLs   = "nats://nats1:4222,nats://nats2:4222,nats://nats3:4222"
 	esdbURL    = "esdb://eventstore:2113?tls=false"
-	pgDSN      = "postgres://postgres@postgres:5432/postgres?sslmode=disable"
+	// pgPassword is the test cluster's password for the role postgres:
+	// docker/postgres/context.sh allows password logins only.
+	pgPassword = "ordo-test"
+	pgDSN      = "postgres://postgres:" + pgPassword + "@postgres:5432/postgres?sslmode=disable"
 )
 
 // startCluster starts every container and connects a client to the NATS
@@ -367,7 +375,7 @@ func (c *cluster) awaitPostgres(ctx context.Context) {
 	waitFor(c.t, 2*time.Minute, "PostgreSQL accepts connections", func() bool {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(cctx, "postgres://postgres@"+c.pg.addr("5432/tcp")+"/postgres?sslmode=disable")
+		conn, err := pgx.Connect(cctx, "postgres://postgres:"+pgPassword+"@"+c.pg.addr("5432/tcp")+"/postgres?sslmode=disable")
 		if err != nil {
 			return false
 		}
