@@ -73,6 +73,7 @@ as_owner() {
 # refuses a directory others can read); COPY makes its destination 0755.
 data=$out/state/data
 mkdir -p "$data"
+chmod 755 "$out" "$out/state" # initdb, as "postgres", reaches the directory
 chmod 700 "$data"
 pwfile=$(mktemp)
 trap 'rm -f "$pwfile"' EXIT

@@ -259,19 +259,38 @@ func startCluster(t *testing.T) *cluster {
 		name := fmt.Sprintf("nats%d", i+1)
 		c.nats[i] = c.run(ctx, name, natsImage, []string{"--jetstream", "--store_dir", "/data",
 			"--server_name", name, "--cluster_name", "ordo", "--cluster", "nats://0.0.0.0:6222",
-			"--routes", natsRoutes, "--no_advertise"}, "4222/tcp")
+			"--routes", natsRoutes, "--no_advertise"}, container.RestartPolicyDisabled, "4222/tcp")
 	}
-	c.store = c.run(ctx, "eventstore", ordoImage, []string{"eventstore", "serve", "--listen", "0.0.0.0:2113", "--data", "/data/eventstore"}, "2113/tcp")
-	c.pg = c.run(ctx, "postgres", postgresImage, nil, "5432/tcp")
+	c.store = c.run(ctx, "eventstore", ordoImage, []string{"eventstore", "serve", "--listen", "0.0.0.0:2113", "--data", "/data/eventstore",
+		// No TLS and no admin password on the tests' private network, as
+		// docker-compose.yml runs KurrentDB insecure.
+		"--insecure"}, container.RestartPolicyDisabled, "2113/tcp")
+	c.pg = c.run(ctx, "postgres", postgresImage, nil, container.RestartPolicyDisabled, "5432/tcp")
 	c.connect(ctx)
 	c.awaitPostgres(ctx)
+	// Both at once, as `docker compose up` starts them, and restarted when
+	// they exit, as its `restart: unless-stopped` does.
 	for i := range c.ordo {
-		c.ordo[i] = c.run(ctx, fmt.Sprintf("ordo%d", i+1), ordoImage, ordoServe(), "8080/tcp")
+		c.ordo[i] = c.run(ctx, fmt.Sprintf("ordo%d", i+1), ordoImage, ordoServe(), container.RestartPolicyUnlessStopped, "8080/tcp")
 	}
 	for _, o := range c.ordo {
 		c.awaitReady(o, 2*time.Minute)
+		if n := c.restarts(o); n > 0 {
+			t.Logf("startup: %s exited %d time(s) and was restarted by its restart policy before it was ready", o.name, n)
+			c.dumpLogs(o)
+		}
 	}
 	return c
+}
+
+// restarts is how often Docker restarted a container after it exited.
+func (c *cluster) restarts(n *node) int {
+	c.t.Helper()
+	res, err := provider.Client().ContainerInspect(ctxT(c.t, time.Minute), n.c.GetContainerID(), client.ContainerInspectOptions{})
+	if err != nil {
+		c.t.Fatalf("inspect %s: %v", n.name, err)
+	}
+	return res.Container.RestartCount
 }
 
 // ordoServe is the command of an Ordo instance on the shared cluster.
@@ -281,9 +300,9 @@ func ordoServe() []string {
 	return append(cmd, replicasFlag...)
 }
 
-// run starts a container on the private network under its name, with its
-// ports published on 127.0.0.1 only.
-func (c *cluster) run(ctx context.Context, name, image string, cmd []string, ports ...string) *node {
+// run starts a container on the private network under its name, with a
+// restart policy and its ports published on 127.0.0.1 only.
+func (c *cluster) run(ctx context.Context, name, image string, cmd []string, restart container.RestartPolicyMode, ports ...string) *node {
 	c.t.Helper()
 	n := &node{name: name, ports: map[string]int{}}
 	bindings := network.PortMap{}
@@ -294,7 +313,10 @@ func (c *cluster) run(ctx context.Context, name, image string, cmd []string, por
 	req := testcontainers.ContainerRequest{
 		Image: image, Name: c.prefix + name, Cmd: cmd, ExposedPorts: ports,
 		Networks: []string{c.net.Name}, NetworkAliases: map[string][]string{c.net.Name: {name}},
-		HostConfigModifier: func(hc *container.HostConfig) { hc.PortBindings = bindings },
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.PortBindings = bindings
+			hc.RestartPolicy = container.RestartPolicy{Name: restart}
+		},
 	}
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
 	if ctr != nil {
