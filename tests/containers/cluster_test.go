@@ -73,16 +73,32 @@ func lifecycleScenario(t *testing.T, c *cluster, l *load) {
 	l.awaitProgress(t, progress, "through both instances")
 }
 
-// killOrdoScenario: `docker kill` one instance mid-load; the other takes
-// its commands over; then it starts again and rejoins.
+// killOrdoScenario: `docker kill` the instance that holds the saga and
+// stock lease, mid-load; the other takes its commands and the lease over;
+// then it starts again and rejoins.
 func killOrdoScenario(t *testing.T, c *cluster, l *load) {
+	holder := c.sagaHolder()
+	other := c.ordo[1-holder]
 	c.broken = true
 	at := time.Now()
-	c.kill(c.ordo[0])
+	c.kill(c.ordo[holder])
+	lease := make(chan time.Duration, 1)
+	go func() {
+		if c.awaitPart(other, "saga", "up", 2*time.Minute) < 0 {
+			lease <- -1
+			return
+		}
+		lease <- time.Since(at)
+	}()
 	inFlight, pause := l.recovery(t, at, progress)
-	c.report(t, "docker kill of one ordo serve (the other goes on)", inFlight, pause)
-	c.start(c.ordo[0])
-	ready := c.awaitReady(c.ordo[0], 2*time.Minute)
+	c.report(t, "docker kill of the ordo serve holding the saga lease (the other goes on)", inFlight, pause)
+	if d := <-lease; d >= 0 {
+		t.Logf("recovery: docker kill of the saga lease's holder: %s took the lease over %s after the kill", other.name, d.Round(time.Millisecond))
+	} else {
+		t.Errorf("%s did not take the saga lease over within 2 minutes of the holder's kill", other.name)
+	}
+	c.start(c.ordo[holder])
+	ready := c.awaitReady(c.ordo[holder], 2*time.Minute)
 	c.broken = false
 	l.awaitProgress(t, progress, "with the killed instance back")
 	t.Logf("recovery: the killed instance was ready %s after docker start", ready.Round(time.Millisecond))

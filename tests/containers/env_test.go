@@ -5,6 +5,7 @@ package containers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -420,6 +421,54 @@ func (c *cluster) awaitReady(n *node, within time.Duration) time.Duration {
 		return resp.StatusCode == http.StatusOK
 	})
 	return time.Since(start)
+}
+
+// parts is an Ordo instance's /readyz: each part's state ("up",
+// "standby: …", "down: …").
+func (c *cluster) parts(n *node) (map[string]string, error) {
+	hc := http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://" + n.addr("8080/tcp") + "/readyz")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Parts map[string]string `json:"parts"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("GET /readyz of %s: %w", n.name, err)
+	}
+	return r.Parts, nil
+}
+
+// sagaHolder is the index of the instance whose saga is up: the holder of
+// the saga and stock lease (the other is on standby).
+func (c *cluster) sagaHolder() int {
+	c.t.Helper()
+	holder := -1
+	waitFor(c.t, time.Minute, "one instance holds the saga lease", func() bool {
+		for i, n := range c.ordo {
+			if p, err := c.parts(n); err == nil && p["saga"] == "up" {
+				holder = i
+				return true
+			}
+		}
+		return false
+	})
+	return holder
+}
+
+// awaitPart waits for a part of an instance to reach a state and returns
+// how long that took, or -1 when it did not within the time given.
+func (c *cluster) awaitPart(n *node, part, state string, within time.Duration) time.Duration {
+	start := time.Now()
+	for time.Since(start) < within {
+		if p, err := c.parts(n); err == nil && p[part] == state {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return -1
 }
 
 // kill is `docker kill`: SIGKILL, no shutdown.
