@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // aggregate is an order folded from its stream, plus what is needed to give a
@@ -33,7 +33,7 @@ func (a *aggregate) apply(se StoredEvent) error {
 	if want := a.order.Revision() + 1; se.Revision != want {
 		return fmt.Errorf("event at revision %d follows revision %d: the stream has a gap", se.Revision, want-1)
 	}
-	e, err := fastjson.DecodeEvent(se.Type, se.Data, se.Metadata)
+	e, err := jsonwire.DecodeEvent(se.Type, se.Data, se.Metadata)
 	if err != nil {
 		return fmt.Errorf("decode %s at revision %d: %w", se.Type, se.Revision, err)
 	}

@@ -3,14 +3,14 @@ package commands
 import (
 	"context"
 
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // Step runs the saga's reaction to one stored event of an order, as Run
 // does for each event it receives, so tests can replay steps one by one
 // (after a restart or a takeover the saga repeats steps it already took).
 func (s *Saga) Step(ctx context.Context, orderID string, e StoredEvent) error {
-	ev, err := fastjson.DecodeEvent(e.Type, e.Data, e.Metadata)
+	ev, err := jsonwire.DecodeEvent(e.Type, e.Data, e.Metadata)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 	"github.com/ordo-dev/ordo/retry"
 )
 
@@ -316,7 +316,7 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		s.log.Error("saga: an order stream's ID is not a lower-case UUID; skipped (ordo verify reports it)", "order", j.orderID, "revision", j.event.Revision)
 		return
 	}
-	ev, err := fastjson.DecodeEvent(j.event.Type, j.event.Data, j.event.Metadata)
+	ev, err := jsonwire.DecodeEvent(j.event.Type, j.event.Data, j.event.Metadata)
 	if err != nil {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
 		return

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // StockService handles stock commands with one writer per SKU: each SKU has
@@ -274,7 +274,7 @@ func loadStock(ctx context.Context, store EventStore, st *domain.Stock, added ma
 		added = map[string]bool{}
 	}
 	err := store.ReadStream(ctx, domain.StockStream(st.SKU()), st.Revision()+1, func(e StoredEvent) error {
-		ev, err := fastjson.DecodeEvent(e.Type, e.Data, e.Metadata)
+		ev, err := jsonwire.DecodeEvent(e.Type, e.Data, e.Metadata)
 		if err != nil {
 			return fmt.Errorf("stock %s revision %d: %w", st.SKU(), e.Revision, err)
 		}

@@ -2,8 +2,6 @@ package domain
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -74,22 +72,18 @@ func (c PaymentCallback) Command() Command {
 	return FailPayment{Order: c.Order, PaymentID: c.PaymentID, Reason: c.Reason, Provider: c.Provider}
 }
 
-// CallbackNamespace is the UUID namespace of callback command IDs.
-const CallbackNamespace = "b4074bc2-3050-46d1-ac45-5f22299f60c9"
-
-// CommandID is the callback's idempotency key as a command ID: the
-// name-based UUID (version 5, SHA-1) in CallbackNamespace of
-// "<order_id>\n<provider>\n<payment_id>\n<status>". The same report of a
-// payment always gets the same ID, so a resent callback is recognised by
-// the command stream's dedupe and by the order's record of command IDs, and
+// IdempotencyKey is what makes two callbacks the same report of a
+// payment: "<order_id>\n<provider>\n<payment_id>\n<status>". The
+// transport derives the callback's command ID from it (see
+// nats.CallbackCommandID), so a resent callback is recognised by the
+// command stream's dedupe and by the order's record of command IDs, and
 // answered with its first outcome. The status is part of the key because a
 // failure and a success of one payment are different reports (the order
 // decides what the second one means); the order ID is, because command IDs
 // are global: an ID shared by two orders would answer one with the other's
-// outcome.
-func (c PaymentCallback) CommandID() string {
-	name := c.Order + "\n" + c.Provider + "\n" + c.PaymentID + "\n" + c.Status
-	return uuidV5(CallbackNamespace, name)
+// outcome. Amount and reason are not: they are details of one report.
+func (c PaymentCallback) IdempotencyKey() string {
+	return c.Order + "\n" + c.Provider + "\n" + c.PaymentID + "\n" + c.Status
 }
 
 // DecodePaymentCallback decodes and validates a callback body with the
@@ -105,7 +99,7 @@ func DecodePaymentCallback(body []byte) (PaymentCallback, error) {
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return PaymentCallback{}, invalid("", "the body must be one JSON object with nothing after it")
 	}
-	c.Order, _ = NormalizeOrderID(c.Order) // before CommandID: one payment, one key, whatever the spelling
+	c.Order, _ = NormalizeOrderID(c.Order) // before IdempotencyKey: one payment, one key, whatever the spelling
 	if err := c.Validate(); err != nil {
 		return PaymentCallback{}, err
 	}
@@ -125,21 +119,4 @@ func decodePaymentCallback(body []byte) (Command, error) {
 		return nil, err
 	}
 	return c.Command(), nil
-}
-
-// uuidV5 is RFC 9562's name-based UUID with SHA-1; namespace is a UUID in
-// canonical text form. (The domain imports no UUID package.)
-func uuidV5(namespace, name string) string {
-	ns, err := hex.DecodeString(namespace[0:8] + namespace[9:13] + namespace[14:18] + namespace[19:23] + namespace[24:36])
-	if err != nil || len(ns) != 16 {
-		panic("uuidV5: bad namespace " + namespace)
-	}
-	h := sha1.New()
-	h.Write(ns)
-	h.Write([]byte(name))
-	u := h.Sum(nil)[:16]
-	u[6] = u[6]&0x0f | 0x50
-	u[8] = u[8]&0x3f | 0x80
-	x := hex.EncodeToString(u)
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }

@@ -65,19 +65,15 @@ func TestDecodePaymentCallbackRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestPaymentCallbackCommandID(t *testing.T) {
+func TestPaymentCallbackIdempotencyKey(t *testing.T) {
 	cb := PaymentCallback{Order: testOrder, PaymentID: "pi_123", Amount: 1000, Currency: "EUR", Status: "succeeded", Provider: "stripe"}
-	// Computed independently: Python's uuid.uuid5 over the same namespace and name.
-	if got, want := cb.CommandID(), "ff57958f-e367-54c5-ae0f-9a5e130313f3"; got != want {
-		t.Fatalf("got %s, want %s", got, want)
-	}
-	if got, want := uuidV5("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org"), "886313e1-3b8a-5372-9b90-0c9aee199e5d"; got != want {
-		t.Fatalf("RFC namespace DNS: got %s, want %s", got, want)
+	if got, want := cb.IdempotencyKey(), testOrder+"\nstripe\npi_123\nsucceeded"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 	same := cb
 	same.Amount, same.Reason = 999, "ignored" // the key is who reported what, not the details
-	if same.CommandID() != cb.CommandID() {
-		t.Fatal("the same payment report gave two command IDs")
+	if same.IdempotencyKey() != cb.IdempotencyKey() {
+		t.Fatal("the same payment report gave two keys")
 	}
 	for name, change := range map[string]func(*PaymentCallback){
 		"status":   func(c *PaymentCallback) { c.Status = "failed" },
@@ -87,8 +83,8 @@ func TestPaymentCallbackCommandID(t *testing.T) {
 	} {
 		other := cb
 		change(&other)
-		if other.CommandID() == cb.CommandID() {
-			t.Errorf("a different %s gave the same command ID", name)
+		if other.IdempotencyKey() == cb.IdempotencyKey() {
+			t.Errorf("a different %s gave the same key", name)
 		}
 	}
 }

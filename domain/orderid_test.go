@@ -65,8 +65,8 @@ func TestDecodeCommandCanonicalOrderID(t *testing.T) {
 	}
 	cb, err := DecodePaymentCallback([]byte(bodies[CmdPaymentCallback]))
 	lower, _ := DecodePaymentCallback([]byte(strings.ReplaceAll(bodies[CmdPaymentCallback], upper, testOrder)))
-	if err != nil || cb.Order != testOrder || cb.CommandID() != lower.CommandID() {
-		t.Fatalf("callback with an upper-case order: %+v (key %s), %v; want order %s and key %s", cb, cb.CommandID(), err, testOrder, lower.CommandID())
+	if err != nil || cb.Order != testOrder || cb.IdempotencyKey() != lower.IdempotencyKey() {
+		t.Fatalf("callback with an upper-case order: %+v (key %s), %v; want order %s and key %s", cb, cb.IdempotencyKey(), err, testOrder, lower.IdempotencyKey())
 	}
 	// Built in Go with another spelling, a command does not validate.
 	o := NewOrder(upper)

@@ -69,16 +69,28 @@ func (c *Client) PaymentCallbackSigned(ctx context.Context, body []byte, signatu
 	return c.sendCallback(ctx, cb, body, signature, opts)
 }
 
+// CallbackNamespace is the UUID namespace of callback command IDs; non-Go
+// clients derive the same IDs with it (README, "Payment callbacks").
+var CallbackNamespace = uuid.MustParse("b4074bc2-3050-46d1-ac45-5f22299f60c9")
+
+// CallbackCommandID is the command ID a callback travels under: the
+// name-based UUID (version 5, SHA-1) of cb.IdempotencyKey() in
+// CallbackNamespace. The same report of a payment always gets the same ID,
+// so a resent callback is answered with its first outcome.
+func CallbackCommandID(cb domain.PaymentCallback) string {
+	return uuid.NewSHA1(CallbackNamespace, []byte(cb.IdempotencyKey())).String()
+}
+
 // sendCallback sends a validated callback under its derived command ID.
 func (c *Client) sendCallback(ctx context.Context, cb domain.PaymentCallback, body []byte, sig string, opts []SendOption) (Outcome, error) {
 	cmd := Command{Type: domain.CmdPaymentCallback, OrderID: cb.Order, Body: body}
 	for _, o := range opts {
 		o(&cmd)
 	}
-	cmd.ID, cmd.Signature = cb.CommandID(), sig
+	cmd.ID, cmd.Signature = CallbackCommandID(cb), sig
 	out, err := c.Send(ctx, cmd)
 	if out.Duplicate && refusedForNow(out) {
-		cmd.ID = cb.CommandID() + "-" + uuid.NewString()[:8]
+		cmd.ID = CallbackCommandID(cb) + "-" + uuid.NewString()[:8]
 		out, err = c.Send(ctx, cmd)
 	}
 	return out, err

@@ -89,7 +89,7 @@ func TestPaymentCallbackIsOneCommandWithTheDerivedID(t *testing.T) {
 			duplicates++
 		}
 		out.Duplicate = false
-		if want := paid(Command{ID: cb.CommandID(), OrderID: cb.Order}); !reflect.DeepEqual(out, want) {
+		if want := paid(Command{ID: CallbackCommandID(cb), OrderID: cb.Order}); !reflect.DeepEqual(out, want) {
 			t.Fatalf("callback %d: got %+v, want the first outcome %+v", i, out, want)
 		}
 	}
@@ -100,8 +100,28 @@ func TestPaymentCallbackIsOneCommandWithTheDerivedID(t *testing.T) {
 	if len(calls) != 1 {
 		t.Fatalf("the workers executed %d commands, want 1", len(calls))
 	}
-	if got := calls[0]; got.Type != domain.CmdPaymentCallback || got.ID != cb.CommandID() || got.OrderID != cb.Order {
-		t.Fatalf("executed %s %s for %s, want PaymentCallback %s for %s", got.Type, got.ID, got.OrderID, cb.CommandID(), cb.Order)
+	if got := calls[0]; got.Type != domain.CmdPaymentCallback || got.ID != CallbackCommandID(cb) || got.OrderID != cb.Order {
+		t.Fatalf("executed %s %s for %s, want PaymentCallback %s for %s", got.Type, got.ID, got.OrderID, CallbackCommandID(cb), cb.Order)
+	}
+}
+
+func TestCallbackCommandID(t *testing.T) {
+	order := "0b6f7c1e-3f4a-4a53-9a7e-2f1f5d0c9b1a"
+	cb := domain.PaymentCallback{Order: order, PaymentID: "pi_123", Amount: 1000, Currency: "EUR", Status: "succeeded", Provider: "stripe"}
+	// Computed independently, as README tells non-Go clients to: Python's
+	// uuid.uuid5 over the same namespace and name.
+	if got, want := CallbackCommandID(cb), "ff57958f-e367-54c5-ae0f-9a5e130313f3"; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	same := cb
+	same.Amount, same.Reason = 999, "ignored"
+	if CallbackCommandID(same) != CallbackCommandID(cb) {
+		t.Fatal("the same payment report gave two command IDs")
+	}
+	other := cb
+	other.Status = "failed"
+	if CallbackCommandID(other) == CallbackCommandID(cb) {
+		t.Fatal("a success and a failure of one payment gave the same command ID")
 	}
 }
 
@@ -128,8 +148,8 @@ func TestPaymentCallbackRefusedForNowIsRetried(t *testing.T) {
 		t.Fatalf("retry: got %+v, %v; want it executed and paid", out, err)
 	}
 	calls := exec.calls()
-	if len(calls) != 2 || calls[1].ID == cb.CommandID() || !strings.HasPrefix(calls[1].ID, cb.CommandID()+"-") || !validCommandID(calls[1].ID) {
-		t.Fatalf("executed %d commands (%v), want the retry under a fresh ID derived from %s", len(calls), calls, cb.CommandID())
+	if len(calls) != 2 || calls[1].ID == CallbackCommandID(cb) || !strings.HasPrefix(calls[1].ID, CallbackCommandID(cb)+"-") || !validCommandID(calls[1].ID) {
+		t.Fatalf("executed %d commands (%v), want the retry under a fresh ID derived from %s", len(calls), calls, CallbackCommandID(cb))
 	}
 }
 

@@ -3,9 +3,7 @@ package nats
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,46 +12,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-dev/ordo/smalldisk"
 )
-
-// smallDisk mounts a tmpfs of size bytes for the test; without the right
-// to mount, the test is skipped.
-func smallDisk(tb testing.TB, size int64) string {
-	tb.Helper()
-	dir := tb.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		tb.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	tb.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// leaveFree allocates path so that about free bytes stay free on dir's disk.
-func leaveFree(tb testing.TB, path, dir string, free int64) {
-	tb.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		tb.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	grow := int64(st.Bavail)*int64(st.Bsize) - free
-	for grow >= 4096 {
-		err := syscall.Fallocate(int(f.Fd()), 0, fi.Size(), grow)
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, syscall.ENOSPC) {
-			tb.Fatal(err)
-		}
-		grow -= 64 << 10 // the last pages do not always fit
-	}
-}
 
 // publishUntil publishes 4 KiB messages until cond holds for the publish
 // error, for up to 30 s.
@@ -78,7 +39,7 @@ func publishUntil(tb testing.TB, js jetstream.JetStream, cond func(error) bool) 
 // an error before the disk is full, the stream is never broken by a
 // failed write, and publishing resumes by itself once space is freed.
 func TestJetStreamKeepsFreeDisk(t *testing.T) {
-	disk := smallDisk(t, 24<<20)
+	disk := smalldisk.Mount(t, 24<<20)
 	s := startServer(t, filepath.Join(disk, "nats"))
 	js, _ := jetstream.New(connect(t, s))
 	ctx := context.Background()
@@ -86,7 +47,7 @@ func TestJetStreamKeepsFreeDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	filler := filepath.Join(disk, "filler")
-	leaveFree(t, filler, disk, 12<<20)
+	smalldisk.LeaveFree(t, filler, 12<<20)
 	err := publishUntil(t, js, func(err error) bool { return err != nil })
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || !strings.Contains(strings.ToLower(err.Error()), "resource") {
@@ -106,7 +67,7 @@ func TestJetStreamKeepsFreeDisk(t *testing.T) {
 // stops storing into that stream; once space is freed the guard restarts
 // JetStream and the stream takes messages again.
 func TestJetStreamRestartsAfterAFailedWrite(t *testing.T) {
-	disk := smallDisk(t, 24<<20)
+	disk := smalldisk.Mount(t, 24<<20)
 	s := startServer(t, filepath.Join(disk, "nats"))
 	js, _ := jetstream.New(connect(t, s))
 	ctx := context.Background()
@@ -115,7 +76,7 @@ func TestJetStreamRestartsAfterAFailedWrite(t *testing.T) {
 	}
 	publishUntil(t, js, func(err error) bool { return err == nil })
 	filler := filepath.Join(disk, "filler")
-	leaveFree(t, filler, disk, 0)
+	smalldisk.LeaveFree(t, filler, 0)
 	// Messages of a block's worth force new blocks, whatever the guard thinks.
 	big := make([]byte, 1<<20)
 	for i := 0; i < 8 && !s.guard.writeFailed.Load(); i++ {

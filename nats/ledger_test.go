@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventually"
+	"github.com/ordo-dev/ordo/logbuf"
 )
 
 // TestResendAfterUnavailableIsEvaluated: a command answered "unavailable"
@@ -157,24 +157,6 @@ func TestMintedCommandIDIsRecorded(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestUnknownSubjectsAreAnsweredAndDeadLettered: anything published under
 // ordo.cmd. that is not a command subject is answered with a clear error
 // (when it says where to) and recorded as a dead letter, which is logged;
@@ -185,7 +167,7 @@ func TestUnknownSubjectsAreAnsweredAndDeadLettered(t *testing.T) {
 	exec := &scripted{fn: func(_ int64, cmd Command) Outcome {
 		return Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Events: []string{"X"}}
 	}}
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	runWorker(t, nc, exec, WorkerConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
 	js := jsOf(t, nc)

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // The stock API's JSON (StockRequest, StockReply) is decoded through
-// fastjson, which reads plain JSON without reflecting on every value and
+// jsonwire, which reads plain JSON without reflecting on every value and
 // leaves anything else to encoding/json, because a flash sale sends every
 // reservation's request and reply through one process. Encoding is plain
 // encoding/json. stock_wire_test.go holds the results equal to
@@ -25,7 +25,7 @@ func marshalStockRequest(r StockRequest) []byte {
 // unknown fields (json.Decoder with DisallowUnknownFields).
 func decodeStockRequest(data []byte) (StockRequest, error) {
 	var r StockRequest
-	if fastjson.TryUnmarshal(data, &r) || len(bytes.TrimSpace(data)) == 0 {
+	if jsonwire.TryUnmarshal(data, &r) || len(bytes.TrimSpace(data)) == 0 {
 		return r, nil
 	}
 	d := json.NewDecoder(bytes.NewReader(data))
@@ -42,5 +42,5 @@ func marshalStockReply(r StockReply) []byte {
 
 // unmarshalStockReply is json.Unmarshal(data, r) into a zero r.
 func unmarshalStockReply(data []byte, r *StockReply) error {
-	return fastjson.Unmarshal(data, r)
+	return jsonwire.Unmarshal(data, r)
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // stockRequests and stockReplies cover the layouts the fast paths take and
@@ -47,14 +47,14 @@ func TestStockWireEqualsEncodingJSON(t *testing.T) {
 	fastRequests, fastReplies := 0, 0
 	for _, r := range stockRequests {
 		body := marshalStockRequest(r)
-		if fastjson.TryUnmarshal(body, new(StockRequest)) {
+		if jsonwire.TryUnmarshal(body, new(StockRequest)) {
 			fastRequests++
 		}
 		checkStockRequestDecode(t, body)
 	}
 	for _, r := range stockReplies {
 		body := marshalStockReply(r)
-		if fastjson.TryUnmarshal(body, new(StockReply)) {
+		if jsonwire.TryUnmarshal(body, new(StockReply)) {
 			fastReplies++
 		}
 		checkStockReplyDecode(t, body)
@@ -94,7 +94,7 @@ func checkStockRequestDecode(t testing.TB, body []byte) {
 		t.Fatalf("decode %q: got %+v, %v; want %+v, %v", body, got, err, want, wantErr)
 	}
 	var fast StockRequest
-	if fastjson.TryUnmarshal(body, &fast) && (wantErr != nil || fast != want) {
+	if jsonwire.TryUnmarshal(body, &fast) && (wantErr != nil || fast != want) {
 		t.Fatalf("fast path read %q as %+v; encoding/json: %+v, %v", body, fast, want, wantErr)
 	}
 }
@@ -111,7 +111,7 @@ func checkStockReplyDecode(t testing.TB, body []byte) {
 		t.Fatalf("decode %q: got %+v, %v; want %+v, %v", body, got, err, want, wantErr)
 	}
 	var fast StockReply
-	if fastjson.TryUnmarshal(body, &fast) && (wantErr != nil || !reflect.DeepEqual(fast, want)) {
+	if jsonwire.TryUnmarshal(body, &fast) && (wantErr != nil || !reflect.DeepEqual(fast, want)) {
 		t.Fatalf("fast path read %q as %+v; encoding/json: %+v, %v", body, fast, want, wantErr)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // Read-model statuses (public API of the query endpoints).
@@ -76,7 +76,7 @@ func decodeChange(se *StoredEvent) change {
 	if !ok {
 		return change{} // not an order stream: nothing to project
 	}
-	e, err := fastjson.DecodeEvent(se.Type, se.Data, se.Metadata)
+	e, err := jsonwire.DecodeEvent(se.Type, se.Data, se.Metadata)
 	if err != nil {
 		return change{orderID: id, err: fmt.Errorf("%s@%d: %w", se.Stream, se.Revision, err)}
 	}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -35,7 +36,8 @@ var (
 // exactly as Run would apply it, so an interrupted load resumes from its
 // last chunk, and Run takes over from where it ends. An event that cannot
 // be applied stops the projection, as in Run; after any other failure Run
-// can take over from the last chunk applied.
+// can take over from the last chunk applied (after errFenced, from the
+// checkpoint of the runner that got ahead).
 func (r *Runner) load(ctx context.Context, h History) error {
 	st, err := r.start(ctx)
 	if err != nil {
@@ -67,6 +69,10 @@ func (r *Runner) load(ctx context.Context, h History) error {
 	case ctx.Err() != nil:
 		r.setStatus(func(s *Status) { s.Running = false })
 		return ctx.Err()
+	case errors.Is(applyErr, errFenced):
+		// Another runner fills these read models too; Run resumes after it.
+		r.fenced(applyErr)
+		return applyErr
 	case applyErr != nil:
 		return r.fail(ctx, applyErr)
 	case rerr != nil:

@@ -1,6 +1,9 @@
 package projections
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // SetLoadChunks sets the chunk sizes of a rebuild's bulk load, so a test
 // with a few dozen events can make every order span several chunks; the
@@ -18,4 +21,14 @@ func SetRetryPacing(first, longest, logEvery time.Duration) (restore func()) {
 	f, m, l := retryFirst, retryMax, retryLogEvery
 	retryFirst, retryMax, retryLogEvery = first, longest, logEvery
 	return func() { retryFirst, retryMax, retryLogEvery = f, m, l }
+}
+
+// Load applies the history through h in bulk, as a rebuild does before
+// it follows the subscription.
+func Load(ctx context.Context, r *Runner, h History) error { return r.load(ctx, h) }
+
+// StoredEvents is how many events the stored checkpoint says were applied.
+func StoredEvents(ctx context.Context, s *Store) (int64, error) {
+	st, _, err := s.state(ctx, Name)
+	return st.Events, err
 }

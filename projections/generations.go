@@ -111,6 +111,12 @@ func openPostgresSchemas(ctx context.Context, dsn string) (*postgresSchemas, err
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockSchemas(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	defer unlock()
 	for _, stmt := range pgPointerSchema {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			db.Close()

@@ -22,6 +22,7 @@ type Manager struct {
 	gens generations
 	src  Source
 	log  *slog.Logger
+	gate Gate
 
 	mu      sync.RWMutex
 	name    string // the generation in use
@@ -44,10 +45,38 @@ func OpenManager(ctx context.Context, dir string, src Source, log *slog.Logger) 
 // database for postgres://…, or SQLite files in dir when dsn is "" — and
 // starts keeping them current.
 func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.Logger) (*Manager, error) {
+	return OpenManagerConfig(ctx, ManagerConfig{DSN: dsn, Dir: dir, Source: src, Logger: log})
+}
+
+// Gate says when this process may apply events to read models that other
+// processes share (one PostgreSQL database for several instances): it
+// calls run once it may — it holds a lease, say — with a context that
+// ends when it may no longer, and returns when run has returned or ctx
+// ends. Nothing else is needed for correctness (the checkpoint fences
+// every batch, see advance); the gate spares the database the work of
+// runners whose batches would be rolled back.
+type Gate func(ctx context.Context, run func(ctx context.Context) error) error
+
+// ManagerConfig is what OpenManagerConfig needs.
+type ManagerConfig struct {
+	DSN    string // postgres://…, or "" for SQLite files in Dir
+	Dir    string
+	Source Source
+	Logger *slog.Logger
+	// Gate, if set, runs the live read models' runner only when it lets
+	// it; meanwhile the runner follows the checkpoint the other process
+	// stores, on standby (see Status.Standby). Nil runs it all along.
+	Gate Gate
+}
+
+// OpenManagerConfig opens the read models cfg names and starts keeping
+// them current.
+func OpenManagerConfig(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gens, err := openGenerations(ctx, dsn, dir)
+	gens, err := openGenerations(ctx, cfg.DSN, cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +85,7 @@ func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.
 		gens.close()
 		return nil, err
 	}
-	m := &Manager{gens: gens, src: src, log: log}
+	m := &Manager{gens: gens, src: cfg.Source, log: log, gate: cfg.Gate}
 	store, err := gens.open(ctx, name)
 	if err != nil {
 		gens.close()
@@ -67,11 +96,54 @@ func OpenManagerDSN(ctx context.Context, dsn, dir string, src Source, log *slog.
 	return m, nil
 }
 
-// start runs a runner over store.
+// start runs a runner over store, under the gate if there is one.
 func (m *Manager) start(store *Store) (*Runner, context.CancelFunc, chan error) {
 	r := NewRunner(store, m.src, m.log)
-	stop, stopped := m.run(r)
-	return r, stop, stopped
+	if m.gate == nil {
+		stop, stopped := m.run(r)
+		return r, stop, stopped
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.runGated(ctx, r) }()
+	return r, cancel, done
+}
+
+// runGated runs r whenever the gate lets it, and follows the stored
+// checkpoint meanwhile, until ctx ends or the projection stops (an error
+// wrapping ErrStopped, which it returns).
+func (m *Manager) runGated(ctx context.Context, r *Runner) error {
+	for {
+		fctx, unfollow := context.WithCancel(ctx)
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			r.follow(fctx)
+		}()
+		var runErr error
+		err := m.gate(ctx, func(lctx context.Context) error {
+			unfollow()
+			<-followed
+			m.log.Info("projection running here", "projection", Name)
+			runErr = r.runResuming(lctx)
+			return runErr
+		})
+		unfollow()
+		<-followed
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(runErr, ErrStopped):
+			return runErr
+		case err != nil:
+			m.log.Info("projection no longer runs here; standing by", "projection", Name, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retryFirst):
+		}
+	}
 }
 
 // run runs r in the background, resuming after passing failures (see
@@ -144,7 +216,9 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 				}
 				return fmt.Errorf("rebuild: %w", err)
 			}
-			m.log.Warn("the rebuild's bulk load failed; it continues from its checkpoint through the subscription", "err", err)
+			if !errors.Is(err, errFenced) {
+				m.log.Warn("the rebuild's bulk load failed; it continues from its checkpoint through the subscription", "err", err)
+			}
 		}
 	}
 	stop, stopped := m.run(runner)
@@ -188,6 +262,13 @@ func (m *Manager) Rebuild(ctx context.Context, opts RebuildOptions) error {
 	if err := m.gens.swap(ctx, next); err != nil {
 		m.mu.Unlock()
 		return abort(err)
+	}
+	if m.gate != nil {
+		// The rebuilt read models are kept current under the gate, like
+		// the ones they replace.
+		stop()
+		<-stopped
+		runner, stop, stopped = m.start(fresh)
 	}
 	oldName, oldStore, oldStop, oldStopped := m.name, m.store, m.stop, m.stopped
 	m.name, m.store, m.runner, m.stop, m.stopped = next, fresh, runner, stop, stopped

@@ -54,6 +54,12 @@ func openPostgres(ctx context.Context, dsn, schema string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockSchemas(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	defer unlock()
 	if schema != "" {
 		if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
 			db.Close()
@@ -61,6 +67,32 @@ func openPostgres(ctx context.Context, dsn, schema string) (*Store, error) {
 		}
 	}
 	return newStore(ctx, db, postgresDialect)
+}
+
+// schemaLockKey names the advisory lock under which the read models'
+// schemas, tables and upgrades are created, in every database Ordo uses.
+const schemaLockKey = 0x6f72646f // "ordo"
+
+// lockSchemas takes the advisory lock schemaLockKey of db's database, on a
+// connection of its own, until unlock. PostgreSQL's CREATE … IF NOT EXISTS
+// does not hold against a concurrent one: the second fails on a unique
+// index of the catalog. Several instances starting together on one
+// database each create the schemas, so they take turns.
+func lockSchemas(ctx context.Context, db *sql.DB) (unlock func(), err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock the read-model schema: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(?)`, int64(schemaLockKey)); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("lock the read-model schema: %w", err)
+	}
+	return func() {
+		// Closing the connection would release it too, but the pool may
+		// keep the connection open.
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?)`, int64(schemaLockKey))
+		conn.Close()
+	}, nil
 }
 
 // openPostgresDB connects to dsn through pgx's database/sql driver, with

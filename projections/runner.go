@@ -49,6 +49,12 @@ type Runner struct {
 	// tracer is src, when it is an EventTracer too (trace.go).
 	tracer EventTracer
 
+	// fence is the position projection_state held when this runner last
+	// read or wrote it: each batch advances the checkpoint only from there
+	// (see advance), so two runners on one database never both apply an
+	// event. A runner that finds the row moved by another resumes after it.
+	fence uint64
+
 	mu     sync.Mutex
 	status Status
 	moved  chan struct{} // closed and replaced whenever the position advances
@@ -81,6 +87,15 @@ type Status struct {
 	Resuming       bool       `json:"resuming,omitempty"`
 	FailedAttempts int        `json:"failed_attempts,omitempty"`
 	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty"`
+	// Standby: another instance applies the events (it holds the
+	// projections lease); this one follows the stored checkpoint, which
+	// is what Position then shows.
+	Standby bool `json:"standby,omitempty"`
+	// Fenced counts the batches this runner rolled back because another
+	// runner had advanced the checkpoint first; it then resumed after
+	// that runner's checkpoint. Above zero only where two runners share
+	// the read models (a lease changing hands, or no lease at all).
+	Fenced int64 `json:"fenced_batches,omitempty"`
 }
 
 // NewRunner returns a runner applying up to batch events per transaction.
@@ -129,13 +144,14 @@ func (r *Runner) start(ctx context.Context) (Status, error) {
 		r.setStatus(func(s *Status) { *s = st; s.Running = false })
 		return Status{}, stopped(fmt.Errorf("projection %s stopped earlier: %s; fix the cause and clear it (rebuild) to resume", Name, st.Error))
 	}
+	r.fence = st.Position
 	if st.Position, err = r.resumeAfter(ctx, st.Position, lastEvent); err != nil {
 		return Status{}, err
 	}
 	r.setStatus(func(s *Status) {
 		failed := *s
 		*s = st
-		s.Running = true
+		s.Running, s.Fenced = true, failed.Fenced
 		if failed.FailedAttempts > 0 {
 			// Still failing until an attempt gets through.
 			s.Error, s.Resuming, s.FailedAttempts = failed.Error, true, failed.FailedAttempts
@@ -177,8 +193,28 @@ func (r *Runner) resumeAfter(ctx context.Context, checkpoint, lastEvent uint64) 
 // Run applies events until ctx ends (returning nil) or it fails: an event
 // that cannot be applied stops it (the error wraps ErrStopped, is stored,
 // and stays visible in Status); any other failure returns an error that
-// leaves the read models as the last committed batch left them.
+// leaves the read models as the last committed batch left them. When
+// another runner advances the same read models' checkpoint first, Run
+// drops its batch and resumes after that checkpoint.
 func (r *Runner) Run(ctx context.Context) error {
+	for {
+		err := r.runFromCheckpoint(ctx)
+		if !errors.Is(err, errFenced) {
+			return err
+		}
+		r.fenced(err)
+	}
+}
+
+// fenced counts and logs a batch another runner got ahead of.
+func (r *Runner) fenced(err error) {
+	r.setStatus(func(s *Status) { s.Fenced++ })
+	r.log.Info("another runner advanced the projection first; resuming after its checkpoint", "projection", Name, "err", err)
+}
+
+// runFromCheckpoint is one run of Run: from the stored checkpoint until
+// ctx ends, a failure, or another runner's checkpoint (errFenced).
+func (r *Runner) runFromCheckpoint(ctx context.Context) error {
 	st, err := r.start(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -245,6 +281,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return r.stop(ctx, nil)
 			}
+			if errors.Is(err, errFenced) {
+				return err
+			}
 			return r.fail(ctx, err)
 		}
 	}
@@ -303,19 +342,19 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 	defer tx.Rollback()
 	b := newBatch(ctx, tx, r.store.stmts)
 	b.bulkInsert = bulkInsert
-	if err := b.applyAll(changes); err != nil {
+	now := time.Now().UTC()
+	// The checkpoint moves first: a runner that finds it moved by another
+	// writes nothing, and concurrent runners queue on its row.
+	if err := advance(ctx, tx, r.fence, pos, n, lastEvent, now); err != nil {
 		return err
 	}
-	now := time.Now().UTC()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO projection_state (name, position, events, updated_at, last_event) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET position = excluded.position, events = projection_state.events + ?, updated_at = excluded.updated_at,
-		last_event = CASE WHEN excluded.last_event > projection_state.last_event THEN excluded.last_event ELSE projection_state.last_event END`,
-		Name, pos, n, formatTime(now), lastEvent, n); err != nil {
-		return fmt.Errorf("advance checkpoint: %w", err)
+	if err := b.applyAll(changes); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
+	r.fence = pos
 	r.traceBatch(changes, started, time.Now())
 	r.recovered()
 	r.setStatus(func(s *Status) {
@@ -325,6 +364,41 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 			s.LastEvent = last
 		}
 	})
+	return nil
+}
+
+// errFenced: the projection's checkpoint is no longer where this runner
+// last saw it: another runner on the same read models applied the events
+// first. The batch was rolled back; the runner resumes after the stored
+// checkpoint.
+var errFenced = errors.New("the checkpoint was advanced by another runner")
+
+// advance moves the checkpoint of the projection from fence to pos inside
+// tx, adding n applied events, or fails with errFenced if the stored
+// checkpoint is not fence. It must be the transaction's first write: the
+// conditional UPDATE takes the row's lock, so a second runner's batch
+// waits for the first one's commit and then finds the row moved (on
+// PostgreSQL, READ COMMITTED re-checks the WHERE on the committed row; on
+// SQLite, the update takes the database's write lock before anything of
+// the batch is read). The first batch creates the row.
+func advance(ctx context.Context, tx *sql.Tx, fence, pos uint64, n int64, lastEvent uint64, now time.Time) error {
+	if fence == 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_state (name, position, events, updated_at, last_event) VALUES (?, 0, 0, ?, 0)
+			ON CONFLICT (name) DO NOTHING`, Name, formatTime(now)); err != nil {
+			return fmt.Errorf("create the checkpoint: %w", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE projection_state SET position = ?, events = events + ?, updated_at = ?,
+		last_event = CASE WHEN ? > last_event THEN ? ELSE last_event END
+		WHERE name = ? AND position = ?`, pos, n, formatTime(now), lastEvent, lastEvent, Name, fence)
+	if err != nil {
+		return fmt.Errorf("advance checkpoint: %w", err)
+	}
+	if moved, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("advance checkpoint: %w", err)
+	} else if moved == 0 {
+		return fmt.Errorf("%w: it is no longer at %d", errFenced, fence)
+	}
 	return nil
 }
 
@@ -365,6 +439,36 @@ func (r *Runner) stop(ctx context.Context, err error) error {
 		s.Running, s.Error, s.Resuming, s.CaughtUp, s.NextAttemptAt = false, msg, false, false, nil
 	})
 	return fmt.Errorf("projection %s stopped: %w", Name, err)
+}
+
+// followEvery is how often a runner on standby reads the stored
+// checkpoint.
+var followEvery = 200 * time.Millisecond
+
+// follow shows the stored checkpoint as this runner's progress while
+// another process's runner applies the events to the same read models, so
+// that WaitFor (read-your-writes) and the status answer truthfully on
+// standby; it returns when ctx ends.
+func (r *Runner) follow(ctx context.Context) {
+	r.setStatus(func(s *Status) { s.Running, s.Standby = false, true })
+	defer r.setStatus(func(s *Status) { s.Standby = false })
+	t := time.NewTicker(followEvery)
+	defer t.Stop()
+	for {
+		st, _, err := r.store.state(ctx, Name)
+		head, herr := r.src.Head(ctx)
+		if err == nil {
+			r.setStatus(func(s *Status) {
+				s.Position, s.Events, s.UpdatedAt, s.Error, s.Resuming = st.Position, st.Events, st.UpdatedAt, st.Error, false
+				s.CaughtUp = herr == nil && st.Position >= head
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (r *Runner) setStatus(f func(*Status)) {

@@ -174,8 +174,8 @@ func TestPaymentCallbackOverNATS(t *testing.T) {
 	js, _ := jetstream.New(s.nc)
 	m := natsgo.NewMsg(ordonats.CommandSubject(id, domain.CmdPaymentCallback))
 	m.Data = []byte(body)
-	m.Header.Set(ordonats.HeaderMsgID, cb.CommandID())
-	m.Header.Set(ordonats.HeaderCommandID, cb.CommandID())
+	m.Header.Set(ordonats.HeaderMsgID, ordonats.CallbackCommandID(cb))
+	m.Header.Set(ordonats.HeaderCommandID, ordonats.CallbackCommandID(cb))
 	m.Header.Set(ordonats.HeaderReplyTo, inbox)
 	m.Header.Set(ordonats.HeaderSignature, s.sign(t, body))
 	if _, err := js.PublishMsg(ctxT(t), m); err != nil {
@@ -191,7 +191,7 @@ func TestPaymentCallbackOverNATS(t *testing.T) {
 	}
 	status, r := postCallback(t, s, body)
 	wantOK(t, "the same callback over HTTP", status, r, []string{"PaymentSucceeded"}, true)
-	if r.CommandID != cb.CommandID() || r.Position != out.Position {
+	if r.CommandID != ordonats.CallbackCommandID(cb) || r.Position != out.Position {
 		t.Fatalf("HTTP reply %+v, want the NATS outcome %+v", r, out)
 	}
 }

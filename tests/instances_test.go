@@ -6,14 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
@@ -57,22 +53,7 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 			}
 		})
 	}
-	nc, err := natsgo.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	client, err := ordonats.NewClient(nc, ordonats.ClientOptions{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually.True(t, 60*time.Second, "the instances", func() bool {
-		_, err := client.AddStock(ctx, "a", 150, "stock-a")
-		return err == nil
-	})
-	if _, err := client.AddStock(ctx, "b", 100, "stock-b"); err != nil {
-		t.Fatal(err)
-	}
+	client, nc := flashSaleClient(t, ctx, ns, 60*time.Second, "the instances")
 	js, _ := jetstream.New(nc)
 	leases, err := js.KeyValue(ctx, ordonats.BucketLeases)
 	if err != nil {
@@ -96,34 +77,8 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 	})
 
 	const orders = 300
-	ids := make([]string, orders)
-	var placed atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16) // bounded load: 16 clients at a time
-	for i := range ids {
-		ids[i] = uuid.NewString()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			cmd := domain.PlaceOrder{Order: ids[i], CustomerID: "c", Currency: "EUR",
-				Lines: []domain.Line{{SKU: "a", Quantity: 1, UnitPrice: 100}, {SKU: "b", Quantity: 1, UnitPrice: 50}}}
-			for attempt := 0; attempt < 20; attempt++ {
-				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err := client.PlaceOrder(actx, cmd, ordonats.WithCommandID(ids[i]))
-				cancel()
-				if err == nil || errors.Is(err, domain.ErrIllegalTransition) {
-					placed.Add(1)
-					return
-				}
-			}
-			t.Errorf("order %s could not be placed", ids[i])
-		}()
-	}
-	for placed.Load() < orders/3 {
-		time.Sleep(time.Millisecond)
-	}
+	sale := placeFlashSale(t, ctx, client, orders, 16) // bounded load: 16 clients at a time
+	sale.waitPlaced(orders / 3)
 	before := holder()
 	var victim *exec.Cmd
 	for dir, cmd := range dirs {
@@ -137,7 +92,7 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 	_ = victim.Process.Signal(syscall.SIGKILL)
 	_ = victim.Wait()
 	killed := time.Now()
-	t.Logf("killed the lease holder after %d of %d orders were placed", placed.Load(), orders)
+	t.Logf("killed the lease holder after %d of %d orders were placed", sale.placed.Load(), orders)
 	eventually.True(t, 30*time.Second, "the other instance to take the lease", func() bool {
 		h := holder()
 		return h != "" && h != before
@@ -147,11 +102,11 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 	if took > 4*instancesLeaseTTL {
 		t.Errorf("takeover took %v; want within a few seconds (lease TTL %v)", took, instancesLeaseTTL)
 	}
-	wg.Wait()
+	sale.wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
-	checkSoldOut(t, ctx, client, ids)
+	checkSoldOut(t, ctx, client, sale.ids)
 
 	// Nothing lost, nothing doubled: every order stream holds its OrderPlaced
 	// once, and no command ID twice.
@@ -160,7 +115,7 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	for _, id := range ids {
+	for _, id := range sale.ids {
 		seen, placedN := map[string]bool{}, 0
 		err := store.ReadStream(ctx, "order-"+id, 0, func(e eventstore.RecordedEvent) error {
 			ev, err := domain.DecodeEvent(e.Type, e.Data, e.Metadata)

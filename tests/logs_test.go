@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/logbuf"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -19,7 +20,7 @@ import (
 // letter) carries its command ID, order ID and trace ID, the trace being
 // the one its sender's traceparent header named.
 func TestCommandLogLines(t *testing.T) {
-	var out lockedBuffer
+	var out logbuf.Buffer
 	cfg := config(t, t.TempDir())
 	cfg.Logger = slog.New(slog.NewJSONHandler(&out, nil))
 	s := start(t, cfg)

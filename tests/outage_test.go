@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +27,7 @@ import (
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	"github.com/ordo-dev/ordo/eventually"
+	"github.com/ordo-dev/ordo/logbuf"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -62,7 +62,7 @@ func TestExternalStoreOutage(t *testing.T) {
 	store.start()
 	defer store.kill()
 
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	cfg := config(t, dir+"/serve")
 	cfg.ESDBURL = "esdb://" + store.addr + "?tls=false"
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -87,7 +87,7 @@ func TestExternalStoreOutage(t *testing.T) {
 	load.awaitProgress(t, 20)
 	load.finish(t)
 	if n := strings.Count(logs.String(), "\n"); n > 60 {
-		t.Errorf("the service logged %d warnings and errors over %d outages, want a few per outage:\n%s", n, len(outages), tail(logs.String(), 20))
+		t.Errorf("the service logged %d warnings and errors over %d outages, want a few per outage:\n%s", n, len(outages), logs.Tail(20))
 	}
 	checkDeadLetters(t, sys)
 	head := checkStreams(t, sys.svc.ESDBURL(), load.orders())
@@ -493,27 +493,4 @@ func awaitOutcome(tb testing.TB, sys *system, commandID string) {
 	if out.Error != nil {
 		tb.Errorf("command %s held during the outage: %s", commandID, out.Error.Message)
 	}
-}
-
-// lockedBuffer is a log destination for several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func tail(s string, lines int) string {
-	all := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }

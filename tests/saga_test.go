@@ -304,59 +304,98 @@ func TestSagaProcessKilled(t *testing.T) {
 		return startChild(t, "TestSagaProcessKilled", sagaChildEnv, ns, es, childDir)
 	}
 	first := child()
+	client, _ := flashSaleClient(t, ctx, ns, 30*time.Second, "the child service")
+	const orders = 400
+	sale := placeFlashSale(t, ctx, client, orders, orders)
+	sale.waitPlaced(int64(orders * (20 + rand.IntN(40)) / 100))
+	_ = first.Process.Signal(syscall.SIGKILL)
+	_ = first.Wait()
+	t.Logf("killed the service after %d of %d orders were placed", sale.placed.Load(), orders)
+	second := child()
+	defer func() { _ = second.Process.Signal(syscall.SIGKILL); _ = second.Wait() }()
+	sale.wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	checkSoldOut(t, ctx, client, sale.ids)
+}
+
+// flashSaleClient connects a client to the parent's NATS server and, once
+// the service (a child process) answers within wait, stocks the flash sale
+// of checkSoldOut: 150 units of SKU a, 100 of SKU b. It returns the
+// client and its connection.
+func flashSaleClient(t *testing.T, ctx context.Context, ns *ordonats.EmbeddedServer, wait time.Duration, what string) (*ordonats.Client, *natsgo.Conn) {
+	t.Helper()
 	nc, err := natsgo.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	client, err := ordonats.NewClient(nc, ordonats.ClientOptions{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually.True(t, 30*time.Second, "the child service", func() bool {
+	eventually.True(t, wait, what, func() bool {
 		_, err := client.AddStock(ctx, "a", 150, "stock-a")
 		return err == nil
 	})
 	if _, err := client.AddStock(ctx, "b", 100, "stock-b"); err != nil {
 		t.Fatal(err)
 	}
-	const orders = 400
-	ids := make([]string, orders)
-	var placed atomic.Int64
-	var wg sync.WaitGroup
-	for i := range ids {
-		ids[i] = uuid.NewString()
-		wg.Add(1)
+	return client, nc
+}
+
+// flashSale is a flash sale under way: its orders, how many are placed so
+// far, and the clients still placing them.
+type flashSale struct {
+	ids    []string
+	placed atomic.Int64
+	wg     sync.WaitGroup
+}
+
+// placeFlashSale places orders orders of one unit of SKUs a and b each
+// from at most clients goroutines at a time, each order tried up to 20
+// times under its own command ID (an order already placed counts), and
+// returns at once.
+func placeFlashSale(t *testing.T, ctx context.Context, client *ordonats.Client, orders, clients int) *flashSale {
+	t.Helper()
+	s := &flashSale{ids: make([]string, orders)}
+	sem := make(chan struct{}, clients)
+	for i := range s.ids {
+		s.ids[i] = uuid.NewString()
+		s.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			cmd := domain.PlaceOrder{Order: ids[i], CustomerID: "c", Currency: "EUR",
+			defer s.wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := domain.PlaceOrder{Order: s.ids[i], CustomerID: "c", Currency: "EUR",
 				Lines: []domain.Line{{SKU: "a", Quantity: 1, UnitPrice: 100}, {SKU: "b", Quantity: 1, UnitPrice: 50}}}
 			for attempt := 0; attempt < 20; attempt++ {
 				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err := client.PlaceOrder(actx, cmd, ordonats.WithCommandID(ids[i]))
+				_, err := client.PlaceOrder(actx, cmd, ordonats.WithCommandID(s.ids[i]))
 				cancel()
 				if err == nil || errors.Is(err, domain.ErrIllegalTransition) {
-					placed.Add(1)
+					s.placed.Add(1)
 					return
 				}
 			}
-			t.Errorf("order %s could not be placed", ids[i])
+			t.Errorf("order %s could not be placed", s.ids[i])
 		}()
 	}
-	killAt := int64(orders * (20 + rand.IntN(40)) / 100)
-	for placed.Load() < killAt {
-		time.Sleep(time.Millisecond)
+	return s
+}
+
+// waitPlaced returns once n orders are placed, or every client gave up.
+func (s *flashSale) waitPlaced(n int64) {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	for s.placed.Load() < n {
+		select {
+		case <-done:
+			return
+		case <-time.After(time.Millisecond):
+		}
 	}
-	_ = first.Process.Signal(syscall.SIGKILL)
-	_ = first.Wait()
-	t.Logf("killed the service after %d of %d orders were placed", placed.Load(), orders)
-	second := child()
-	defer func() { _ = second.Process.Signal(syscall.SIGKILL); _ = second.Wait() }()
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	checkSoldOut(t, ctx, client, ids)
 }
 
 // checkSoldOut waits for the flash sale's orders to settle and checks

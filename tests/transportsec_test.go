@@ -23,6 +23,7 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -283,15 +284,7 @@ func TestRepliesToServiceSubjectsAreNotSent(t *testing.T) {
 // credentials like EventStoreDB: the official client with wrong (or no)
 // credentials is refused with Unauthenticated, with the right ones it works.
 func TestTLSEverywhere(t *testing.T) {
-	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
-		t.Skip("TLS is that of the embedded servers")
-	}
-	pki := newTestPKI(t)
-	cfg := config(t, t.TempDir())
-	cfg.Security.TLS = pki.serverTLS(t, false)
-	cfg.Security.TLSCAFile = pki.CAFile
-	cfg.Security.ESDBAuth = &esdbserver.Auth{AdminPassword: "s3cret", Required: true}
-	svc := startService(t, cfg)
+	pki, svc := startTLSService(t, false)
 	ctx := ctxT(t)
 
 	t.Run("NATS", func(t *testing.T) {
@@ -339,7 +332,7 @@ func TestTLSEverywhere(t *testing.T) {
 		withUser := func(userinfo string) string { return strings.Replace(url, "esdb://", "esdb://"+userinfo, 1) }
 		stream := "sec-" + uuid.NewString()
 		appendOne := func(url string) error {
-			c := connectESDB(t, url)
+			c := esdbtest.Connect(t, url)
 			_, err := c.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{},
 				esdb.EventData{EventType: "Probe", ContentType: esdb.ContentTypeJson, Data: []byte(`{}`)})
 			return err
@@ -354,7 +347,7 @@ func TestTLSEverywhere(t *testing.T) {
 		if err := appendOne(withUser("admin:s3cret@")); err != nil {
 			t.Fatalf("append with the right credentials: %v", err)
 		}
-		c := connectESDB(t, withUser("admin:s3cret@"))
+		c := esdbtest.Connect(t, withUser("admin:s3cret@"))
 		rs, err := c.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -364,21 +357,6 @@ func TestTLSEverywhere(t *testing.T) {
 			t.Fatalf("read back: %v, %v", ev, err)
 		}
 	})
-}
-
-func connectESDB(tb testing.TB, url string) *esdb.Client {
-	tb.Helper()
-	cfg, err := esdb.ParseConnectionString(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	return c
 }
 
 // TestNetworkListenersNeedProtection: the embedded NATS server and event
@@ -428,19 +406,28 @@ func TestNetworkListenersNeedProtection(t *testing.T) {
 	}
 }
 
-// TestMutualTLS: with a client CA, the embedded NATS server, the HTTP API
-// and the embedded event store admit only clients with a certificate
-// signed by it; the service's own in-process connection needs none.
-func TestMutualTLS(t *testing.T) {
+// startTLSService starts the service with the embedded servers on a
+// certificate of a PKI made for the test (requiring client certificates
+// signed by its CA when mutual) and the event store's admin password
+// "s3cret". It skips the test against external servers.
+func startTLSService(t *testing.T, mutual bool) (*testPKI, *serve.Service) {
+	t.Helper()
 	if os.Getenv("ORDO_NATS_URL") != "" || os.Getenv("ORDO_ESDB_URL") != "" {
 		t.Skip("TLS is that of the embedded servers")
 	}
 	pki := newTestPKI(t)
 	cfg := config(t, t.TempDir())
-	cfg.Security.TLS = pki.serverTLS(t, true)
+	cfg.Security.TLS = pki.serverTLS(t, mutual)
 	cfg.Security.TLSCAFile = pki.CAFile
 	cfg.Security.ESDBAuth = &esdbserver.Auth{AdminPassword: "s3cret", Required: true}
-	svc := startService(t, cfg)
+	return pki, startService(t, cfg)
+}
+
+// TestMutualTLS: with a client CA, the embedded NATS server, the HTTP API
+// and the embedded event store admit only clients with a certificate
+// signed by it; the service's own in-process connection needs none.
+func TestMutualTLS(t *testing.T) {
+	pki, svc := startTLSService(t, true)
 	ctx := ctxT(t)
 
 	withoutCert, err := ordonats.Credentials{CAFile: pki.CAFile}.Options()
@@ -478,7 +465,7 @@ func TestMutualTLS(t *testing.T) {
 
 	url := strings.Replace(svc.ESDBURL(), "esdb://", "esdb://admin:s3cret@", 1)
 	probe := func(url string) error {
-		_, err := connectESDB(t, url).AppendToStream(ctx, "mtls-"+uuid.NewString(), esdb.AppendToStreamOptions{},
+		_, err := esdbtest.Connect(t, url).AppendToStream(ctx, "mtls-"+uuid.NewString(), esdb.AppendToStreamOptions{},
 			esdb.EventData{EventType: "Probe", ContentType: esdb.ContentTypeJson, Data: []byte(`{}`)})
 		return err
 	}

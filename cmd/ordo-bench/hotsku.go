@@ -19,8 +19,8 @@ import (
 	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
 	"github.com/ordo-dev/ordo/eventstore"
+	"github.com/ordo-dev/ordo/jsonwire"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
@@ -408,7 +408,7 @@ func foldStockStream(ctx context.Context, esdbURL, sku string, ch *hotSKUCheck, 
 	st := domain.NewStock(sku)
 	var batchAt time.Time
 	err = store.ReadStream(ctx, domain.StockStream(sku), 0, func(e eventstore.RecordedEvent) error {
-		ev, err := fastjson.DecodeEvent(e.Type, e.Data, e.Metadata)
+		ev, err := jsonwire.DecodeEvent(e.Type, e.Data, e.Metadata)
 		if err != nil {
 			return fmt.Errorf("revision %d: %w", e.Revision, err)
 		}

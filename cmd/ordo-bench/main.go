@@ -16,8 +16,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"github.com/ordo-dev/ordo/cmd/relaxgc"
 )
 
 func main() {
@@ -39,7 +40,7 @@ var errHelp = errors.New("help requested")
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The bench measures what ordo serve runs, so it collects garbage as
 	// serve does.
-	defer relaxGC()()
+	defer relaxgc.Set()()
 	if len(args) > 0 {
 		switch args[0] {
 		case "lifecycle":
@@ -70,19 +71,4 @@ func exitCode(err error, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ordo-bench:", err)
 		return 1
 	}
-}
-
-// servedGCPercent is the garbage collector's target `ordo serve` runs at
-// (relaxedGCPercent in cmd/ordo/memory.go): the bench starts the service in
-// its own process, so it sets the same.
-const servedGCPercent = 400
-
-// relaxGC sets servedGCPercent unless GOGC is set in the environment, and
-// returns the function that restores the previous setting.
-func relaxGC() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	old := debug.SetGCPercent(servedGCPercent)
-	return func() { debug.SetGCPercent(old) }
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ordo-dev/ordo/cmd/flagset"
+	"github.com/ordo-dev/ordo/cmd/relaxgc"
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
@@ -34,8 +34,15 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if args[0] == "check" {
 		return runEventstoreCheck(ctx, args[1:], stdout, stderr)
 	}
-	fs := flag.NewFlagSet("ordo eventstore serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flagset.New("ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE]\n"+
+		"                            [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-ca FILE]] [--admin-password-file FILE] [--insecure]",
+		"Runs the embedded EventStoreDB-compatible event store until SIGINT or SIGTERM.\n"+
+			"The garbage collector runs at GOGC=400 unless GOGC is set (less CPU per append, more memory),\n"+
+			"under a soft memory limit: --memory-limit, else GOMEMLIMIT, else 3/4 of the memory available.",
+		[]string{"ordo eventstore serve --listen 127.0.0.1:2113 --data ./ordo-data/eventstore",
+			"# then connect any EventStoreDB client to esdb://127.0.0.1:2113?tls=false",
+			"ordo eventstore serve --listen 0.0.0.0:2113 --tls-cert node.pem --tls-key node-key.pem --admin-password-file pw",
+			"# then esdb://admin:PASSWORD@host:2113?tls=true&tlsCAFile=ca.pem"}, stderr)
 	listen := fs.String("listen", "127.0.0.1:2113", "address to serve gRPC on")
 	data := fs.String("data", "./ordo-data/eventstore", "directory of the event log")
 	maxAppend := fs.Int("max-append-size", esdbserver.DefaultMaxAppendSize, "largest append in bytes of event data")
@@ -46,19 +53,6 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	tlsf := addTLSServerFlags(fs, "the gRPC listener")
 	pwFile := fs.String("admin-password-file", "", "file holding the admin password (or env ORDO_ESDB_ADMIN_PASSWORD); required to listen beyond loopback; on loopback the default is "+esdbserver.DefaultAdminPassword)
 	insecure := fs.Bool("insecure", false, "allow listening beyond loopback without admin password and TLS")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ordo eventstore serve [--listen ADDR] [--data DIR] [--max-append-size BYTES] [--memory-limit SIZE]")
-		fmt.Fprintln(fs.Output(), "                            [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-ca FILE]] [--admin-password-file FILE] [--insecure]")
-		fmt.Fprintln(fs.Output(), "\nRuns the embedded EventStoreDB-compatible event store until SIGINT or SIGTERM.")
-		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set (less CPU per append, more memory),")
-		fmt.Fprintln(fs.Output(), "under a soft memory limit: --memory-limit, else GOMEMLIMIT, else 3/4 of the memory available.")
-		fmt.Fprintln(fs.Output(), "\nExample:\n  ordo eventstore serve --listen 127.0.0.1:2113 --data ./ordo-data/eventstore")
-		fmt.Fprintln(fs.Output(), "  # then connect any EventStoreDB client to esdb://127.0.0.1:2113?tls=false")
-		fmt.Fprintln(fs.Output(), "  ordo eventstore serve --listen 0.0.0.0:2113 --tls-cert node.pem --tls-key node-key.pem --admin-password-file pw")
-		fmt.Fprintln(fs.Output(), "  # then esdb://admin:PASSWORD@host:2113?tls=true&tlsCAFile=ca.pem")
-		fmt.Fprintln(fs.Output(), "\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -69,7 +63,7 @@ func runEventstore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	defer relaxGC()()
+	defer relaxgc.Set()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, log)()
 	tlsCfg, err := tlsf.config()
 	if err != nil {

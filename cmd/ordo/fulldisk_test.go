@@ -24,7 +24,9 @@ import (
 
 	"github.com/ordo-dev/ordo/domain"
 	"github.com/ordo-dev/ordo/eventually"
+	"github.com/ordo-dev/ordo/logbuf"
 	ordonats "github.com/ordo-dev/ordo/nats"
+	"github.com/ordo-dev/ordo/smalldisk"
 )
 
 // TestFullDisk runs `ordo serve` as a real process with its data directory
@@ -38,23 +40,23 @@ func TestFullDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a disk under load: not in -short")
 	}
-	disk := mountSmallDisk(t, 64<<20)
+	disk := smalldisk.Mount(t, 64<<20)
 	data := filepath.Join(disk, "data")
 	// Room the test gives back later: the service must then resume alone.
 	ballast := filepath.Join(disk, "test-ballast")
-	allocate(t, ballast, 24<<20)
+	smalldisk.Allocate(t, ballast, 24<<20)
 
 	svc := startServeChild(t, data)
 	c := dialService(t, svc)
 	acked := fillUntilRefused(t, c, 3*time.Minute)
-	t.Logf("appends were refused after %d acknowledged orders (%s free)", len(acked), mibFree(disk))
+	t.Logf("appends were refused after %d acknowledged orders (%s free)", len(acked), smalldisk.MiB(t, disk))
 	if len(acked) == 0 {
 		t.Fatal("no order was acknowledged before the disk filled")
 	}
 	expectUnavailable(t, svc)
 	// Another program takes the rest of the disk.
 	filler := filepath.Join(disk, "filler")
-	allocate(t, filler, -1)
+	smalldisk.LeaveFree(t, filler, 0)
 	expectUnavailable(t, svc)
 	for _, path := range []string{"/v1/stats", "/v1/orders/" + acked[0]} {
 		if code := httpGet(t, svc.httpAddr, path); code != http.StatusOK {
@@ -62,7 +64,7 @@ func TestFullDisk(t *testing.T) {
 		}
 	}
 	if !svc.alive() {
-		t.Fatalf("ordo serve exited on the full disk:\n%s", svc.log.tail())
+		t.Fatalf("ordo serve exited on the full disk:\n%s", svc.log.Tail(40))
 	}
 
 	// Space comes back: commands succeed again without any intervention.
@@ -87,21 +89,21 @@ func TestFullDisk(t *testing.T) {
 	t.Logf("acknowledged %d, lost 0, doubled 0, dead-lettered %d (commands answered unavailable)", len(acked), deadLetters(t, svc))
 
 	// The disk fills completely; the service stops, and starts again on it.
-	allocate(t, filler, -1)
+	smalldisk.LeaveFree(t, filler, 0)
 	svc.stop(t, 30*time.Second)
 	first := svc.log
 	svc = startServeChild(t, data)
 	expectUnavailable(t, svc)
 	svc.stop(t, 30*time.Second)
-	for _, l := range []*procLog{first, svc.log} {
+	for _, l := range []*logbuf.Buffer{first, svc.log} {
 		for _, s := range []string{"panic:", "fatal error:"} {
-			if strings.Contains(l.all(), s) {
-				t.Fatalf("the service log holds %q:\n%s", s, l.tail())
+			if strings.Contains(l.String(), s) {
+				t.Fatalf("the service log holds %q:\n%s", s, l.Tail(40))
 			}
 		}
 	}
-	if n := first.lines() + svc.log.lines(); n > 400 {
-		t.Errorf("the service wrote %d log lines in this test; the log must stay readable:\n%s", n, first.tail())
+	if n := first.Lines() + svc.log.Lines(); n > 400 {
+		t.Errorf("the service wrote %d log lines in this test; the log must stay readable:\n%s", n, first.Tail(40))
 	}
 }
 
@@ -124,7 +126,7 @@ type serveProc struct {
 	cmd      *exec.Cmd
 	natsURL  string
 	httpAddr string
-	log      *procLog
+	log      *logbuf.Buffer
 	exited   chan struct{}
 	exitErr  error
 }
@@ -141,7 +143,7 @@ func startServeChild(tb testing.TB, data string) *serveProc {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &serveProc{cmd: cmd, log: &procLog{}, exited: make(chan struct{})}
+	p := &serveProc{cmd: cmd, log: &logbuf.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -168,9 +170,9 @@ func startServeChild(tb testing.TB, data string) *serveProc {
 		p.natsURL, p.httpAddr = m[1], m[2]
 		return p
 	case <-p.exited:
-		tb.Fatalf("ordo serve exited before serving (%v):\n%s", p.exitErr, p.log.tail())
+		tb.Fatalf("ordo serve exited before serving (%v):\n%s", p.exitErr, p.log.Tail(40))
 	case <-time.After(90 * time.Second):
-		tb.Fatalf("ordo serve did not start serving within 90 s:\n%s", p.log.tail())
+		tb.Fatalf("ordo serve did not start serving within 90 s:\n%s", p.log.Tail(40))
 	}
 	return nil
 }
@@ -193,10 +195,10 @@ func (p *serveProc) stop(t *testing.T, d time.Duration) {
 	select {
 	case <-p.exited:
 		if p.exitErr != nil {
-			t.Fatalf("ordo serve exited with %v after SIGTERM:\n%s", p.exitErr, p.log.tail())
+			t.Fatalf("ordo serve exited with %v after SIGTERM:\n%s", p.exitErr, p.log.Tail(40))
 		}
 	case <-time.After(d):
-		t.Fatalf("ordo serve did not stop within %v of SIGTERM:\n%s", d, p.log.tail())
+		t.Fatalf("ordo serve did not stop within %v of SIGTERM:\n%s", d, p.log.Tail(40))
 	}
 }
 
@@ -319,83 +321,4 @@ func httpGet(tb testing.TB, addr, path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// mountSmallDisk mounts a tmpfs of size bytes for the test; without the
-// right to mount, the test is skipped.
-func mountSmallDisk(tb testing.TB, size int64) string {
-	tb.Helper()
-	dir := tb.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		tb.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	tb.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			tb.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// allocate creates path with size bytes of allocated blocks; size -1 takes
-// every free block.
-func allocate(tb testing.TB, path string, size int64) {
-	tb.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	if size >= 0 {
-		if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-			tb.Fatal(err)
-		}
-		return
-	}
-	var off int64
-	for n := int64(16 << 20); n >= 4096; {
-		if err := syscall.Fallocate(int(f.Fd()), 0, off, n); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				n /= 2
-				continue
-			}
-			tb.Fatal(err)
-		}
-		off += n
-	}
-}
-
-func mibFree(dir string) string {
-	var st syscall.Statfs_t
-	if syscall.Statfs(dir, &st) != nil {
-		return "?"
-	}
-	return fmt.Sprintf("%.1f MiB", float64(int64(st.Bavail)*int64(st.Bsize))/(1<<20))
-}
-
-// procLog collects a child's stderr.
-type procLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *procLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *procLog) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *procLog) lines() int { return strings.Count(l.all(), "\n") }
-
-// tail is the last 40 lines, for failure messages.
-func (l *procLog) tail() string {
-	lines := strings.Split(strings.TrimRight(l.all(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-40):], "\n")
 }

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/ordo-dev/ordo/logbuf"
 )
 
 // TestServePprof: `ordo serve --pprof` serves the profiling endpoints on
@@ -18,7 +20,7 @@ import (
 func TestServePprof(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var out procLog
+	var out logbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runServe(ctx, []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
@@ -30,15 +32,15 @@ func TestServePprof(t *testing.T) {
 	for pprofURL == "" || apiURL == "" {
 		select {
 		case err := <-done:
-			t.Fatalf("ordo serve --pprof returned before serving: %v; output:\n%s", err, out.all())
+			t.Fatalf("ordo serve --pprof returned before serving: %v; output:\n%s", err, out.String())
 		case <-ctx.Done():
-			t.Fatalf("ordo serve --pprof did not say where it serves; output:\n%s", out.all())
+			t.Fatalf("ordo serve --pprof did not say where it serves; output:\n%s", out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
-		if m := pprofLine.FindStringSubmatch(out.all()); m != nil {
+		if m := pprofLine.FindStringSubmatch(out.String()); m != nil {
 			pprofURL = m[1]
 		}
-		if m := serving.FindStringSubmatch(out.all()); m != nil {
+		if m := serving.FindStringSubmatch(out.String()); m != nil {
 			apiURL = m[1]
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/cmd/relaxgc"
 	"github.com/ordo-dev/ordo/projections"
 )
 
@@ -87,7 +88,7 @@ func replayLocal(ctx context.Context, sf *storeFlags, dsn string, opts projectio
 		return err
 	}
 	defer m.Close()
-	defer relaxGC()()
+	defer relaxgc.Set()()
 	prog := newProgress(stderr, "replay "+projections.Name, opts.From, head)
 	var last projections.RebuildProgress
 	opts.Interval = replayReport.interval

@@ -3,21 +3,31 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/cmd/relaxgc"
 )
 
 // runServe runs the Ordo service until SIGINT or SIGTERM, then drains the
 // commands in flight before exiting.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ordo serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flagset.New("ordo serve [flags]",
+		"Runs the Ordo service: the command workers behind the NATS JetStream command stream, the\n"+
+			"stock service and the order saga (reservations, payment timers), the read models and the\n"+
+			"HTTP and NATS query API, over the embedded (or an external) NATS and event store.\n"+
+			"The garbage collector runs at GOGC=400 unless GOGC is set: about a sixth less CPU per\n"+
+			"command for about twice the memory (set GOGC=100 to choose); a soft memory limit (--memory-limit,\n"+
+			"GOMEMLIMIT, or 3/4 of the memory available) makes it collect earlier whenever memory runs short.\n"+
+			"Prometheus metrics are at /metrics on the HTTP address; traces are exported over OTLP gRPC when\n"+
+			"OTEL_EXPORTER_OTLP_ENDPOINT is set (with the other standard OTEL_EXPORTER_OTLP_* variables).",
+		[]string{"ordo serve", "ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'",
+			"ordo serve --nats-listen 0.0.0.0:4222 --nats-auth nats-users.json --tls-cert server.pem --tls-key server-key.pem"}, stderr)
 	var cfg serve.Config
 	fs.StringVar(&cfg.DataDir, "data", "./ordo-data", "data directory (JetStream and event store files)")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "HTTP address (health endpoints)")
@@ -30,7 +40,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.ManualStock, "manual-stock", false, "stock is managed elsewhere: it sends MarkStockReserved/MarkStockRejected (ordo order stock-reserved) and Ordo does not reserve")
 	fs.DurationVar(&cfg.ReadWait, "read-wait", 5*time.Second, "how long a query with min_position waits for the read models")
 	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", time.Minute, "how long a part of the service (the command workers, the saga, …) may keep failing while NATS and the event store answer before the service exits with its cause; 0: restart it forever")
-	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 5*time.Second, "how long the lease of the saga and stock writer lasts unless renewed; a standby instance takes over within about this much of the holder's death (the same on every instance)")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 5*time.Second, "how long the leases (the saga and stock writer; the projections, on shared PostgreSQL read models) last unless renewed; a standby instance takes over within about this much of the holder's death (the same on every instance)")
 	fs.IntVar(&cfg.Commands.Replicas, "nats-replicas", 1, "replicas of Ordo's JetStream streams and key-value buckets (3 on a NATS cluster)")
 	fs.StringVar(&cfg.SecretsDir, "secrets", "", "directory of the payment callback secrets (callback-<provider>) and the admin token (admin-token); what is missing is generated (default: <data>/secrets)")
 	fs.DurationVar(&cfg.CallbackTolerance, "callback-tolerance", 5*time.Minute, "how far a payment callback's signed timestamp may be from now")
@@ -40,20 +50,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	secFlags := addSecurityFlags(fs)
 	var mem memoryLimit
 	fs.Var(&mem, "memory-limit", "soft memory limit of the process, e.g. 2GiB, or off (default: GOMEMLIMIT if set, else 3/4 of the machine's or container's memory)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ordo serve [flags]")
-		fmt.Fprintln(fs.Output(), "\nRuns the Ordo service: the command workers behind the NATS JetStream command stream, the")
-		fmt.Fprintln(fs.Output(), "stock service and the order saga (reservations, payment timers), the read models and the")
-		fmt.Fprintln(fs.Output(), "HTTP and NATS query API, over the embedded (or an external) NATS and event store.")
-		fmt.Fprintln(fs.Output(), "The garbage collector runs at GOGC=400 unless GOGC is set: about a sixth less CPU per")
-		fmt.Fprintln(fs.Output(), "command for about twice the memory (set GOGC=100 to choose); a soft memory limit (--memory-limit,")
-		fmt.Fprintln(fs.Output(), "GOMEMLIMIT, or 3/4 of the memory available) makes it collect earlier whenever memory runs short.")
-		fmt.Fprintln(fs.Output(), "Prometheus metrics are at /metrics on the HTTP address; traces are exported over OTLP gRPC when")
-		fmt.Fprintln(fs.Output(), "OTEL_EXPORTER_OTLP_ENDPOINT is set (with the other standard OTEL_EXPORTER_OTLP_* variables).")
-		fmt.Fprintln(fs.Output(), "\nExamples:\n  ordo serve\n  ordo serve --nats-url nats://nats:4222 --esdb-url 'esdb://esdb:2113?tls=false'\n  ordo serve --nats-listen 0.0.0.0:4222 --nats-auth nats-users.json --tls-cert server.pem --tls-key server-key.pem")
-		fmt.Fprintln(fs.Output(), "\nFlags:")
-		fs.PrintDefaults()
-	}
 	err := fs.Parse(args)
 	if err != nil {
 		return err
@@ -95,7 +91,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer flushTraces(tp, cfg.Logger)
 		cfg.TracerProvider = tp
 	}
-	defer relaxGC()()
+	defer relaxgc.Set()()
 	defer applyMemoryLimit(mem, os.Getenv, availableMemory, cfg.Logger)()
 	if *pprofAddr != "" {
 		addr, stop, err := startPprof(*pprofAddr, cfg.Logger)

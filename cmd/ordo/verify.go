@@ -9,6 +9,7 @@ import (
 
 	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/cmd/relaxgc"
 	"github.com/ordo-dev/ordo/commands/audit"
 )
 
@@ -43,7 +44,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer done()
-	defer relaxGC()()
+	defer relaxgc.Set()()
 	prog := newProgress(stderr, "verify", 0, head)
 	lastPos := uint64(0)
 	progress := func(pos uint64, n int64) {

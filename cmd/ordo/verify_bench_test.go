@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/cmd/relaxgc"
 	"github.com/ordo-dev/ordo/commands/audit"
 	"github.com/ordo-dev/ordo/eventstore"
 )
@@ -48,7 +49,7 @@ func filledStore(b *testing.B) string {
 // over the embedded store, with the garbage collector set as the command
 // sets it. One op is one pass; events/s is the figure.
 func BenchmarkVerify(b *testing.B) {
-	defer relaxGC()()
+	defer relaxgc.Set()()
 	dir := filledStore(b)
 	ctx := context.Background()
 	sf := storeFlags{data: dir}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // Step is one event of an order's history with the state it led to.
@@ -49,7 +49,7 @@ func Timeline(ctx context.Context, r StreamReader, orderID string) ([]Step, erro
 // so.
 func Replay(ctx context.Context, r StreamReader, orderID string, stop func(Step) bool, each func(Step)) (*domain.Order, error) {
 	orderID, _ = domain.NormalizeOrderID(orderID)
-	codec := fastjson.NewCodec()
+	codec := jsonwire.NewCodec()
 	order := domain.NewOrder(orderID)
 	errStop := errors.New("stop")
 	err := r.ReadStream(ctx, commands.StreamName(orderID), 0, func(e Event) error {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
-	"github.com/ordo-dev/ordo/domain/fastjson"
+	"github.com/ordo-dev/ordo/jsonwire"
 )
 
 // Violation is one event that breaks the lifecycle or an invariant.
@@ -188,7 +188,7 @@ type streamCheck struct {
 
 // NewVerifier returns a Verifier that has seen nothing.
 func NewVerifier() *Verifier {
-	return &Verifier{codec: fastjson.NewCodec(), streams: make(map[string]*streamCheck), skus: make(map[string]*skuFacts)}
+	return &Verifier{codec: jsonwire.NewCodec(), streams: make(map[string]*streamCheck), skus: make(map[string]*skuFacts)}
 }
 
 // Report is what the verifier found in its own streams so far.

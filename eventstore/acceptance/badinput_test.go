@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 // TestBadInput sends malformed requests with the raw generated client: each
@@ -89,7 +91,7 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	// The store is intact and still serves.
-	c := connect(t, srv.URL())
+	c := esdbtest.Connect(t, srv.URL())
 	appendOK(t, c, "after-bad-input", esdb.NoStream{}, events(2)...)
 	if evs, err := readAll(t, c, "after-bad-input", esdb.ReadStreamOptions{}, 10); err != nil || len(evs) != 2 {
 		t.Fatalf("after bad input: %d events, %v", len(evs), err)

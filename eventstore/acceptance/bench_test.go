@@ -16,6 +16,7 @@ import (
 
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver/storage"
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 // BenchmarkAppend measures durably acknowledged single-event appends to
@@ -26,32 +27,13 @@ func BenchmarkAppend(b *testing.B) {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			c, srv := benchClient(b)
 			ctx := context.Background()
-			lat := make([][]time.Duration, writers)
-			var wg sync.WaitGroup
 			b.ResetTimer()
 			cpu := cpuTime()
 			stats := srv.WriteStats()
-			for w := 0; w < writers; w++ {
-				n := b.N / writers
-				if w < b.N%writers {
-					n++
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					stream := name(fmt.Sprintf("bench-%d", w))
-					lat[w] = make([]time.Duration, 0, n)
-					for i := 0; i < n; i++ {
-						start := time.Now()
-						if _, err := c.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{}, event("Bench", `{"n":1}`)); err != nil {
-							b.Error(err)
-							return
-						}
-						lat[w] = append(lat[w], time.Since(start))
-					}
-				}()
-			}
-			wg.Wait()
+			lat := appendFromWriters(b, writers, func(stream string) error {
+				_, err := c.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{}, event("Bench", `{"n":1}`))
+				return err
+			})
 			b.StopTimer()
 			// Client and server share the process, so this is the whole
 			// CPU cost of an append (plus the benchmark's own bookkeeping).
@@ -63,6 +45,36 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// appendFromWriters spreads b.N appends over writers goroutines, each
+// appending to a stream of its own with appendOne, and returns each
+// writer's append latencies.
+func appendFromWriters(b *testing.B, writers int, appendOne func(stream string) error) [][]time.Duration {
+	lat := make([][]time.Duration, writers)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		n := b.N / writers
+		if w < b.N%writers {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := name(fmt.Sprintf("bench-%d", w))
+			lat[w] = make([]time.Duration, 0, n)
+			for i := 0; i < n; i++ {
+				start := time.Now()
+				if err := appendOne(stream); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(start))
+			}
+		}()
+	}
+	wg.Wait()
+	return lat
 }
 
 // statsSource is what benchClient's server reports; zero (noStats) against
@@ -80,7 +92,7 @@ func benchClient(b *testing.B) (*esdb.Client, statsSource) {
 		return client(b), noStats{}
 	}
 	srv := startEmbedded(b, b.TempDir(), 0)
-	return connect(b, srv.URL()), srv
+	return esdbtest.Connect(b, srv.URL()), srv
 }
 
 // cpuTime is the user and system CPU time the process has used.
@@ -184,31 +196,12 @@ func BenchmarkPortAppend(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/writers=%d", impl.name, writers), func(b *testing.B) {
 				s := impl.open(b)
 				ctx := context.Background()
-				lat := make([][]time.Duration, writers)
-				var wg sync.WaitGroup
 				b.ResetTimer()
 				cpu := cpuTime()
-				for w := 0; w < writers; w++ {
-					n := b.N / writers
-					if w < b.N%writers {
-						n++
-					}
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						stream := name(fmt.Sprintf("bench-%d", w))
-						lat[w] = make([]time.Duration, 0, n)
-						for i := 0; i < n; i++ {
-							start := time.Now()
-							if _, err := s.Append(ctx, stream, eventstore.Any(), portEvent("Bench", `{"n":1}`)); err != nil {
-								b.Error(err)
-								return
-							}
-							lat[w] = append(lat[w], time.Since(start))
-						}
-					}()
-				}
-				wg.Wait()
+				lat := appendFromWriters(b, writers, func(stream string) error {
+					_, err := s.Append(ctx, stream, eventstore.Any(), portEvent("Bench", `{"n":1}`))
+					return err
+				})
 				b.StopTimer()
 				b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 				reportLatency(b, slices.Concat(lat...))

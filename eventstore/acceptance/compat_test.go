@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 // The behaviours in this file differed from EventStoreDB 24.10 when a
@@ -284,7 +286,7 @@ func TestMetadataOfTombstonedStream(t *testing.T) {
 // an invalid argument.
 func TestEmptyAppend(t *testing.T) {
 	url := endpoint(t)
-	c := connect(t, url)
+	c := esdbtest.Connect(t, url)
 	s := name("empty")
 	first := appendOK(t, c, s, esdb.NoStream{}, events(2)...)
 	for _, exp := range []esdb.ExpectedRevision{esdb.Any{}, esdb.Revision(1), esdb.StreamExists{}} {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 const crashChildEnv = "ORDO_CRASH_CHILD_DIR"
@@ -115,7 +117,7 @@ func verifyAfterCrash(t *testing.T, dir string, acked map[string][]ack, round in
 	t.Helper()
 	srv := startEmbedded(t, dir, 0)
 	defer srv.Close()
-	c := connect(t, srv.URL())
+	c := esdbtest.Connect(t, srv.URL())
 	total := 0
 	for stream, acks := range acked {
 		evs, err := readAll(t, c, stream, esdb.ReadStreamOptions{}, ^uint64(0))

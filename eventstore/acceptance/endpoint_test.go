@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 // endpoint returns a connection string for the suite: ORDO_ESDB_URL, or a
@@ -37,22 +38,7 @@ func startEmbedded(tb testing.TB, dir string, maxAppend int) *esdbserver.Server 
 	return srv
 }
 
-func connect(tb testing.TB, url string) *esdb.Client {
-	tb.Helper()
-	cfg, err := esdb.ParseConnectionString(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	return c
-}
-
-func client(tb testing.TB) *esdb.Client { return connect(tb, endpoint(tb)) }
+func client(tb testing.TB) *esdb.Client { return esdbtest.Connect(tb, endpoint(tb)) }
 
 // name is a stream name unique to this run.
 func name(prefix string) string { return prefix + "-" + uuid.NewString() }

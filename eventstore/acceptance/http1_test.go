@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 // TestHTTP1RequestGetsAClearAnswer: EventStoreDB's HTTP API shares the gRPC
@@ -40,6 +42,6 @@ func TestHTTP1RequestGetsAClearAnswer(t *testing.T) {
 			t.Fatalf("%s %s: %d %q, want 501 explaining that only gRPC is served", req.method, req.path, resp.StatusCode, body)
 		}
 	}
-	c := connect(t, srv.URL())
+	c := esdbtest.Connect(t, srv.URL())
 	appendOK(t, c, name("after-http"), esdb.NoStream{}, events(1)...)
 }

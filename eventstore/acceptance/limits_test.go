@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 // TestHugeFilterRegexRefused: a 100 KiB regular expression in an $all
@@ -27,7 +29,7 @@ func TestHugeFilterRegexRefused(t *testing.T) {
 		t.Skip("measures the embedded server's memory in this process")
 	}
 	srv := startEmbedded(t, t.TempDir(), 0)
-	c := connect(t, srv.URL())
+	c := esdbtest.Connect(t, srv.URL())
 	for i := 0; i < 20; i++ {
 		appendOK(t, c, name("limits"), esdb.NoStream{}, events(5)...)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 const psCrashChildEnv = "ORDO_PS_CRASH_CHILD_DIR"
@@ -41,7 +43,7 @@ func TestPersistentSubscriptionCrash(t *testing.T) {
 	st := &psCrashState{delivered: map[uint64]int{}, maxCP: -1}
 	for round := 0; round <= rounds; round++ {
 		kill, url := startPSCrashChild(t, dir)
-		c := connect(t, url)
+		c := esdbtest.Connect(t, url)
 		if round == 0 {
 			for i := 0; i < total; i += 500 {
 				appendOK(t, c, stream, esdb.Any{}, events(500)...)

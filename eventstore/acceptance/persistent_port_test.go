@@ -10,6 +10,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 	"github.com/ordo-dev/ordo/eventually"
 )
 
@@ -27,8 +28,8 @@ import (
 // $all groups the originals call "Group 1" (a shared server may have one).
 func TestPersistentSubscriptions(t *testing.T) {
 	url := endpoint(t)
-	emptyDB := connect(t, url)
-	populatedDB := connect(t, url)
+	emptyDB := esdbtest.Connect(t, url)
+	populatedDB := esdbtest.Connect(t, url)
 	t.Run("PersistentSubReadTests", func(t *testing.T) { persistentSubReadTests(t, emptyDB) })
 	t.Run("PersistentSubTests", func(t *testing.T) { persistentSubTests(t, emptyDB, populatedDB) })
 }

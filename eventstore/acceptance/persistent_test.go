@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 	"github.com/ordo-dev/ordo/eventually"
 )
 
@@ -452,7 +453,7 @@ func TestPersistentSurvivesRestart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	srv := startEmbedded(t, dir, 0)
-	c := connect(t, srv.URL())
+	c := esdbtest.Connect(t, srv.URL())
 	ctx := ctxT(t)
 	stream := name("restart")
 	appendOK(t, c, stream, esdb.NoStream{}, events(10)...)
@@ -477,7 +478,7 @@ func TestPersistentSurvivesRestart(t *testing.T) {
 	srv.Close()
 
 	srv = startEmbedded(t, dir, 0)
-	c = connect(t, srv.URL())
+	c = esdbtest.Connect(t, srv.URL())
 	subs, err := c.ListPersistentSubscriptionsForStream(ctx, stream, esdb.ListPersistentSubscriptionsOptions{})
 	if err != nil || len(subs) != 2 {
 		t.Fatalf("after a restart %d groups are listed (%v), want 2", len(subs), err)

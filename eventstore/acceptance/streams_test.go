@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/ordo-dev/ordo/eventstore/esdbtest"
 )
 
 func appendOK(tb testing.TB, c *esdb.Client, stream string, exp esdb.ExpectedRevision, evs ...esdb.EventData) *esdb.WriteResult {
@@ -281,7 +283,7 @@ func TestStreamMetadataRoundTrip(t *testing.T) {
 }
 
 func TestOversizeAppend(t *testing.T) {
-	c := connect(t, startEmbedded(t, t.TempDir(), 0).URL())
+	c := esdbtest.Connect(t, startEmbedded(t, t.TempDir(), 0).URL())
 	big := event("Big", `"`+strings.Repeat("x", 1<<20)+`"`)
 	_, err := c.AppendToStream(ctxT(t), name("big"), esdb.AppendToStreamOptions{}, big)
 	if err == nil || !strings.Contains(err.Error(), "maximum append size") {
@@ -296,6 +298,6 @@ func TestDiscoverConnectionString(t *testing.T) {
 		t.Skip("needs the embedded server")
 	}
 	srv := startEmbedded(t, t.TempDir(), 0)
-	c := connect(t, "esdb+discover://"+srv.Addr().String()+"?tls=false")
+	c := esdbtest.Connect(t, "esdb+discover://"+srv.Addr().String()+"?tls=false")
 	appendOK(t, c, name("gossip"), esdb.Any{}, event("Thing", `{}`))
 }

@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	"github.com/ordo-dev/ordo/eventually"
+	"github.com/ordo-dev/ordo/smalldisk"
 )
 
 // TestDiskFullAnswersResourceExhausted: an append refused because the disk
@@ -22,11 +21,7 @@ import (
 // adapter's ErrUnavailable, "disk full" in the message), and appends
 // through the same connection succeed again once space is freed.
 func TestDiskFullAnswersResourceExhausted(t *testing.T) {
-	disk := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", disk).CombinedOutput(); err != nil {
-		t.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() { exec.Command("umount", disk).Run() })
+	disk := smalldisk.Mount(t, 48<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := esdbserver.Start(ctx, esdbserver.Config{DataDir: filepath.Join(disk, "es"), Listen: "127.0.0.1:0"})
@@ -47,7 +42,7 @@ func TestDiskFullAnswersResourceExhausted(t *testing.T) {
 		t.Fatal(err)
 	}
 	filler := filepath.Join(disk, "filler")
-	leaveFree(t, filler, disk, 10<<20)
+	smalldisk.LeaveFree(t, filler, 10<<20)
 	var refused error
 	for n := 1; refused == nil; n++ {
 		if refused = appendOne(n); refused == nil {
@@ -63,21 +58,4 @@ func TestDiskFullAnswersResourceExhausted(t *testing.T) {
 		n++
 		return appendOne(n)
 	})
-}
-
-// leaveFree allocates path so that about free bytes stay free on dir's disk.
-func leaveFree(tb testing.TB, path, dir string, free int64) {
-	tb.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		tb.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)-free); err != nil {
-		tb.Fatal(err)
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
+	"github.com/ordo-dev/ordo/projections"
 )
 
 // Several `ordo serve` instances on one NATS, one event store and one
@@ -24,6 +25,51 @@ import (
 // refuses the second decision on stale stock, which is decided again on
 // fresh stock.
 const leaseWriter = "saga-and-stock"
+
+// leaseProjections is the lease under which the read models shared in one
+// PostgreSQL database are kept current: the holder applies the events, the
+// others follow its checkpoint on standby and take over as for
+// leaseWriter. Each batch is fenced by the checkpoint in the database
+// itself, so a holder that lost the lease without noticing cannot apply an
+// event twice; the lease spares the database the work of the runners whose
+// batches would be rolled back. Read models in SQLite are each instance's
+// own file, kept current by each instance, without a lease.
+const leaseProjections = "projections"
+
+// projectionsGate is the read models' gate: the lease leaseProjections
+// when they are shared (PostgreSQL) by instances sharing an external NATS,
+// else none.
+func (s *Service) projectionsGate(cfg Config) projections.Gate {
+	if cfg.NATSURL == "" || !projections.IsPostgresDSN(cfg.ReadModelDSN) || s.leases == nil {
+		return nil
+	}
+	holder := holderName(cfg.DataDir)
+	return func(ctx context.Context, run func(context.Context) error) error {
+		return s.leases.Hold(ctx, leaseProjections, holder, func(current string) {
+			s.projectionsHolder.Store(&current)
+		}, func(ctx context.Context, _ *ordonats.Lease) error {
+			s.projectionsHolder.Store(nil)
+			return run(ctx)
+		})
+	}
+}
+
+// projectionsState is the read models' part of /readyz.
+func (s *Service) projectionsState(st projections.Status) string {
+	switch {
+	case st.Error != "" && st.Resuming:
+		return "down: " + st.Error + "; retrying"
+	case st.Error != "":
+		return "down: " + st.Error
+	case st.Standby:
+		holder := "another instance"
+		if h := s.projectionsHolder.Load(); h != nil {
+			holder = *h
+		}
+		return stateStandby + ": the lease " + leaseProjections + " is held by " + holder
+	}
+	return stateUp
+}
 
 // holderName names this instance in the lease bucket: the host and the
 // data directory, which no other running instance shares (the directory is

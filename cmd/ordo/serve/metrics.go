@@ -196,7 +196,9 @@ func (s *Service) projectionPart() scrapePart {
 	lagPos := prometheus.NewDesc("ordo_projection_lag_positions", "$all positions the read models are behind the event store's head.", nil, nil)
 	lagSec := prometheus.NewDesc("ordo_projection_lag_seconds", "Age of the last event the read models applied while they are behind the head (0 when caught up).", nil, nil)
 	pos := prometheus.NewDesc("ordo_projection_position", "$all position up to which the read models applied every event.", nil, nil)
-	return scrapePart{name: "projection", descs: []*prometheus.Desc{lagPos, lagSec, pos},
+	standby := prometheus.NewDesc("ordo_projection_standby", "1 while another instance keeps the shared read models current (it holds the projections lease).", nil, nil)
+	fenced := prometheus.NewDesc("ordo_projection_fenced_batches_total", "Read-model batches rolled back because another instance had advanced the checkpoint first.", nil, nil)
+	return scrapePart{name: "projection", descs: []*prometheus.Desc{lagPos, lagSec, pos, standby, fenced},
 		collect: func(ctx context.Context, ch chan<- prometheus.Metric) error {
 			if _, err := s.store.Head(ctx); err != nil {
 				return err // the runner's lag would read 0 without the head
@@ -209,6 +211,8 @@ func (s *Service) projectionPart() scrapePart {
 			ch <- gauge(lagPos, float64(st.LagEvents))
 			ch <- gauge(lagSec, st.LagSeconds)
 			ch <- gauge(pos, float64(st.Position))
+			ch <- gauge(standby, b2f(st.Standby))
+			ch <- counter(fenced, float64(st.Fenced))
 			return nil
 		}}
 }

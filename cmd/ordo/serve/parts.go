@@ -134,15 +134,7 @@ func (s *Service) Readiness(ctx context.Context) Readiness {
 	}
 	if s.reads != nil {
 		_, r := s.reads.Current()
-		st := r.Status(ctx)
-		switch {
-		case st.Error != "" && st.Resuming:
-			parts[partProjections] = "down: " + st.Error + "; retrying"
-		case st.Error != "":
-			parts[partProjections] = "down: " + st.Error
-		default:
-			parts[partProjections] = stateUp
-		}
+		parts[partProjections] = s.projectionsState(r.Status(ctx))
 	}
 	parts[partTimers] = s.timersState(ctx)
 	ready := true

@@ -53,8 +53,8 @@ type Config struct {
 	// event store answer, before the service stops with its cause (see
 	// supervise.go); 0 restarts it forever.
 	GiveUpAfter time.Duration
-	// LeaseTTL is how long the lease of the saga and stock writer lasts
-	// unless renewed (default 5s): a standby instance takes over within
+	// LeaseTTL is how long a lease (the saga and stock writer's; the shared read models'
+	// projections') lasts unless renewed (default 5s): a standby instance takes over within
 	// about this much of the holder's death. Every instance must use the same.
 	LeaseTTL time.Duration
 	// TracerProvider records the commands' traces (tracing.go); nil
@@ -92,14 +92,17 @@ type Service struct {
 	stockSub     *natsgo.Subscription
 	sagaRun      *handle
 	leases       *ordonats.Leases
-	stockClient  func() (*ordonats.Client, error) // reaches the writer of the stock from a standby
-	saga         *commands.Saga
-	lock         *datadir.Lock        // the data directory's, released last
-	rates        *commandRate         // commands answered, for the operator's page
-	callbacks    callbacksig.Verifier // checks payment callbacks' signatures
-	adminToken   []byte               // what /v1/admin/* requires
-	metrics      *metrics             // GET /metrics (metrics.go)
-	closing      atomic.Bool          // Shutdown has begun: parts stopping now are not failing
+	// projectionsHolder names the instance holding leaseProjections while
+	// this one stands by (nil otherwise).
+	projectionsHolder atomic.Pointer[string]
+	stockClient       func() (*ordonats.Client, error) // reaches the writer of the stock from a standby
+	saga              *commands.Saga
+	lock              *datadir.Lock        // the data directory's, released last
+	rates             *commandRate         // commands answered, for the operator's page
+	callbacks         callbacksig.Verifier // checks payment callbacks' signatures
+	adminToken        []byte               // what /v1/admin/* requires
+	metrics           *metrics             // GET /metrics (metrics.go)
+	closing           atomic.Bool          // Shutdown has begun: parts stopping now are not failing
 }
 
 // Start starts every part, or nothing: on error, what was started is stopped.
@@ -235,10 +238,13 @@ func (s *Service) startStore(ctx context.Context, cfg Config) error {
 }
 
 // startProjections opens the read models (SQLite files in the data
-// directory) and keeps them up to date in the background.
+// directory, or a PostgreSQL database) and keeps them up to date in the
+// background: all along, or while this instance holds leaseProjections
+// (see projectionsGate).
 func (s *Service) startProjections(ctx context.Context, cfg Config) error {
 	src := ProjectionSource{Store: s.store, Tracer: tracerOf(cfg.TracerProvider)}
-	m, err := projections.OpenManagerDSN(ctx, cfg.ReadModelDSN, cfg.DataDir, src, cfg.Logger)
+	m, err := projections.OpenManagerConfig(ctx, projections.ManagerConfig{
+		DSN: cfg.ReadModelDSN, Dir: cfg.DataDir, Source: src, Logger: cfg.Logger, Gate: s.projectionsGate(cfg)})
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,70 +12,8 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/eventually"
+	"github.com/ordo-dev/ordo/smalldisk"
 )
-
-// smallDisk mounts a tmpfs of size bytes and returns its path; it is
-// unmounted at cleanup. Without the right to mount, the test is skipped.
-func smallDisk(tb testing.TB, size int64) string {
-	tb.Helper()
-	dir := tb.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		tb.Skipf("needs to mount a small tmpfs (root): %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	tb.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			tb.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-func freeBytes(tb testing.TB, dir string) int64 {
-	tb.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		tb.Fatal(err)
-	}
-	return int64(st.Bavail) * int64(st.Bsize)
-}
-
-// fill allocates a file in dir that leaves about leave bytes free, and
-// returns its path.
-func fill(tb testing.TB, dir string, leave int64) string {
-	tb.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	grow := freeBytes(tb, dir) - leave
-	if grow <= 0 {
-		return path
-	}
-	// Page by page from the end: the last pages may not fit exactly.
-	for grow > 0 {
-		n := min(grow, 1<<20)
-		if err := syscall.Fallocate(int(f.Fd()), 0, fi.Size(), n); err != nil {
-			if errors.Is(err, syscall.ENOSPC) && n > 4096 {
-				grow = n / 2
-				continue
-			}
-			if errors.Is(err, syscall.ENOSPC) {
-				break
-			}
-			tb.Fatal(err)
-		}
-		fi, _ = f.Stat()
-		if fi.Size() == 0 { // fallocate without KEEP_SIZE grows the file
-			tb.Fatal("fallocate did not grow the filler")
-		}
-		grow -= n
-	}
-	return path
-}
 
 func bigEvent(n, size int) []ProposedEvent {
 	return []ProposedEvent{{ID: id(n), Type: "Big", Data: make([]byte, size)}}
@@ -103,13 +40,14 @@ func appendUntil(tb testing.TB, s *Store, stream string, cond func(error) bool) 
 // reserve, appends fail with ErrDiskFull and change nothing, reads go on,
 // and appends resume by themselves once space is freed.
 func TestAppendsRefusedBelowTheReserve(t *testing.T) {
-	disk := smallDisk(t, 48<<20)
+	disk := smalldisk.Mount(t, 48<<20)
 	s := openTest(t, filepath.Join(disk, "es"))
 	ctx := context.Background()
 	if _, err := s.Append(ctx, "before", Expected{}, events(0, 10)); err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, disk, 10<<20) // below the 16 MiB reserve
+	filler := filepath.Join(disk, "filler")
+	smalldisk.LeaveFree(t, filler, 10<<20) // below the 16 MiB reserve
 	err := appendUntil(t, s, "during", func(err error) bool { return err != nil })
 	if !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("append with 10 MiB free: got %v, want ErrDiskFull", err)
@@ -141,7 +79,7 @@ func TestAppendsRefusedBelowTheReserve(t *testing.T) {
 // back, the write succeeds and is acknowledged, and later appends are
 // refused instead of crashing the process.
 func TestEngineOutOfSpaceUsesTheBallast(t *testing.T) {
-	disk := smallDisk(t, 48<<20)
+	disk := smalldisk.Mount(t, 48<<20)
 	dir := filepath.Join(disk, "es")
 	s, err := Open(dir, Options{diskCheckEvery: time.Hour}) // the guard keeps its first figure
 	if err != nil {
@@ -152,7 +90,8 @@ func TestEngineOutOfSpaceUsesTheBallast(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, ballastFile)); err != nil {
 		t.Fatalf("no ballast after Open: %v", err)
 	}
-	filler := fill(t, disk, 0)
+	filler := filepath.Join(disk, "filler")
+	smalldisk.LeaveFree(t, filler, 0)
 	// Larger than the log's preallocated file: the engine must find new space.
 	res, err := s.Append(ctx, "big", Expected{}, bigEvent(1, 6<<20))
 	if err != nil {
@@ -186,7 +125,7 @@ func TestEngineOutOfSpaceUsesTheBallast(t *testing.T) {
 // serves reads, refuses appends, and takes them again once space is freed.
 // Without a ballast it says the disk is full instead of retrying forever.
 func TestOpenOnAFullDisk(t *testing.T) {
-	disk := smallDisk(t, 48<<20)
+	disk := smalldisk.Mount(t, 48<<20)
 	dir := filepath.Join(disk, "es")
 	s := openTest(t, dir)
 	ctx := context.Background()
@@ -198,7 +137,8 @@ func TestOpenOnAFullDisk(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, disk, 0)
+	filler := filepath.Join(disk, "filler")
+	smalldisk.LeaveFree(t, filler, 0)
 	s = openWithin(t, dir, 60*time.Second)
 	if got := readStream(t, s, "s-7"); len(got) != 1 {
 		t.Fatalf("read %d events of s-7 on a full disk, want 1", len(got))
@@ -223,7 +163,7 @@ func TestOpenOnAFullDisk(t *testing.T) {
 		s.Close()
 	}
 	os.Remove(filepath.Join(dir, ballastFile))
-	fill(t, disk, 0)
+	smalldisk.LeaveFree(t, filepath.Join(disk, "filler"), 0)
 	_, err := Open(dir, Options{})
 	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "free some space") {
 		t.Fatalf("Open on a full disk without a ballast: got %v, want ErrDiskFull saying what to do", err)
@@ -299,7 +239,7 @@ func diskUsed(tb testing.TB, dir string) int64 {
 // append gets the error (no panic), later writes are refused, reads go on,
 // Close returns, and the failed append is not there after a restart.
 func TestEngineWriteFailureIsReturned(t *testing.T) {
-	disk := smallDisk(t, 48<<20)
+	disk := smalldisk.Mount(t, 48<<20)
 	dir := filepath.Join(disk, "es")
 	s, err := Open(dir, Options{diskCheckEvery: time.Hour, Ballast: -1})
 	if err != nil {
@@ -309,7 +249,8 @@ func TestEngineWriteFailureIsReturned(t *testing.T) {
 	if _, err := s.Append(ctx, "a", Expected{}, events(0, 1)); err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, disk, 0)
+	filler := filepath.Join(disk, "filler")
+	smalldisk.LeaveFree(t, filler, 0)
 	if _, err := s.Append(ctx, "big", Expected{}, bigEvent(1, 100<<10)); err == nil || !strings.Contains(err.Error(), "refuses writes until the store is restarted") {
 		t.Fatalf("append on a disk full to the last byte, without a ballast: got %v", err)
 	}

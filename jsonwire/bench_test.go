@@ -1,4 +1,4 @@
-package fastjson
+package jsonwire
 
 import (
 	"encoding/json"
@@ -52,7 +52,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	for _, c := range []struct {
 		name   string
 		decode func(string, []byte, []byte) (domain.Event, error)
-	}{{"fastjson", DecodeEvent}, {"encoding_json", domain.DecodeEvent}} {
+	}{{"jsonwire", DecodeEvent}, {"encoding_json", domain.DecodeEvent}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
@@ -81,7 +81,7 @@ func BenchmarkDecodeMeta(b *testing.B) {
 	for _, c := range []struct {
 		name      string
 		unmarshal func([]byte, any) error
-	}{{"fastjson", Unmarshal}, {"encoding_json", json.Unmarshal}} {
+	}{{"jsonwire", Unmarshal}, {"encoding_json", json.Unmarshal}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -1,4 +1,4 @@
-package fastjson
+package jsonwire
 
 import "time"
 

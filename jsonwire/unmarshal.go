@@ -1,4 +1,4 @@
-// Package fastjson reads JSON into Go structs the way encoding/json does,
+// Package jsonwire reads JSON into Go structs the way encoding/json does,
 // but without reflecting on every value, for the JSON Ordo reads most: event
 // payloads and metadata, and the stock API's messages.
 //
@@ -13,7 +13,7 @@
 //
 // Package domain does not import it: the event codec is handed Unmarshal
 // (see NewCodec), so the domain knows nothing of how JSON is read.
-package fastjson
+package jsonwire
 
 import (
 	"encoding/json"

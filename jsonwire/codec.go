@@ -1,4 +1,4 @@
-package fastjson
+package jsonwire
 
 import "github.com/ordo-dev/ordo/domain"
 
