@@ -36,10 +36,8 @@ func TestCluster(t *testing.T) {
 	}{
 		{"lifecycle through both instances", lifecycleScenario},
 		{"kill an ordo instance and start it again", killOrdoScenario},
-		{"restart the event store", storeRestartScenario},
-		// Last: with one replica per stream, losing the node that holds
-		// one stops the system until it returns.
 		{"kill a NATS node, partition another and heal", natsFaultsScenario},
+		{"restart the event store", storeRestartScenario},
 	} {
 		ok := t.Run(sc.name, func(t *testing.T) {
 			defer c.use(t)()
@@ -113,6 +111,11 @@ func natsFaultsScenario(t *testing.T, c *cluster, l *load) {
 	inFlight, pause := l.recovery(t, at, progress)
 	c.report(t, "docker kill of one of 3 NATS nodes", inFlight, pause)
 	c.start(c.nats[0])
+	// Before another node is cut off, this one must have caught up:
+	// otherwise only one of three copies would be current and the streams
+	// would have no quorum.
+	current := c.awaitNATSCurrent(c.nats[0], 2*time.Minute)
+	t.Logf("recovery: the killed NATS node was current with the cluster %s after docker start", current.Round(time.Millisecond))
 	l.awaitProgress(t, progress, "with the killed NATS node back")
 
 	at = time.Now()
@@ -121,9 +124,11 @@ func natsFaultsScenario(t *testing.T, c *cluster, l *load) {
 	c.report(t, "partition of one of 3 NATS nodes (docker network disconnect)", inFlight, pause)
 	at = time.Now()
 	c.connectNode(c.nats[1])
-	c.broken = false
 	inFlight, pause = l.recovery(t, at, progress)
 	c.report(t, "the partitioned NATS node healed", inFlight, pause)
+	c.awaitNATSCurrent(c.nats[1], 2*time.Minute)
+	c.broken = false
+	t.Logf("recovery: the partitioned NATS node was current with the cluster %s after the heal", time.Since(at).Round(time.Millisecond))
 }
 
 // storeRestartScenario: `docker restart` of the event store container.

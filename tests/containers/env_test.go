@@ -3,7 +3,6 @@
 package containers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,10 +43,6 @@ const (
 var (
 	provider   *testcontainers.DockerProvider
 	skipReason string
-	// replicasFlag is what `ordo serve` is given for 3 JetStream replicas,
-	// or nothing when the binary has no such flag yet (then the streams
-	// have one replica, on one node of the cluster).
-	replicasFlag []string
 )
 
 func TestMain(m *testing.M) {
@@ -149,12 +144,6 @@ func buildImages(ctx context.Context) error {
 		if err := buildImage(ctx, dir, b.tag); err != nil {
 			return err
 		}
-	}
-	help, _ := exec.CommandContext(ctx, filepath.Join(tmp, "ordo", "ordo"), "serve", "-h").CombinedOutput()
-	if bytes.Contains(help, []byte("-nats-replicas")) {
-		replicasFlag = []string{"--nats-replicas", "3"}
-	} else {
-		fmt.Println("containers: ordo serve has no --nats-replicas: the streams have one replica, on one NATS node")
 	}
 	return buildPostgres(ctx, root)
 }
@@ -260,7 +249,7 @@ func startCluster(t *testing.T) *cluster {
 		name := fmt.Sprintf("nats%d", i+1)
 		c.nats[i] = c.run(ctx, name, natsImage, []string{"--jetstream", "--store_dir", "/data",
 			"--server_name", name, "--cluster_name", "ordo", "--cluster", "nats://0.0.0.0:6222",
-			"--routes", natsRoutes, "--no_advertise"}, container.RestartPolicyDisabled, "4222/tcp")
+			"--routes", natsRoutes, "--no_advertise", "--http_port", "8222"}, container.RestartPolicyDisabled, "4222/tcp", "8222/tcp")
 	}
 	c.store = c.run(ctx, "eventstore", ordoImage, []string{"eventstore", "serve", "--listen", "0.0.0.0:2113", "--data", "/data/eventstore",
 		// No TLS and no admin password on the tests' private network, as
@@ -294,11 +283,11 @@ func (c *cluster) restarts(n *node) int {
 	return res.Container.RestartCount
 }
 
-// ordoServe is the command of an Ordo instance on the shared cluster.
+// ordoServe is the command of an Ordo instance on the shared cluster:
+// every stream and bucket on the 3 NATS nodes, as docker-compose.yml runs it.
 func ordoServe() []string {
-	cmd := []string{"serve", "--data", "/data", "--http", "0.0.0.0:8080",
-		"--nats-url", natsURLs, "--esdb-url", esdbURL, "--readmodel-dsn", pgDSN}
-	return append(cmd, replicasFlag...)
+	return []string{"serve", "--data", "/data", "--http", "0.0.0.0:8080",
+		"--nats-url", natsURLs, "--nats-replicas", "3", "--esdb-url", esdbURL, "--readmodel-dsn", pgDSN}
 }
 
 // run starts a container on the private network under its name, with a
@@ -469,6 +458,24 @@ func (c *cluster) awaitPart(n *node, part, state string, within time.Duration) t
 		time.Sleep(50 * time.Millisecond)
 	}
 	return -1
+}
+
+// awaitNATSCurrent waits for a NATS node's /healthz, which answers 200 once
+// the node is connected to the cluster and its copy of every stream and
+// consumer is current, and returns how long that took.
+func (c *cluster) awaitNATSCurrent(n *node, within time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	hc := http.Client{Timeout: 2 * time.Second}
+	waitFor(c.t, within, n.name+" current with the cluster (/healthz)", func() bool {
+		resp, err := hc.Get("http://" + n.addr("8222/tcp") + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return time.Since(start)
 }
 
 // kill is `docker kill`: SIGKILL, no shutdown.
