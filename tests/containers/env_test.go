@@ -326,9 +326,15 @@ func (c *cluster) run(ctx context.Context, name, image string, cmd []string, res
 	return n
 }
 
+// dumpLogs logs a container's last lines and keeps its whole log in a file
+// (the container is removed at the end) for what came before them.
 func (c *cluster) dumpLogs(n *node) {
-	out, _ := exec.Command("docker", "logs", "--tail", "40", n.c.GetContainerID()).CombinedOutput()
-	c.t.Logf("last lines of %s:\n%s", n.name, out)
+	out, _ := exec.Command("docker", "logs", "--timestamps", n.c.GetContainerID()).CombinedOutput()
+	file := filepath.Join(os.TempDir(), c.prefix+n.name+".log")
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		file = fmt.Sprintf("not kept: %v", err)
+	}
+	c.t.Logf("last lines of %s (whole log: %s):\n%s", n.name, file, tailLines(string(out), 40))
 }
 
 func freePort(t *testing.T) int {
@@ -460,20 +466,51 @@ func (c *cluster) awaitPart(n *node, part, state string, within time.Duration) t
 	return -1
 }
 
-// awaitNATSCurrent waits for a NATS node's /healthz, which answers 200 once
-// the node is connected to the cluster and its copy of every stream and
-// consumer is current, and returns how long that took.
-func (c *cluster) awaitNATSCurrent(n *node, within time.Duration) time.Duration {
+// awaitNATSWhole waits until every NATS node answers /healthz (its copy
+// of every stream and consumer is current) and has routes to both others,
+// and returns how long that took. A node can be current through one peer
+// while its route to the other is still being retried (their names are
+// resolved by Docker's DNS, which times out under load); cutting that peer
+// off then leaves two nodes that do not see each other and no quorum.
+func (c *cluster) awaitNATSWhole(within time.Duration) time.Duration {
 	c.t.Helper()
 	start := time.Now()
 	hc := http.Client{Timeout: 2 * time.Second}
-	waitFor(c.t, within, n.name+" current with the cluster (/healthz)", func() bool {
-		resp, err := hc.Get("http://" + n.addr("8222/tcp") + "/healthz")
-		if err != nil {
-			return false
+	waitFor(c.t, within, "every NATS node current (/healthz) and routed to both others (/routez)", func() bool {
+		for _, n := range c.nats {
+			resp, err := hc.Get("http://" + n.addr("8222/tcp") + "/healthz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return false
+			}
+			resp, err = hc.Get("http://" + n.addr("8222/tcp") + "/routez")
+			if err != nil {
+				return false
+			}
+			var rz struct {
+				Routes []struct {
+					RemoteName string `json:"remote_name"`
+				} `json:"routes"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&rz)
+			resp.Body.Close()
+			if err != nil {
+				return false
+			}
+			peers := map[string]bool{}
+			for _, r := range rz.Routes {
+				if r.RemoteName != n.name {
+					peers[r.RemoteName] = true
+				}
+			}
+			if len(peers) < len(c.nats)-1 {
+				return false
+			}
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return true
 	})
 	return time.Since(start)
 }
