@@ -112,10 +112,9 @@ func natsFaultsScenario(t *testing.T, c *cluster, l *load) {
 	inFlight, pause := l.recovery(t, at, progress)
 	c.report(t, "docker kill of one of 3 NATS nodes", inFlight, pause)
 	c.start(c.nats[0])
-	// Before another node is cut off, this one must have caught up and
-	// be routed to both others:
-	// otherwise only one of three copies would be current and the streams
-	// would have no quorum.
+	// Before another node is cut off, this one must have caught up and be
+	// routed to both others: otherwise the two left would not make a
+	// quorum and the streams would stall.
 	whole := c.awaitNATSWhole(2 * time.Minute)
 	t.Logf("recovery: the killed NATS node was current and routed to both others %s after docker start", whole.Round(time.Millisecond))
 	l.awaitProgress(t, progress, "with the killed NATS node back")
