@@ -364,7 +364,9 @@ func (c *cluster) connect(ctx context.Context) {
 	}
 	var err error
 	c.nc, err = natsgo.Connect(strings.Join(urls, ","), natsgo.MaxReconnects(-1), natsgo.ReconnectWait(250*time.Millisecond),
-		natsgo.RetryOnFailedConnect(true))
+		natsgo.RetryOnFailedConnect(true),
+		// As ordo serve does: leave a partitioned node within seconds.
+		natsgo.PingInterval(2*time.Second), natsgo.MaxPingsOutstanding(3))
 	if err != nil {
 		t.Fatalf("connect to the NATS cluster: %v", err)
 	}
