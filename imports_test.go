@@ -38,7 +38,7 @@ var everything = []string{"*"}
 // lives in cmd/ordo/serve, so adapters (eventstore, nats, projections)
 // never import each other.
 var rules = []rule{
-	{group: "", why: "the module's root holds only this test"},
+	{group: "", why: "the module's root holds only tests of the whole module (this one, the README's package table)"},
 	{group: "domain", thirdParty: []string{"github.com/looplab/fsm"},
 		why: "the order lifecycle: standard library and looplab/fsm only (domain/deps_test.go also bans net and SQL); " +
 			"IDs are derived where they are used (a callback's idempotency key is domain's, its UUID nats.CallbackCommandID's, with google/uuid)"},

@@ -14,5 +14,5 @@ func (s *Saga) Step(ctx context.Context, orderID string, e StoredEvent) error {
 	if err != nil {
 		return err
 	}
-	return s.step(ctx, orderID, ev)
+	return s.step(ctx, s.timers, orderID, ev, timerOrigin{position: e.Position, traceParent: ev.Meta.TraceParent})
 }

@@ -22,11 +22,19 @@ import (
 // The request must decode and address the order it names; otherwise the
 // error is the *domain.Error Execute would answer with.
 func Fingerprint(req Request) (string, error) {
+	fp, _, err := FingerprintCommand(req)
+	return fp, err
+}
+
+// FingerprintCommand is Fingerprint that also returns the command it
+// decoded, for Request.Decoded.
+func FingerprintCommand(req Request) (string, domain.Command, error) {
 	cmd, err := parseRequest(req)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return fingerprintOf(req.CommandType, cmd)
+	fp, err := fingerprintOf(req.CommandType, cmd)
+	return fp, cmd, err
 }
 
 // fingerprintOf hashes the canonical form of a decoded command.

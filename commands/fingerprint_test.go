@@ -122,3 +122,40 @@ func TestCommandIDNamesOneCommandInItsOrder(t *testing.T) {
 		t.Fatalf("the order has %d events (%v), want 3", n, err)
 	}
 }
+
+// TestDecodedOnce: a request carrying the command FingerprintCommand
+// decoded (Request.Decoded) has the same fingerprint and the same outcome
+// as one decoded from its body, and is still held to the order it was
+// addressed to.
+func TestDecodedOnce(t *testing.T) {
+	svc := commands.New(serve.CommandStore{Store: openStore(t)}, commands.Options{})
+	ctx := context.Background()
+	order, other := uuid.NewString(), uuid.NewString()
+	place := request(t, "place-decoded", domain.PlaceOrder{Order: order, CustomerID: "c", Currency: "EUR", Lines: []domain.Line{{SKU: "s", Quantity: 2, UnitPrice: 5}}})
+	want, err := commands.Fingerprint(place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, decoded, err := commands.FingerprintCommand(place)
+	if err != nil || fp != want {
+		t.Fatalf("FingerprintCommand = %q, %v; want %q", fp, err, want)
+	}
+	if p, ok := decoded.(domain.PlaceOrder); !ok || p.Order != order || len(p.Lines) != 1 || p.Lines[0].Quantity != 2 {
+		t.Fatalf("decoded %#v, want the PlaceOrder of order %s", decoded, order)
+	}
+	place.Fingerprint, place.Decoded = fp, decoded
+	first := svc.Execute(ctx, place)
+	if first.Err != nil || len(first.Events) != 1 || first.Events[0] != domain.EvtOrderPlaced {
+		t.Fatalf("PlaceOrder with its decoded command: %+v", first)
+	}
+	place.Decoded = nil // the same command, decoded from its body: its first outcome
+	if again := svc.Execute(ctx, place); again.Err != nil || !again.Duplicate || again.Revision != first.Revision {
+		t.Fatalf("the same command decoded from its body: %+v, want a duplicate of %+v", again, first)
+	}
+	misrouted := request(t, "cancel-decoded", domain.CancelOrder{Order: order, Reason: "r"})
+	_, misrouted.Decoded, _ = commands.FingerprintCommand(misrouted)
+	misrouted.OrderID = other
+	if res := svc.Execute(ctx, misrouted); !errors.Is(res.Err, domain.ErrInvalidCommand) {
+		t.Fatalf("a decoded command addressed to another order: %v, want invalid_command", res.Err)
+	}
+}

@@ -21,7 +21,8 @@ import (
 //	OrderPlaced      → reserve every line (all or nothing; a partial success
 //	                   is released) → MarkStockReserved, or MarkStockRejected
 //	                   with out_of_stock (the order is cancelled)
-//	StockReserved    → start the payment timer (ExpirePayment at the deadline)
+//	StockReserved    → start the payment timer (ExpirePayment at the
+//	                   deadline; timers.go)
 //	PaymentSucceeded → stop the timer
 //	OrderCancelled,
 //	StockRejected    → release the order's stock, stop the timer
@@ -61,13 +62,6 @@ type Checkpoints interface {
 	Save(ctx context.Context, position uint64) error
 }
 
-// PaymentTimers schedule the ExpirePayment command of an order. Schedule
-// replaces an earlier timer of the order; Cancel of no timer is no error.
-type PaymentTimers interface {
-	Schedule(ctx context.Context, cmd domain.ExpirePayment, commandID string) error
-	Cancel(ctx context.Context, orderID string) error
-}
-
 // ErrCheckpointFenced: the saga's checkpoint was claimed by another
 // instance that runs the saga now; this one stops.
 var ErrCheckpointFenced = errors.New("another instance runs the saga now: its checkpoint was claimed")
@@ -88,20 +82,27 @@ type SagaOptions struct {
 	// Tracer: a span per order event handled, continuing the trace of the
 	// command that decided it (the event's traceparent); default none.
 	Tracer Tracer
+	// TimerCheckpoints keep how far back the payment timers still pending
+	// were started (timers.go), so a restart rebuilds them; nil: a restart
+	// rebuilds only the timers of events after the saga's checkpoint.
+	TimerCheckpoints Checkpoints
+	// Clock tells the payment timers the time; default time.Now.
+	Clock func() time.Time
 }
 
 // Saga is the order saga. Run it with Run.
 type Saga struct {
-	orders *Service
-	stock  *StockService
-	timers PaymentTimers
-	src    SagaSource
-	cps    Checkpoints
-	opts   SagaOptions
-	log    *slog.Logger
+	orders   *Service
+	stock    *StockService
+	timeouts PaymentTimeouts
+	src      SagaSource
+	cps      Checkpoints
+	opts     SagaOptions
+	log      *slog.Logger
 
 	mu     sync.Mutex
 	status SagaStatus
+	timers *timerSchedule // this run's; replaced when Run starts again
 }
 
 // SagaStatus is how far the saga is, for operators.
@@ -119,6 +120,18 @@ type SagaStatus struct {
 	Updated  time.Time `json:"updated_at"`
 }
 
+// PendingTimers is the number of payment timers that have neither fired
+// nor been stopped (0 while the saga does not run here).
+func (s *Saga) PendingTimers() int {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	ts := s.timers
+	s.mu.Unlock()
+	return ts.pending()
+}
+
 // Status reports the saga's progress.
 func (s *Saga) Status() SagaStatus {
 	s.mu.Lock()
@@ -134,7 +147,9 @@ func (s *Saga) note(f func(*SagaStatus)) {
 }
 
 // NewSaga returns the saga over the order and stock services.
-func NewSaga(orders *Service, stock *StockService, timers PaymentTimers, src SagaSource, cps Checkpoints, opts SagaOptions) *Saga {
+// timeouts sends the ExpirePayment of an order whose payment timer is due
+// (nil: timers never fire).
+func NewSaga(orders *Service, stock *StockService, timeouts PaymentTimeouts, src SagaSource, cps Checkpoints, opts SagaOptions) *Saga {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,7 +162,11 @@ func NewSaga(orders *Service, stock *StockService, timers PaymentTimers, src Sag
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = time.Second
 	}
-	return &Saga{orders: orders, stock: stock, timers: timers, src: src, cps: cps, opts: opts, log: opts.Logger}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	return &Saga{orders: orders, stock: stock, timeouts: timeouts, src: src, cps: cps, opts: opts, log: opts.Logger,
+		timers: newTimerSchedule()}
 }
 
 // CheckpointAheadError: a checkpoint is beyond the event store's head.
@@ -187,11 +206,38 @@ func (s *Saga) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("saga checkpoint: %w", err)
 	}
-	feed, err := s.src.SubscribeOrderEvents(ctx, from)
+	// The timers of this run are rebuilt from the events between the
+	// timers' checkpoint and the saga's (timers only), then kept by the
+	// events after it.
+	replayFrom, err := s.timersFrom(ctx, from)
+	if err != nil {
+		return err
+	}
+	timers := newTimerSchedule()
+	s.mu.Lock()
+	s.timers = timers
+	s.mu.Unlock()
+	defer func() {
+		// Stopped, the saga keeps no timers here: the next run (here or
+		// on another instance) rebuilds them.
+		s.mu.Lock()
+		s.timers = newTimerSchedule()
+		s.mu.Unlock()
+	}()
+	feed, err := s.src.SubscribeOrderEvents(ctx, replayFrom)
 	if err != nil {
 		return fmt.Errorf("saga subscription: %w", err)
 	}
 	defer feed.Close()
+	if s.timeouts != nil {
+		fireCtx, stopFiring := context.WithCancel(ctx)
+		firing := make(chan struct{})
+		go func() {
+			defer close(firing)
+			timers.run(fireCtx, s.opts.Clock, s.fire, s.log)
+		}()
+		defer func() { stopFiring(); <-firing }()
+	}
 
 	s.note(func(st *SagaStatus) {
 		st.Running, st.Error, st.Saved, st.Position = true, "", from, max(st.Position, from)
@@ -208,15 +254,22 @@ func (s *Saga) Run(ctx context.Context) error {
 		go func(in chan sagaJob) {
 			defer wg.Done()
 			for j := range in {
-				s.handle(workCtx, ctx, j)
+				s.handle(workCtx, ctx, timers, j)
 				w.done(j.seq)
 				s.note(func(st *SagaStatus) { st.Handled++; st.InFlight--; st.Position = max(st.Position, w.position()) })
 			}
 		}(lanes[i])
 	}
-	saved := from
+	saved, timersSaved := from, replayFrom
 	save := func(c context.Context) error {
-		if pos := w.position(); pos > saved {
+		pos := w.position()
+		// The timers' checkpoint first: saved before the saga's, it is
+		// there whenever the saga's is, and a restart between the two
+		// starts from the lower of them.
+		if err := s.saveTimers(c, timers, max(pos, saved), &timersSaved); err != nil {
+			return err
+		}
+		if pos > saved {
 			if err := s.cps.Save(c, pos); err != nil {
 				if errors.Is(err, ErrCheckpointFenced) {
 					return err
@@ -253,6 +306,13 @@ loop:
 	for {
 		select {
 		case it := <-items:
+			if it.Position <= from && replayFrom < from {
+				// Handled before the restart: only its timer is rebuilt.
+				if it.Event != nil {
+					s.replayTimer(timers, it)
+				}
+				continue
+			}
 			if it.Event == nil {
 				w.skip(it.Position)
 				s.note(func(st *SagaStatus) { st.Position = max(st.Position, w.position()) })
@@ -308,7 +368,7 @@ type sagaJob struct {
 // handle runs one step until it succeeds, retrying transient failures,
 // or until the saga stops (stop is the Run context; work outlives it
 // only to finish a step cleanly).
-func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
+func (s *Saga) handle(ctx, stop context.Context, timers *timerSchedule, j sagaJob) {
 	if !domain.IsCanonicalOrderID(j.orderID) {
 		// A stream named with another spelling of an order ID (written before
 		// order IDs were made canonical): no command can address it, and
@@ -321,10 +381,10 @@ func (s *Saga) handle(ctx, stop context.Context, j sagaJob) {
 		s.log.Error("saga: an order event cannot be decoded; skipped", "order", j.orderID, "revision", j.event.Revision, "err", err)
 		return
 	}
-	ctx, _, end := tracerOr(s.opts.Tracer).Start(ctx, "saga "+ev.Type, ev.Meta.TraceParent)
+	ctx, tp, end := tracerOr(s.opts.Tracer).Start(ctx, "saga "+ev.Type, ev.Meta.TraceParent)
 	err = retry.Do(stop, sagaRetry, func(_ context.Context, attempt int) error {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.step(sctx, j.orderID, ev)
+		err := s.step(sctx, timers, j.orderID, ev, timerOrigin{position: j.event.Position, traceParent: tp})
 		cancel()
 		if err == nil || stop.Err() != nil {
 			return retry.Permanent(err) // stopped: not checkpointed, repeated after the restart

@@ -13,25 +13,17 @@ import (
 	"github.com/ordo-dev/ordo/domain"
 )
 
-// step is the saga's reaction to one order event.
-func (s *Saga) step(ctx context.Context, orderID string, ev domain.Event) error {
+// step is the saga's reaction to one order event; at is where the event
+// is, for a timer it starts.
+func (s *Saga) step(ctx context.Context, timers *timerSchedule, orderID string, ev domain.Event, at timerOrigin) error {
+	s.timerStep(timers, orderID, ev, at)
 	switch d := ev.Data.(type) {
 	case domain.OrderPlaced:
 		if s.opts.ManualStock {
 			return nil
 		}
 		return s.reserve(ctx, orderID, d.Lines, ev.Meta)
-	case domain.StockReserved:
-		deadline := ev.Meta.OccurredAt.Add(s.opts.PaymentTimeout)
-		return s.timers.Schedule(ctx, domain.ExpirePayment{Order: orderID, Deadline: deadline}, stepID(orderID, "expire-payment"))
-	case domain.PaymentSucceeded:
-		if !d.Late && !d.Extra {
-			s.cancelTimer(ctx, orderID)
-		}
 	case domain.OrderCancelled, domain.StockRejected:
-		if _, rejected := d.(domain.StockRejected); !rejected {
-			s.cancelTimer(ctx, orderID) // a rejected order never had a timer
-		}
 		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.ReleaseStock{SKU: sku, OrderID: orderID} })
 	case domain.OrderRefunded:
 		// Fully refunded while paid and not shipped, the order is over: its
@@ -42,14 +34,6 @@ func (s *Saga) step(ctx context.Context, orderID string, ev domain.Event) error 
 		return s.settle(ctx, orderID, ev.Meta, func(sku string) domain.StockCommand { return domain.CommitStock{SKU: sku, OrderID: orderID} })
 	}
 	return nil
-}
-
-func (s *Saga) cancelTimer(ctx context.Context, orderID string) {
-	// Best effort: a timer that fires anyway meets a paid or cancelled
-	// order, which the lifecycle refuses to expire.
-	if err := s.timers.Cancel(ctx, orderID); err != nil {
-		s.log.Warn("saga: cancelling the payment timer failed (harmless)", "order", orderID, "err", err)
-	}
 }
 
 // stepID is the deterministic command ID of a saga step for an order, so a

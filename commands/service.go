@@ -38,6 +38,10 @@ type Request struct {
 	// TraceParent is the W3C traceparent of the span the command continues
 	// when ctx carries none (see Tracer); empty: ctx's span, or none.
 	TraceParent string
+	// Decoded is Body as FingerprintCommand decoded it, so a transport
+	// that fingerprints a command does not have it decoded twice; nil:
+	// Execute decodes Body.
+	Decoded domain.Command
 }
 
 // Result is the outcome of a command. Exactly one of Err or the success
@@ -197,9 +201,12 @@ func parseRequest(req Request) (domain.Command, error) {
 	if req.CommandID == "" {
 		return nil, &domain.Error{Code: domain.CodeInvalidCommand, Field: "command_id", Message: "command ID is required"}
 	}
-	cmd, err := domain.DecodeCommand(req.CommandType, req.Body)
-	if err != nil {
-		return nil, err
+	cmd := req.Decoded
+	if cmd == nil {
+		var err error
+		if cmd, err = domain.DecodeCommand(req.CommandType, req.Body); err != nil {
+			return nil, err
+		}
 	}
 	// The transport's order ID (a NATS subject's) in any case names the
 	// order whose canonical ID the command carries (see domain.NormalizeOrderID).

@@ -207,6 +207,18 @@ func (c MarkStockRejected) Validate() error {
 	return checkText("reason", c.Reason, true)
 }
 
+// checkAmount checks a payment's or refund's amount, a positive number of
+// minor units, and its currency, which may be omitted (the order currency).
+func checkAmount(amount int64, currency string) error {
+	if amount <= 0 {
+		return invalid("amount", "must be a positive number of minor units, got %d", amount)
+	}
+	if currency != "" && !validCurrency(currency) {
+		return invalid("currency", "must be an ISO 4217 code such as EUR, got %q", currency)
+	}
+	return nil
+}
+
 func (c ConfirmPayment) Validate() error {
 	if err := checkOrderID(c.Order); err != nil {
 		return err
@@ -214,11 +226,8 @@ func (c ConfirmPayment) Validate() error {
 	if err := checkID("payment_id", c.PaymentID); err != nil {
 		return err
 	}
-	if c.Amount <= 0 {
-		return invalid("amount", "must be a positive number of minor units, got %d", c.Amount)
-	}
-	if c.Currency != "" && !validCurrency(c.Currency) {
-		return invalid("currency", "must be an ISO 4217 code such as EUR, got %q", c.Currency)
+	if err := checkAmount(c.Amount, c.Currency); err != nil {
+		return err
 	}
 	return checkText("provider", c.Provider, false)
 }
@@ -264,11 +273,8 @@ func (c RequestRefund) Validate() error {
 	if err := checkID("refund_id", c.RefundID); err != nil {
 		return err
 	}
-	if c.Amount <= 0 {
-		return invalid("amount", "must be a positive number of minor units, got %d", c.Amount)
-	}
-	if c.Currency != "" && !validCurrency(c.Currency) {
-		return invalid("currency", "must be an ISO 4217 code such as EUR, got %q", c.Currency)
+	if err := checkAmount(c.Amount, c.Currency); err != nil {
+		return err
 	}
 	return checkText("reason", c.Reason, true)
 }

@@ -309,7 +309,9 @@ func (c *Codec) Decode(eventType string, data, metadata []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode event: unknown event type %q", eventType)
 	}
 	var m wireMeta
-	if len(bytes.TrimSpace(metadata)) > 0 {
+	// Metadata almost always starts with '{'; only other input needs the
+	// scan for a payload that is all white space.
+	if len(metadata) > 0 && (metadata[0] == '{' || len(bytes.TrimSpace(metadata)) > 0) {
 		if err := c.unmarshal(metadata, &m); err != nil {
 			return Event{}, fmt.Errorf("decode %s metadata: %w", eventType, err)
 		}

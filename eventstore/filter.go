@@ -18,7 +18,7 @@ type Filter struct {
 
 // matcher is the filter as a predicate, for reads, which apply it in this
 // process (the official client's $all reads carry no filter).
-func (f Filter) matcher() (func(*RecordedEvent) bool, error) {
+func (f Filter) matcher() (func(stream, eventType string) bool, error) {
 	var re *regexp.Regexp
 	if pat := f.StreamRegex + f.EventTypeRegex; pat != "" {
 		var err error
@@ -26,16 +26,18 @@ func (f Filter) matcher() (func(*RecordedEvent) bool, error) {
 			return nil, fmt.Errorf("filter regex %q: %w", pat, err)
 		}
 	}
-	return func(e *RecordedEvent) bool {
+	// It takes the two names rather than the event: an event passed by
+	// pointer to a func value escapes, one heap copy per event read.
+	return func(stream, eventType string) bool {
 		switch {
 		case len(f.StreamPrefixes) > 0:
-			return hasPrefix(e.Stream, f.StreamPrefixes)
+			return hasPrefix(stream, f.StreamPrefixes)
 		case f.StreamRegex != "":
-			return re.MatchString(e.Stream)
+			return re.MatchString(stream)
 		case len(f.EventTypePrefixes) > 0:
-			return hasPrefix(e.Type, f.EventTypePrefixes)
+			return hasPrefix(eventType, f.EventTypePrefixes)
 		case f.EventTypeRegex != "":
-			return re.MatchString(e.Type)
+			return re.MatchString(eventType)
 		}
 		return true
 	}, nil

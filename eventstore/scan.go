@@ -170,7 +170,7 @@ func spacedBounds(ctx context.Context, start, head, step uint64, bounds chan<- u
 }
 
 // readRange reads the user events of r that match into r.out in batches.
-func (s *Store) readRange(ctx context.Context, r *scanRange, match func(*RecordedEvent) bool, size int, page uint64) error {
+func (s *Store) readRange(ctx context.Context, r *scanRange, match func(stream, eventType string) bool, size int, page uint64) error {
 	batch := make([]RecordedEvent, 0, size)
 	err := s.b.readAll(ctx, r.from, r.to, page, userEvents(match, func(e RecordedEvent) error {
 		if batch = append(batch, e); len(batch) == size {

@@ -184,9 +184,9 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, filter Filter, fn func
 
 // userEvents passes on to fn the events that are not system events and
 // that match.
-func userEvents(match func(*RecordedEvent) bool, fn func(RecordedEvent) error) func(RecordedEvent) error {
+func userEvents(match func(stream, eventType string) bool, fn func(RecordedEvent) error) func(RecordedEvent) error {
 	return func(e RecordedEvent) error {
-		if isSystemType(e.Type) || !match(&e) {
+		if isSystemType(e.Type) || !match(e.Stream, e.Type) {
 			return nil
 		}
 		return fn(e)

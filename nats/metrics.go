@@ -70,28 +70,3 @@ func Backlog(ctx context.Context, js jetstream.JetStream) (WorkerBacklog, error)
 	info := c.CachedInfo()
 	return WorkerBacklog{Pending: info.NumPending, AckPending: info.NumAckPending, Redelivered: info.NumRedelivered}, nil
 }
-
-// consumerTimerGauge counts the payment timers: a durable consumer over the
-// timers' subjects that nobody pulls from, so its pending count is the
-// number of timers stored (scheduled, not yet fired or cancelled), kept by
-// the server: asking costs one round trip however many timers there are.
-const consumerTimerGauge = "ordo-timer-gauge"
-
-// PendingTimers counts the payment timers that have neither fired nor
-// been cancelled.
-func PendingTimers(ctx context.Context, js jetstream.JetStream) (uint64, error) {
-	c, err := js.Consumer(ctx, StreamCommands, consumerTimerGauge)
-	if err != nil {
-		c, err = js.CreateOrUpdateConsumer(ctx, StreamCommands, jetstream.ConsumerConfig{
-			Durable:       consumerTimerGauge,
-			Description:   "counts Ordo's pending payment timers; never consumed",
-			FilterSubject: SubjectTimerPrefix + ">",
-			AckPolicy:     jetstream.AckNonePolicy,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
-		if err != nil {
-			return 0, fmt.Errorf("consumer %s: %w", consumerTimerGauge, err)
-		}
-	}
-	return c.CachedInfo().NumPending, nil
-}

@@ -31,6 +31,15 @@ type Executor interface {
 	Execute(ctx context.Context, cmd Command) Outcome
 }
 
+// Preparer is an Executor that reads a command once for both its
+// fingerprint and its execution: Prepare returns what Fingerprint would,
+// and execute, which runs the command it read as Execute would (given the
+// command with its Fingerprint set). The workers use it when the executor
+// has it.
+type Preparer interface {
+	Prepare(cmd Command) (fingerprint string, execute func(context.Context, Command) Outcome, err error)
+}
+
 // WorkerConfig tunes a Worker. The zero value is usable.
 type WorkerConfig struct {
 	Config
@@ -292,13 +301,13 @@ func (w *Worker) handle(ctx context.Context, l *lane, msg jetstream.Msg) {
 		w.finish(ctx, msg, cmd, replyTo, *bad, claim{})
 		return
 	}
-	cl, out := w.admit(ctx, &cmd)
+	cl, out, prepared := w.admit(ctx, &cmd)
 	if cl.answer != nil {
 		w.finish(ctx, msg, cmd, replyTo, *cl.answer, cl)
 		return
 	}
 	if !out.Retry {
-		out = w.execute(ctx, cmd)
+		out = w.executeWith(ctx, cmd, prepared)
 		if storeUnavailable(out) {
 			var ok bool
 			if out, ok = w.untilAvailable(ctx, l, msg, cmd, replyTo, out); !ok {
@@ -320,10 +329,17 @@ func (w *Worker) handle(ctx context.Context, l *lane, msg jetstream.Msg) {
 
 // admit fingerprints a command and records its command ID in the ledger
 // (see claim). It returns the claim, or an outcome that stops the command
-// before it runs: bad input, or a ledger that did not answer (Retry).
-func (w *Worker) admit(ctx context.Context, cmd *Command) (claim, Outcome) {
+// before it runs: bad input, or a ledger that did not answer (Retry); and
+// the executor's prepared execution of the command, if it has one.
+func (w *Worker) admit(ctx context.Context, cmd *Command) (claim, Outcome, func(context.Context, Command) Outcome) {
 	var err error
-	if cmd.Fingerprint, err = w.exec.Fingerprint(*cmd); err != nil {
+	var prepared func(context.Context, Command) Outcome
+	if p, ok := w.exec.(Preparer); ok {
+		cmd.Fingerprint, prepared, err = p.Prepare(*cmd)
+	} else {
+		cmd.Fingerprint, err = w.exec.Fingerprint(*cmd)
+	}
+	if err != nil {
 		out := Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Events: []string{}}
 		var de *domain.Error
 		if !errors.As(err, &de) {
@@ -331,15 +347,15 @@ func (w *Worker) admit(ctx context.Context, cmd *Command) (claim, Outcome) {
 			de = &domain.Error{Code: domain.CodeInternal, Message: "the command could not be read; it was recorded as a dead letter for investigation"}
 		}
 		out.Error = &ErrorBody{Code: string(de.Code), Message: de.Message, Field: de.Field}
-		return claim{answer: &out}, Outcome{}
+		return claim{answer: &out}, Outcome{}, nil
 	}
 	cl, err := w.claim(ctx, *cmd)
 	if err != nil {
 		commandLog(w.log, ctx, cmd.ID, cmd.OrderID).Warn("command ID ledger", "delivery", cmd.Delivery, "err", err)
 		return claim{}, Outcome{CommandID: cmd.ID, OrderID: cmd.OrderID, Retry: true, Error: &ErrorBody{
-			Code: string(domain.CodeUnavailable), Message: "the outcome bucket did not answer"}}
+			Code: string(domain.CodeUnavailable), Message: "the outcome bucket did not answer"}}, nil
 	}
-	return cl, Outcome{}
+	return cl, Outcome{}, prepared
 }
 
 func errMessage(o Outcome) string {
@@ -390,7 +406,13 @@ func (w *Worker) parse(msg jetstream.Msg) (Command, string, *Outcome) {
 }
 
 // execute runs the executor, turning a panic into an internal error.
-func (w *Worker) execute(ctx context.Context, cmd Command) (out Outcome) {
+func (w *Worker) execute(ctx context.Context, cmd Command) Outcome {
+	return w.executeWith(ctx, cmd, nil)
+}
+
+// executeWith is execute through prepared, the executor's prepared
+// execution of cmd, when it is not nil.
+func (w *Worker) executeWith(ctx context.Context, cmd Command, prepared func(context.Context, Command) Outcome) (out Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
 			commandLog(w.log, ctx, cmd.ID, cmd.OrderID).Error("command handler panicked", "type", cmd.Type, "panic", r)
@@ -398,6 +420,9 @@ func (w *Worker) execute(ctx context.Context, cmd Command) (out Outcome) {
 				Code: string(domain.CodeInternal), Message: "the command handler failed; the command was recorded as a dead letter for investigation"}}
 		}
 	}()
+	if prepared != nil {
+		return prepared(ctx, cmd)
+	}
 	return w.exec.Execute(ctx, cmd)
 }
 
@@ -512,10 +537,12 @@ func (w *Worker) deadLetter(ctx context.Context, subject string, h natsgo.Header
 // watchMaxDeliveries answers commands whose deliveries ran out while no
 // worker could finish them (for example, a command that crashes the worker
 // process every time): the advisory names the message, which is recorded as
-// a dead letter and answered.
+// a dead letter and answered. The workers of every instance share the
+// consumer, so they share the advisories too, in one queue group: one of
+// them records each dead letter, not every instance.
 func (w *Worker) watchMaxDeliveries() (*natsgo.Subscription, error) {
 	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamCommands + "." + ConsumerWorkers
-	return w.nc.Subscribe(subject, func(m *natsgo.Msg) {
+	return w.nc.QueueSubscribe(subject, "ordo-max-deliveries", func(m *natsgo.Msg) {
 		var adv struct {
 			StreamSeq  uint64 `json:"stream_seq"`
 			Deliveries int    `json:"deliveries"`

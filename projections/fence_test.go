@@ -5,8 +5,10 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/eventstore"
 	"github.com/ordo-dev/ordo/projections"
 	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
@@ -87,5 +89,71 @@ func TestTwoRunnersApplyOnce(t *testing.T) {
 			t.Errorf("no batch was fenced, though both runners started before the same events")
 		}
 		t.Logf("batches rolled back by the fence: %d", fenced)
+	})
+}
+
+// openGated opens the target's read models under gate, as an instance of
+// several sharing them does.
+func (tg target) openGated(tb testing.TB, es *eventstore.Store, gate projections.Gate) *projections.Manager {
+	tb.Helper()
+	m, err := projections.OpenManagerConfig(context.Background(), projections.ManagerConfig{
+		DSN: tg.dsn, Dir: tg.dir, Source: serve.ProjectionSource{Store: es}, Gate: gate})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestSharedReadModelsFollowARebuild: of two managers sharing read models,
+// one applying events (its gate open), one on standby (its gate shut),
+// the standby runs a rebuild, which swaps in the other generation and
+// drops the one in use. The other manager follows the swap: it keeps the
+// rebuilt generation current from then on, and the standby's follows it.
+func TestSharedReadModelsFollowARebuild(t *testing.T) {
+	forEachStore(t, func(t *testing.T, tg target) {
+		ctx := waitCtx(t)
+		es := openEventStore(t)
+		ids, head := appendCases(t, es)
+		open := func(ctx context.Context, run func(context.Context) error) error { return run(ctx) }
+		shut := func(ctx context.Context, _ func(context.Context) error) error { <-ctx.Done(); return ctx.Err() }
+		holder := tg.openGated(t, es, open)
+		standby := tg.openGated(t, es, shut)
+		for _, m := range []*projections.Manager{holder, standby} {
+			if _, r := m.Current(); r.WaitFor(ctx, head) != nil {
+				t.Fatalf("the read models did not reach %d: %+v", head, r.Status(ctx))
+			}
+		}
+		if _, r := standby.Current(); !r.Status(ctx).Standby {
+			t.Fatalf("the manager whose gate is shut: %+v; want it on standby", r.Status(ctx))
+		}
+		if err := rebuild(ctx, standby); err != nil {
+			t.Fatal(err)
+		}
+		// Events after the swap reach the rebuilt generation only if the
+		// holder applies them there: the standby never applies any.
+		later, head2 := appendCases(t, es)
+		for _, m := range []*projections.Manager{holder, standby} {
+			// The holder notices the swap within about a second; until then
+			// its runner is the one of the dropped generation.
+			for {
+				store, r := m.Current()
+				wctx, cancel := context.WithTimeout(ctx, time.Second)
+				err := r.WaitFor(wctx, head2)
+				cancel()
+				if err == nil {
+					checkCases(t, store, ids)
+					checkCases(t, store, later)
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("after the rebuild: %v (%+v)", err, r.Status(ctx))
+				}
+			}
+		}
+		_, second := tg.generations()
+		if !tg.generationExists(t, second) {
+			t.Errorf("generation %s, where the rebuild went, does not exist", second)
+		}
 	})
 }

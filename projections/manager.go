@@ -33,6 +33,11 @@ type Manager struct {
 	closed  bool
 
 	job rebuildJob // the rebuild started through StartRebuild, if any
+
+	// unwatch stops following the swaps other processes make (gated
+	// managers only, see followSwaps); watched is closed once it stopped.
+	unwatch context.CancelFunc
+	watched chan struct{}
 }
 
 // OpenManager opens the read models in SQLite files in dir and starts
@@ -93,7 +98,73 @@ func OpenManagerConfig(ctx context.Context, cfg ManagerConfig) (*Manager, error)
 	}
 	m.name, m.store = name, store
 	m.runner, m.stop, m.stopped = m.start(store)
+	if m.gate != nil {
+		wctx, unwatch := context.WithCancel(context.Background())
+		m.unwatch, m.watched = unwatch, make(chan struct{})
+		go func() {
+			defer close(m.watched)
+			m.followSwaps(wctx)
+		}()
+	}
 	return m, nil
+}
+
+// swapCheckEvery is how often a gated manager looks for a generation
+// swapped in by another process.
+var swapCheckEvery = time.Second
+
+// followSwaps keeps a gated manager — read models shared with other
+// processes — on the generation in use: when another process's rebuild
+// swaps in the other generation (and drops this one), the manager opens
+// it and keeps it current instead, under the gate. It returns when ctx
+// ends.
+func (m *Manager) followSwaps(ctx context.Context) {
+	t := time.NewTicker(swapCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		name, err := m.gens.current(ctx)
+		if err != nil {
+			continue // the database is away; the runner reports it
+		}
+		m.mu.RLock()
+		same := name == m.name
+		m.mu.RUnlock()
+		if same {
+			continue
+		}
+		if err := m.swapIn(ctx, name); err != nil && ctx.Err() == nil {
+			m.log.Warn("another instance swapped in rebuilt read models, which could not be opened here; trying again", "generation", name, "err", err)
+		}
+	}
+}
+
+// swapIn makes name, swapped in elsewhere, the generation in use here.
+func (m *Manager) swapIn(ctx context.Context, name string) error {
+	store, err := m.gens.open(ctx, name)
+	if err != nil {
+		return err
+	}
+	runner, stop, stopped := m.start(store)
+	m.mu.Lock()
+	if m.closed || m.name == name {
+		m.mu.Unlock()
+		stop()
+		<-stopped
+		return store.Close()
+	}
+	oldStore, oldStop, oldStopped := m.store, m.stop, m.stopped
+	m.name, m.store, m.runner, m.stop, m.stopped = name, store, runner, stop, stopped
+	m.mu.Unlock()
+	oldStop()
+	<-oldStopped
+	oldStore.Close()
+	m.log.Info("read models rebuilt by another instance swapped in", "generation", name)
+	return nil
 }
 
 // start runs a runner over store, under the gate if there is one.
@@ -307,6 +378,10 @@ func (m *Manager) openFresh(ctx context.Context, name string, restart bool) (*St
 // Close stops the runner and closes the read models.
 func (m *Manager) Close() error {
 	m.CancelRebuild()
+	if m.unwatch != nil {
+		m.unwatch()
+		<-m.watched
+	}
 	m.mu.Lock()
 	m.closed = true
 	stop, stopped, store := m.stop, m.stopped, m.store

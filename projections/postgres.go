@@ -27,6 +27,7 @@ var postgresDialect = dialect{
 	ddl:         strings.NewReplacer(" TEXT ", ` TEXT COLLATE "C" `, ") WITHOUT ROWID", ")").Replace,
 	tableExists: `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`,
 	copyRows:    copyRows,
+	insert:      "INSERT INTO",
 }
 
 // copyRows inserts rows into t with COPY, on conn's pgx connection and

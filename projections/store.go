@@ -39,6 +39,8 @@ type dialect struct {
 	// copyRows, if set, inserts rows into t through the connection under a
 	// transaction of it, in the database's bulk form.
 	copyRows func(ctx context.Context, conn *sql.Conn, t table, rows [][]any) error
+	// insert begins a batch's multi-row INSERT (see batchInsert).
+	insert string
 }
 
 // begin starts a transaction for a batch. With bulk, on a database that
@@ -64,6 +66,7 @@ func (s *Store) begin(ctx context.Context, bulk bool) (tx *sql.Tx, bulkInsert fu
 
 var sqliteDialect = dialect{
 	ddl:         func(s string) string { return s },
+	insert:      sqliteBatchInsert,
 	tableExists: `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`,
 }
 
@@ -104,7 +107,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 
 // newStore creates the schema in db if needed; db is closed on failure.
 func newStore(ctx context.Context, db *sql.DB, d dialect) (*Store, error) {
-	s := &Store{db: db, stmts: &statements{db: db}, dialect: d}
+	s := &Store{db: db, stmts: &statements{db: db, insert: d.insert}, dialect: d}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

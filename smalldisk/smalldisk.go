@@ -1,6 +1,7 @@
 // Package smalldisk gives tests a small disk to fill: a tmpfs mounted for
 // one test, and files that take its free space, so that a test can run a
-// component out of disk space and free it again. Only tests import it.
+// component out of disk space and free it again. Only tests import it; it
+// needs Linux (tmpfs, fallocate), like the tests that use it.
 package smalldisk
 
 import (

@@ -265,7 +265,11 @@ func orderLifecycle(ctx context.Context, client *ordonats.Client, id string, kin
 	// The saga reserves the stock (on whichever instance holds its lease).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		v, err := client.GetOrder(ctx, id)
+		// A query the killed instance took is never answered: each gets a
+		// deadline of its own.
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := client.GetOrder(qctx, id)
+		cancel()
 		if err == nil && v.State == domain.StateAwaitingPayment {
 			break
 		}

@@ -16,11 +16,7 @@ import (
 func TestOrderCLIRefusesReusedCommandID(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	svc, err := serve.Start(ctx, serve.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0", ManualStock: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown(context.Background())
+	svc := startForCLI(t, ctx, func(cfg *serve.Config) { cfg.ManualStock = true })
 	cli := func(args ...string) (string, string, error) {
 		var out, errOut strings.Builder
 		err := run(ctx, append(append([]string{"order"}, args...), "--nats-url", svc.NATSURL()), &out, &errOut)

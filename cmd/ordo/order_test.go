@@ -10,16 +10,29 @@ import (
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 )
 
+// startForCLI starts the service on loopback ports (:0) in a temporary
+// data directory, as edit configures it (nil: the defaults), for tests of
+// the CLI commands that talk to it; it is shut down at cleanup.
+func startForCLI(t *testing.T, ctx context.Context, edit func(*serve.Config)) *serve.Service {
+	t.Helper()
+	cfg := serve.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0"}
+	if edit != nil {
+		edit(&cfg)
+	}
+	svc, err := serve.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Shutdown(context.Background()) })
+	return svc
+}
+
 // TestOrderCLI drives `ordo order` against a running service, as a user
 // would, and checks the --json contract.
 func TestOrderCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	svc, err := serve.Start(ctx, serve.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0", ManualStock: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown(context.Background())
+	svc := startForCLI(t, ctx, func(cfg *serve.Config) { cfg.ManualStock = true })
 	url := svc.NATSURL()
 	cli := func(args ...string) (map[string]any, error) {
 		var out, errOut strings.Builder

@@ -98,12 +98,7 @@ func TestSecureServeAndCLI(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	svc, err := serve.Start(ctx, serve.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
-		ESDBListen: "127.0.0.1:0", ManualStock: true, Security: sec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown(context.Background())
+	svc := startForCLI(t, ctx, func(cfg *serve.Config) { cfg.ManualStock, cfg.Security = true, sec })
 	natsURL := svc.NATSURL()
 	if !strings.HasPrefix(natsURL, "tls://") {
 		t.Fatalf("NATS URL %s, want tls://", natsURL)
@@ -166,26 +161,11 @@ func TestEventstoreServeTLSAndPassword(t *testing.T) {
 		t.Fatalf("eventstore serve beyond loopback without a password: got %v, want a refusal naming the admin password", err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"eventstore", "serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
-			"--tls-cert", cert, "--tls-key", key, "--tls-ca", cert, "--admin-password-file", pwPath}, w, io.Discard)
-		w.Close()
-	}()
-	line := make([]byte, 1024)
-	n, err := out.Read(line)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := strings.TrimSpace(string(line[:n]))
-	go io.Copy(io.Discard, out)
+	url, stop := startEventstoreServe(t, "--tls-cert", cert, "--tls-key", key, "--tls-ca", cert, "--admin-password-file", pwPath)
 	if !strings.Contains(url, "tls=true") || !strings.Contains(url, "tlsCAFile=") {
 		t.Fatalf("printed URL %s, want tls=true and tlsCAFile", url)
 	}
-	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ccancel()
 	appendOne := func(url string) error {
 		store, err := eventstore.Connect(cctx, url)
@@ -204,15 +184,7 @@ func TestEventstoreServeTLSAndPassword(t *testing.T) {
 	if err := appendOne(strings.Replace(url, "esdb://", "esdb://admin:s3cret@", 1)); err != nil {
 		t.Fatalf("append with the admin password: %v", err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v after cancel, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop after cancel")
-	}
+	stop()
 }
 
 // TestHelpHidesNATSEnvironment: credentials come from the environment as

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 )
 
 // TestStockCLI drives `ordo stock` against a running service: add, a
@@ -15,11 +13,7 @@ import (
 func TestStockCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	svc, err := serve.Start(ctx, serve.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", ESDBListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown(context.Background())
+	svc := startForCLI(t, ctx, nil)
 	url := svc.NATSURL()
 	cli := func(args ...string) (string, error) {
 		var out, errOut strings.Builder

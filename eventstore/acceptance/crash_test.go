@@ -37,17 +37,9 @@ type batchBody struct {
 // restart every acknowledged append is present, in order, $all is a gap-free
 // prefix, and no append is visible in part.
 func TestCrashRecovery(t *testing.T) {
-	if dir := os.Getenv(crashChildEnv); dir != "" {
-		crashChild(dir)
+	dir, rounds, child := crashTest(t, crashChildEnv, crashChild)
+	if child {
 		return
-	}
-	if os.Getenv("ORDO_ESDB_URL") != "" {
-		t.Skip("the crash test needs the embedded server")
-	}
-	dir := t.TempDir()
-	rounds := 4
-	if testing.Short() {
-		rounds = 2
 	}
 	acked := map[string][]ack{} // stream -> acknowledged appends in order
 	for round := 0; round < rounds; round++ {
@@ -179,6 +171,27 @@ func checkWholeBatches(t *testing.T, stream string, evs []*esdb.RecordedEvent) {
 		}
 		i += b.Of
 	}
+}
+
+// crashTest is how a crash test starts. In the child process (childEnv
+// names its data directory) it runs child there and returns child true.
+// Otherwise it skips the test against an external server (the kills need
+// the embedded one) and returns the data directory and how many times to
+// kill the child: 4, or 2 with -short.
+func crashTest(t *testing.T, childEnv string, child func(dir string)) (dir string, rounds int, isChild bool) {
+	t.Helper()
+	if dir := os.Getenv(childEnv); dir != "" {
+		child(dir)
+		return dir, 0, true
+	}
+	if os.Getenv("ORDO_ESDB_URL") != "" {
+		t.Skip("the crash test needs the embedded server")
+	}
+	rounds = 4
+	if testing.Short() {
+		rounds = 2
+	}
+	return t.TempDir(), rounds, false
 }
 
 // crashChild is the child process: a server and 32 writers appending 1-3

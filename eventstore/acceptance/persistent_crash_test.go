@@ -27,17 +27,9 @@ const psCrashChildEnv = "ORDO_PS_CRASH_CHILD_DIR"
 // position is lost), the group resumes right after it, no event held
 // unacknowledged is skipped, and by the end every event was delivered.
 func TestPersistentSubscriptionCrash(t *testing.T) {
-	if dir := os.Getenv(psCrashChildEnv); dir != "" {
-		psCrashChild(dir)
+	dir, rounds, child := crashTest(t, psCrashChildEnv, psCrashChild)
+	if child {
 		return
-	}
-	if os.Getenv("ORDO_ESDB_URL") != "" {
-		t.Skip("the crash test needs the embedded server")
-	}
-	dir := t.TempDir()
-	rounds := 4
-	if testing.Short() {
-		rounds = 2
 	}
 	const total, stream, group = 3000, "ps-crash", "g"
 	st := &psCrashState{delivered: map[uint64]int{}, maxCP: -1}

@@ -95,12 +95,11 @@ func (m *appendMsg) decode(b []byte) error {
 // content field, each inner field at most once. It reports false for
 // anything else, leaving m partly filled.
 func (m *appendMsg) decodeFast(b []byte) bool {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 || typ != protowire.BytesType {
+	num, body, rest, ok := bytesField(b)
+	if !ok {
 		return len(b) == 0 // an empty message has no content
 	}
-	body, k := protowire.ConsumeBytes(b[n:])
-	if k < 0 || n+k != len(b) {
+	if len(rest) != 0 {
 		return false
 	}
 	switch num {
@@ -166,12 +165,8 @@ func streamName(b []byte) (string, bool) {
 	if len(b) == 0 {
 		return "", true
 	}
-	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 || num != fStreamName || typ != protowire.BytesType {
-		return "", false
-	}
-	v, k := protowire.ConsumeBytes(b[n:])
-	if k < 0 || n+k != len(b) {
+	num, v, rest, ok := bytesField(b)
+	if !ok || num != fStreamName || len(rest) != 0 {
 		return "", false
 	}
 	return string(v), true
@@ -180,15 +175,11 @@ func streamName(b []byte) (string, bool) {
 func (m *appendMsg) decodeProposed(b []byte) bool {
 	var seenID, seenCust, seenData bool
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.BytesType {
+		num, v, rest, ok := bytesField(b)
+		if !ok {
 			return false
 		}
-		v, k := protowire.ConsumeBytes(b[n:])
-		if k < 0 {
-			return false
-		}
-		b = b[n+k:]
+		b = rest
 		switch {
 		case num == fProposedID && !seenID:
 			if !m.decodeUUID(v) {
@@ -223,12 +214,8 @@ func (m *appendMsg) decodeUUID(b []byte) bool {
 	if len(b) == 0 {
 		return true
 	}
-	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 || typ != protowire.BytesType {
-		return false
-	}
-	v, k := protowire.ConsumeBytes(b[n:])
-	if k < 0 || n+k != len(b) {
+	num, v, rest, ok := bytesField(b)
+	if !ok || len(rest) != 0 {
 		return false
 	}
 	switch num {
@@ -236,15 +223,11 @@ func (m *appendMsg) decodeUUID(b []byte) bool {
 		var most, least uint64
 		var seenMost, seenLeast bool
 		for len(v) > 0 {
-			num, typ, n := protowire.ConsumeTag(v)
-			if n < 0 || typ != protowire.VarintType {
+			num, x, rest, ok := varintField(v)
+			if !ok {
 				return false
 			}
-			x, k := protowire.ConsumeVarint(v[n:])
-			if k < 0 {
-				return false
-			}
-			v = v[n+k:]
+			v = rest
 			switch {
 			case num == fStructuredMost && !seenMost:
 				most, seenMost = x, true
@@ -270,20 +253,44 @@ func (m *appendMsg) decodeUUID(b []byte) bool {
 	return true
 }
 
+// bytesField reads the length-delimited field b starts with: its number,
+// its value and the rest of b. ok is false for anything else.
+func bytesField(b []byte) (num protowire.Number, v, rest []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 || typ != protowire.BytesType {
+		return 0, nil, nil, false
+	}
+	v, k := protowire.ConsumeBytes(b[n:])
+	if k < 0 {
+		return 0, nil, nil, false
+	}
+	return num, v, b[n+k:], true
+}
+
+// varintField reads the varint field b starts with: its number, its value
+// and the rest of b. ok is false for anything else.
+func varintField(b []byte) (num protowire.Number, x uint64, rest []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 || typ != protowire.VarintType {
+		return 0, 0, nil, false
+	}
+	x, k := protowire.ConsumeVarint(b[n:])
+	if k < 0 {
+		return 0, 0, nil, false
+	}
+	return num, x, b[n+k:], true
+}
+
 // mapEntry reads a map<string,string> entry holding exactly one key and one
 // value, in either order, both valid UTF-8 (proto3 strings must be).
 func mapEntry(b []byte) (key, val []byte, ok bool) {
 	var seenKey, seenVal bool
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.BytesType {
+		num, v, rest, ok := bytesField(b)
+		if !ok || !utf8.Valid(v) {
 			return nil, nil, false
 		}
-		v, k := protowire.ConsumeBytes(b[n:])
-		if k < 0 || !utf8.Valid(v) {
-			return nil, nil, false
-		}
-		b = b[n+k:]
+		b = rest
 		switch {
 		case num == fMapKey && !seenKey:
 			key, seenKey = v, true

@@ -63,16 +63,30 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 // Delete removes a group.
 func (p *persistentService) Delete(ctx context.Context, req *persistent.DeleteReq) (*persistent.DeleteResp, error) {
 	o := req.GetOptions()
-	stream := ps.AllStream
-	if id := o.GetStreamIdentifier(); id != nil {
-		stream = string(id.GetStreamName())
-	} else if o.GetAll() == nil {
+	stream, ok := sourceStream(o)
+	if !ok {
 		return nil, status.Error(codes.InvalidArgument, "delete request names neither a stream nor $all")
 	}
 	if err := p.mgr.Delete(ctx, stream, o.GetGroupName()); err != nil {
 		return nil, p.statusOf(ctx, stream, o.GetGroupName(), err)
 	}
 	return &persistent.DeleteResp{}, nil
+}
+
+// streamOrAll is the source a delete or read request names: a stream, or
+// $all.
+type streamOrAll interface {
+	GetStreamIdentifier() *shared.StreamIdentifier
+	GetAll() *shared.Empty
+}
+
+// sourceStream is the stream o names, ps.AllStream for $all; ok is false
+// when it names neither.
+func sourceStream(o streamOrAll) (stream string, ok bool) {
+	if id := o.GetStreamIdentifier(); id != nil {
+		return string(id.GetStreamName()), true
+	}
+	return ps.AllStream, o.GetAll() != nil
 }
 
 // Read connects a consumer: after the confirmation only events go out
@@ -91,10 +105,8 @@ func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadSer
 	if o == nil {
 		return status.Error(codes.InvalidArgument, "the first message of a persistent subscription read must carry options")
 	}
-	stream := ps.AllStream
-	if id := o.GetStreamIdentifier(); id != nil {
-		stream = string(id.GetStreamName())
-	} else if o.GetAll() == nil {
+	stream, ok := sourceStream(o)
+	if !ok {
 		return status.Error(codes.InvalidArgument, "persistent subscription read names neither a stream nor $all")
 	}
 	c, err := p.mgr.Connect(stream, o.GetGroupName(), int(o.GetBufferSize()), connectionName(ctx), peerAddr(ctx))
@@ -160,10 +172,7 @@ func eventIDs(ids []*shared.UUID) [][16]byte {
 // GetInfo describes one group.
 func (p *persistentService) GetInfo(ctx context.Context, req *persistent.GetInfoReq) (*persistent.GetInfoResp, error) {
 	o := req.GetOptions()
-	stream := ps.AllStream
-	if id := o.GetStreamIdentifier(); id != nil {
-		stream = string(id.GetStreamName())
-	}
+	stream, _ := sourceStream(o) // $all unless a stream is named
 	info, err := p.mgr.Info(stream, o.GetGroupName())
 	if err != nil {
 		return nil, p.statusOf(ctx, stream, o.GetGroupName(), err)
@@ -194,10 +203,7 @@ func (p *persistentService) List(ctx context.Context, req *persistent.ListReq) (
 // ReplayParked sends a group's parked events again.
 func (p *persistentService) ReplayParked(ctx context.Context, req *persistent.ReplayParkedReq) (*persistent.ReplayParkedResp, error) {
 	o := req.GetOptions()
-	stream := ps.AllStream
-	if id := o.GetStreamIdentifier(); id != nil {
-		stream = string(id.GetStreamName())
-	}
+	stream, _ := sourceStream(o) // $all unless a stream is named
 	var stopAt *int64
 	if s, ok := o.GetStopAtOption().(*persistent.ReplayParkedReq_Options_StopAt); ok {
 		stopAt = &s.StopAt

@@ -263,30 +263,37 @@ func expectedString(e storage.Expected) string {
 
 // Delete soft-deletes a stream.
 func (s *streamsService) Delete(ctx context.Context, req *streams.DeleteReq) (*streams.DeleteResp, error) {
-	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
-	if err := checkStreamName(name); err != nil {
+	o := req.GetOptions()
+	p, err := s.remove(ctx, o.GetStreamIdentifier(), deleteExpected(o.GetExpectedStreamRevision()), s.srv.store.Delete)
+	if err != nil {
 		return nil, err
 	}
-	pos, err := s.srv.store.Delete(ctx, name, deleteExpected(req.GetOptions().GetExpectedStreamRevision()))
-	if err != nil {
-		return nil, s.srv.deleteError(ctx, name, err)
-	}
-	p := uint64(pos)
 	return &streams.DeleteResp{PositionOption: &streams.DeleteResp_Position_{
 		Position: &streams.DeleteResp_Position{CommitPosition: p, PreparePosition: p}}}, nil
 }
 
 // Tombstone deletes a stream for good.
 func (s *streamsService) Tombstone(ctx context.Context, req *streams.TombstoneReq) (*streams.TombstoneResp, error) {
-	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
-	if err := checkStreamName(name); err != nil {
+	o := req.GetOptions()
+	p, err := s.remove(ctx, o.GetStreamIdentifier(), deleteExpected(o.GetExpectedStreamRevision()), s.srv.store.Tombstone)
+	if err != nil {
 		return nil, err
 	}
-	pos, err := s.srv.store.Tombstone(ctx, name, deleteExpected(req.GetOptions().GetExpectedStreamRevision()))
-	if err != nil {
-		return nil, s.srv.deleteError(ctx, name, err)
-	}
-	p := uint64(pos)
 	return &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_Position_{
 		Position: &streams.TombstoneResp_Position{CommitPosition: p, PreparePosition: p}}}, nil
+}
+
+// remove is Delete and Tombstone: the stream id names removed by store
+// (the store's Delete or Tombstone) under exp, at the returned position.
+func (s *streamsService) remove(ctx context.Context, id *shared.StreamIdentifier, exp storage.Expected,
+	store func(context.Context, string, storage.Expected) (storage.Position, error)) (uint64, error) {
+	name := string(id.GetStreamName())
+	if err := checkStreamName(name); err != nil {
+		return 0, err
+	}
+	pos, err := store(ctx, name, exp)
+	if err != nil {
+		return 0, s.srv.deleteError(ctx, name, err)
+	}
+	return uint64(pos), nil
 }

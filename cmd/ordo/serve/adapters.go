@@ -29,6 +29,7 @@ type executor struct {
 
 var (
 	_ ordonats.Executor     = executor{}
+	_ ordonats.Preparer     = executor{}
 	_ ordonats.StockHandler = (*commands.StockAPI)(nil)
 )
 
@@ -38,7 +39,23 @@ func (x executor) Fingerprint(cmd ordonats.Command) (string, error) {
 	return commands.Fingerprint(commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: orderID, Body: cmd.Body})
 }
 
+// Prepare implements ordonats.Preparer: the command is decoded once, for
+// its fingerprint and its execution.
+func (x executor) Prepare(cmd ordonats.Command) (string, func(context.Context, ordonats.Command) ordonats.Outcome, error) {
+	orderID, _ := domain.NormalizeOrderID(cmd.OrderID)
+	fp, decoded, err := commands.FingerprintCommand(commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: orderID, Body: cmd.Body})
+	if err != nil {
+		return "", nil, err
+	}
+	return fp, func(ctx context.Context, cmd ordonats.Command) ordonats.Outcome { return x.execute(ctx, cmd, decoded) }, nil
+}
+
 func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Outcome {
+	return x.execute(ctx, cmd, nil)
+}
+
+// execute runs cmd, decoded already unless decoded is nil.
+func (x executor) execute(ctx context.Context, cmd ordonats.Command, decoded domain.Command) ordonats.Outcome {
 	// The subject's order ID in any case names the order of its canonical
 	// form; the outcome names that one.
 	orderID, _ := domain.NormalizeOrderID(cmd.OrderID)
@@ -49,7 +66,7 @@ func (x executor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Ou
 		return out
 	}
 	res := x.svc.Execute(ctx, commands.Request{CommandID: cmd.ID, CommandType: cmd.Type, OrderID: orderID,
-		CorrelationID: cmd.CorrelationID, CausationID: cmd.CausationID, Body: cmd.Body, Fingerprint: cmd.Fingerprint})
+		CorrelationID: cmd.CorrelationID, CausationID: cmd.CausationID, Body: cmd.Body, Fingerprint: cmd.Fingerprint, Decoded: decoded})
 	out.Revision, out.Position, out.State, out.Duplicate = res.Revision, res.Position, string(res.State), res.Duplicate
 	if res.Events != nil {
 		out.Events = res.Events

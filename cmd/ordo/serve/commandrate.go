@@ -112,7 +112,24 @@ type countingExecutor struct {
 }
 
 func (x countingExecutor) Execute(ctx context.Context, cmd ordonats.Command) ordonats.Outcome {
-	out := x.Executor.Execute(ctx, cmd)
+	return x.count(x.Executor.Execute(ctx, cmd))
+}
+
+// Prepare implements ordonats.Preparer when the executor counted does.
+func (x countingExecutor) Prepare(cmd ordonats.Command) (string, func(context.Context, ordonats.Command) ordonats.Outcome, error) {
+	p, ok := x.Executor.(ordonats.Preparer)
+	if !ok {
+		fp, err := x.Executor.Fingerprint(cmd)
+		return fp, x.Execute, err
+	}
+	fp, execute, err := p.Prepare(cmd)
+	if err != nil {
+		return "", nil, err
+	}
+	return fp, func(ctx context.Context, cmd ordonats.Command) ordonats.Outcome { return x.count(execute(ctx, cmd)) }, nil
+}
+
+func (x countingExecutor) count(out ordonats.Outcome) ordonats.Outcome {
 	code := ""
 	if out.Error != nil {
 		code = out.Error.Code

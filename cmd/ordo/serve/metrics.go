@@ -271,11 +271,7 @@ func (s *Service) timersPart() scrapePart {
 	pending := prometheus.NewDesc("ordo_payment_timers_pending", "Payment timers scheduled that have neither fired nor been cancelled.", nil, nil)
 	return scrapePart{name: "timers", descs: []*prometheus.Desc{pending},
 		collect: func(ctx context.Context, ch chan<- prometheus.Metric) error {
-			n, err := ordonats.PendingTimers(ctx, mustJS(s.nc))
-			if err != nil {
-				return err
-			}
-			ch <- gauge(pending, float64(n))
+			ch <- gauge(pending, float64(s.saga.PendingTimers()))
 			return nil
 		}}
 }

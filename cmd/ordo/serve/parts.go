@@ -146,16 +146,11 @@ func (s *Service) Readiness(ctx context.Context) Readiness {
 	return Readiness{Ready: ready, Parts: parts}
 }
 
-// timersState: the payment timers are schedules JetStream keeps in the
-// command stream and fires by itself; they work while the stream exists
-// and allows them.
+// timersState: the saga keeps the payment timers and sends the due ones'
+// ExpirePayment into the command stream; they work while the stream exists.
 func (s *Service) timersState(ctx context.Context) string {
-	st, err := mustJS(s.nc).Stream(ctx, ordonats.StreamCommands)
-	if err != nil {
-		return "down: the command stream that keeps the payment timers: " + err.Error()
-	}
-	if !st.CachedInfo().Config.AllowMsgSchedules {
-		return "down: the command stream does not allow message schedules"
+	if _, err := mustJS(s.nc).Stream(ctx, ordonats.StreamCommands); err != nil {
+		return "down: the command stream that takes the payment timeouts: " + err.Error()
 	}
 	return stateUp
 }

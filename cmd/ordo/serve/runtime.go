@@ -46,7 +46,7 @@ func (s *Service) writeRuntime(dataDir string) error {
 		return err
 	}
 	path := filepath.Join(dataDir, runtimeFile)
-	if err := replaceFile(path, append(b, '\n')); err != nil {
+	if err := replaceFile(path, append(b, '\n'), 0o666); err != nil {
 		return err
 	}
 	s.runtimePath = path

@@ -8,10 +8,10 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/ordo-dev/ordo/commands"
 	ordonats "github.com/ordo-dev/ordo/nats"
@@ -20,15 +20,6 @@ import (
 // startStockAndSaga starts the stock API (one writer per SKU) and the order
 // saga that reserves stock, runs payment timers and settles stock.
 func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *commands.Service) error {
-	// A payment timer is a message in the command stream until it fires;
-	// the stream must keep it that long.
-	if maxAge := cfg.Commands.MaxAge; cfg.PaymentTimeout > 0 && maxAge > 0 && cfg.PaymentTimeout >= maxAge {
-		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge %v, or its timers expire before they fire",
-			cfg.PaymentTimeout, maxAge)
-	}
-	if cfg.Commands.MaxAge <= 0 && cfg.PaymentTimeout >= 24*time.Hour {
-		return fmt.Errorf("the payment timeout %v must be shorter than the command stream's MaxAge (24h by default), or its timers expire before they fire", cfg.PaymentTimeout)
-	}
 	tracer := tracerOf(cfg.TracerProvider)
 	s.stock = commands.NewStockService(CommandStore{Store: s.store, Tracer: tracer}, commands.StockOptions{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
@@ -37,8 +28,13 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	if err != nil {
 		return err
 	}
-	saga := commands.NewSaga(orders, s.stock, &ordonats.PaymentTimers{JS: mustJS(s.nc)}, SagaSource{Store: s.store}, cps,
-		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock, Tracer: otelTracer{tracer}})
+	timerCps, err := s.timerCheckpoints(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	saga := commands.NewSaga(orders, s.stock, ordonats.PaymentTimeouts{JS: mustJS(s.nc)}, SagaSource{Store: s.store}, cps,
+		commands.SagaOptions{Logger: cfg.Logger, PaymentTimeout: cfg.PaymentTimeout, ManualStock: cfg.ManualStock, Tracer: otelTracer{tracer},
+			TimerCheckpoints: timerCps})
 	s.saga = saga
 	// A checkpoint file is checked before anything starts; one in the
 	// checkpoint bucket once the lease is held (loading claims it).
@@ -62,6 +58,21 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 	s.sagaRun = s.sup.run(partSaga, s.runWriter(cfg, saga, shared))
 	// Serving starts once the stock API answers here, or another instance's.
 	return s.sup.waitUpOrStandby(ctx, partSaga, "the order saga and the stock API", s.sagaRun)
+}
+
+// timerCheckpoints is where the saga keeps how far back its pending
+// payment timers were started (commands.SagaOptions.TimerCheckpoints):
+// next to the saga's own checkpoint, in the same kind of place.
+func (s *Service) timerCheckpoints(ctx context.Context, cfg Config) (commands.Checkpoints, error) {
+	file := fileCheckpoint{path: filepath.Join(cfg.DataDir, "saga-timers.checkpoint")}
+	if cfg.NATSURL == "" {
+		return file, nil
+	}
+	kv, err := ordonats.OpenCheckpoints(ctx, mustJS(s.nc), cfg.Commands.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	return kvCheckpoint{ordonats.NewCheckpoint(kv, "saga-timers")}, nil
 }
 
 // registerSaga serves GET /v1/saga: how far the order saga is (position
@@ -93,14 +104,15 @@ func (f fileCheckpoint) Load(context.Context) (uint64, error) {
 }
 
 func (f fileCheckpoint) Save(_ context.Context, pos uint64) error {
-	return replaceFile(f.path, []byte(strconv.FormatUint(pos, 10)+"\n"))
+	return replaceFile(f.path, []byte(strconv.FormatUint(pos, 10)+"\n"), 0o666)
 }
 
 // replaceFile replaces path with data, synced, through a rename, so a
-// crash leaves the old content or the new, never a torn file.
-func replaceFile(path string, data []byte) error {
+// crash leaves the old content or the new, never a torn file. A new file
+// gets perm (before the umask).
+func replaceFile(path string, data []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
-	fh, err := os.Create(tmp)
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

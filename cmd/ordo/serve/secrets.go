@@ -91,24 +91,8 @@ func (s *Service) generateSecret(path, what string) error {
 	if _, err := rand.Read(b); err != nil {
 		return fmt.Errorf("generate %s: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = fh.WriteString(hex.EncodeToString(b) + "\n")
-	if err == nil {
-		err = fh.Sync()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
+	if err := replaceFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		return err
 	}
 	s.log.Warn("generated a secret on first start", "file", path, "what", what)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // Key layout in the storage engine:
@@ -95,23 +96,26 @@ func decodeRecord(p Position, b []byte) (Record, error) {
 		fields[i] = rest[n : n+int(l)]
 		rest = rest[n+int(l):]
 	}
-	// One allocation holds all variable fields.
-	buf := make([]byte, 0, len(fields[0])+len(fields[1])+len(fields[2])+len(fields[3]))
-	buf = append(buf, fields[0]...)
-	buf = append(buf, fields[1]...)
-	buf = append(buf, fields[2]...)
-	buf = append(buf, fields[3]...)
-	o := 0
-	r.Stream = string(buf[o : o+len(fields[0])])
-	o += len(fields[0])
-	r.Type = string(buf[o : o+len(fields[1])])
-	o += len(fields[1])
-	if len(fields[2]) > 0 {
-		r.Data = buf[o : o+len(fields[2]) : o+len(fields[2])]
+	// Two allocations hold the variable fields: the names, and the data with
+	// its metadata. The names are strings over their own bytes, which
+	// nothing else references, so they are never modified (a string
+	// conversion would copy them once more); kept apart from the data, a
+	// stream name held in a map does not keep an event's body alive.
+	names := make([]byte, 0, len(fields[0])+len(fields[1]))
+	names = append(append(names, fields[0]...), fields[1]...)
+	if len(names) > 0 {
+		r.Stream = unsafe.String(&names[0], len(fields[0]))
+		r.Type = unsafe.String(unsafe.SliceData(names[len(fields[0]):]), len(fields[1]))
 	}
-	o += len(fields[2])
-	if len(fields[3]) > 0 {
-		r.CustomMetadata = buf[o : o+len(fields[3]) : o+len(fields[3])]
+	if n := len(fields[2]) + len(fields[3]); n > 0 {
+		body := make([]byte, 0, n)
+		body = append(append(body, fields[2]...), fields[3]...)
+		if len(fields[2]) > 0 {
+			r.Data = body[:len(fields[2]):len(fields[2])]
+		}
+		if len(fields[3]) > 0 {
+			r.CustomMetadata = body[len(fields[2]):n:n]
+		}
 	}
 	return r, nil
 }

@@ -31,7 +31,7 @@ const (
 // the store's internal bookkeeping streams, as EventStoreDB does: the epoch
 // stream and the checkpoint and parked-message streams of persistent
 // subscriptions to $all (which would otherwise feed themselves).
-func (f Filter) compile() (func(*Record) bool, error) {
+func (f Filter) compile() (func(stream, eventType string) bool, error) {
 	if err := checkPrefixes(f.StreamPrefixes); err != nil {
 		return nil, err
 	}
@@ -46,22 +46,24 @@ func (f Filter) compile() (func(*Record) bool, error) {
 		}
 	}
 	filtered := len(f.StreamPrefixes) > 0 || len(f.TypePrefixes) > 0 || re != nil
-	return func(r *Record) bool {
+	// The matcher takes the two names rather than the record: a record
+	// passed by pointer to a func value escapes, one heap copy per record read.
+	return func(stream, eventType string) bool {
 		if !filtered {
 			return true
 		}
-		if IsAllBookkeeping(r.Stream) {
+		if IsAllBookkeeping(stream) {
 			return false
 		}
 		switch {
 		case len(f.StreamPrefixes) > 0:
-			return hasAnyPrefix(r.Stream, f.StreamPrefixes)
+			return hasAnyPrefix(stream, f.StreamPrefixes)
 		case len(f.TypePrefixes) > 0:
-			return hasAnyPrefix(r.Type, f.TypePrefixes)
+			return hasAnyPrefix(eventType, f.TypePrefixes)
 		case f.StreamRegex != "":
-			return re.MatchString(r.Stream)
+			return re.MatchString(stream)
 		default:
-			return re.MatchString(r.Type)
+			return re.MatchString(eventType)
 		}
 	}, nil
 }

@@ -182,7 +182,7 @@ func (s *Store) ReadAll(ctx context.Context, from Position, fromEnd bool, dir Di
 		return nil
 	}
 	return s.scan(ctx, lo, hi, dir, func(r Record) error {
-		if !match(&r) {
+		if !match(r.Stream, r.Type) {
 			return nil
 		}
 		if err := fn(r); err != nil {

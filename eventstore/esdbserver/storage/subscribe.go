@@ -59,7 +59,7 @@ type Subscription struct {
 	cancel context.CancelFunc
 
 	stream string // "" for $all
-	match  func(*Record) bool
+	match  func(stream, eventType string) bool
 	every  int
 
 	last       Position // every record up to here has been considered
@@ -99,7 +99,7 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, opts Subscri
 	if err := s.checkContext(ctx); err != nil {
 		return nil, err
 	}
-	sub := s.newSubscription(ctx, stream, func(r *Record) bool { return r.Stream == stream })
+	sub := s.newSubscription(ctx, stream, func(s, _ string) bool { return s == stream })
 	sub.lastRev = -1
 	switch {
 	case opts.FromEnd:
@@ -118,7 +118,7 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, opts Subscri
 	return sub, nil
 }
 
-func (s *Store) newSubscription(ctx context.Context, stream string, match func(*Record) bool) *Subscription {
+func (s *Store) newSubscription(ctx context.Context, stream string, match func(stream, eventType string) bool) *Subscription {
 	ctx, cancel := context.WithCancel(ctx)
 	return &Subscription{s: s, ctx: ctx, cancel: cancel, stream: stream, match: match}
 }
@@ -293,7 +293,7 @@ func (sub *Subscription) consider(r Record, catchingUp bool) {
 	if r.Position > sub.last {
 		sub.last = r.Position
 	}
-	if sub.match(&r) {
+	if sub.match(r.Stream, r.Type) {
 		if sub.stream != "" && r.Revision != TombstoneRevision && int64(r.Revision) <= sub.lastRev {
 			return
 		}
