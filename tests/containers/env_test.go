@@ -234,7 +234,7 @@ func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	requireDocker(t)
 	ctx := ctxT(t, 5*time.Minute)
-	c := &cluster{t: t, prefix: fmt.Sprintf("ordo-ct-%d-", os.Getpid())}
+	c := &cluster{t: t, prefix: fmt.Sprintf("ordo-ct-%d-%s-", os.Getpid(), t.Name())}
 	nw, err := tcnetwork.New(ctx)
 	if err != nil {
 		t.Fatalf("create the private network: %v", err)
