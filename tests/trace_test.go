@@ -131,7 +131,9 @@ func TestTracePlacedAndPaidOrder(t *testing.T) {
 	must(t)(ts.client.ConfirmPayment(tctx, domain.ConfirmPayment{Order: id, PaymentID: "p-" + id[:8], Amount: 200}))
 	root.End()
 
-	st := ts.awaitSpans(t, "customer checkout", "saga PaymentSucceeded", "project PaymentSucceeded")
+	// A consumer's "process" span ends after its reply, so it may be
+	// recorded after the spans below it: wait for both.
+	st := ts.awaitSpans(t, "customer checkout", "process PlaceOrder", "process ConfirmPayment", "saga PaymentSucceeded", "project PaymentSucceeded")
 	top := st.named("customer checkout")[0]
 	send := st.child(t, top, "send PlaceOrder")
 	if send.SpanKind != trace.SpanKindProducer {
