@@ -96,22 +96,6 @@ func TestRolePermissions(t *testing.T) {
 	}
 }
 
-// subjectMatches is NATS's subject matching: * one token, > the rest.
-func subjectMatches(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return len(s) > i
-		case i >= len(s):
-			return false
-		case tok != "*" && tok != s[i]:
-			return false
-		}
-	}
-	return len(p) == len(s)
-}
-
 func TestReservedReplySubject(t *testing.T) {
 	for subject, want := range map[string]bool{
 		"_INBOX.abc.1":                        false,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -281,10 +280,11 @@ func (e cliError) Error() string { return e.err.Error() }
 func (e cliError) Unwrap() error { return e.err }
 
 func printOutcome(w io.Writer, out ordonats.Outcome, err error, asJSON, printID bool) error {
-	var ce *ordonats.CommandError
 	if asJSON {
-		if err != nil && !errors.As(err, &ce) {
-			out.Error = &ordonats.ErrorBody{Code: string(domain.CodeUnavailable), Message: err.Error()}
+		if err != nil && out.Error == nil {
+			// Refused before the service answered: by NATS (permission
+			// denied), or it did not answer at all.
+			out.Error = errorBody(err)
 		}
 		b, _ := json.Marshal(jsonOutcome(out))
 		fmt.Fprintln(w, string(b))
