@@ -125,3 +125,22 @@ func TestCredentialsOptions(t *testing.T) {
 		t.Errorf("user, password and CA: got %d options, %v; want 2", len(opts), err)
 	}
 }
+
+// TestPublishRole: a refusal names the least role that may send the
+// subject, so the user knows whom to ask for what.
+func TestPublishRole(t *testing.T) {
+	order := "0b6f7c1e-3f4a-4a53-9a7e-2f1f5d0c9b1a"
+	tests := []struct{ subject, want string }{
+		{CommandSubject(order, "PlaceOrder"), RoleClient},
+		{CommandSubject(order, "PaymentCallback"), RolePayments},
+		{CommandSubject(order, "ConfirmPayment"), RoleOperator},
+		{CommandSubject(order, "MarkStockReserved"), RoleOperator},
+		{SubjectStockPrefix + "sku-1.get", RoleClient},
+		{SubjectStockPrefix + "sku-1.add", RoleOperator},
+	}
+	for _, tt := range tests {
+		if got := publishRole(tt.subject); got != tt.want {
+			t.Errorf("publishRole(%q): got %q, want %q", tt.subject, got, tt.want)
+		}
+	}
+}
