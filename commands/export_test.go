@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/ordo-dev/ordo/jsonwire"
 )
@@ -15,4 +16,10 @@ func (s *Saga) Step(ctx context.Context, orderID string, e StoredEvent) error {
 		return err
 	}
 	return s.step(ctx, s.timers, orderID, ev, timerOrigin{position: e.Position, traceParent: ev.Meta.TraceParent})
+}
+
+// FireTimer sends the ExpirePayment of the order's payment timer as the
+// saga does when the timer is due.
+func (s *Saga) FireTimer(ctx context.Context, orderID string, deadline time.Time) error {
+	return s.fire(ctx, paymentTimer{orderID: orderID, deadline: deadline})
 }
