@@ -25,6 +25,7 @@ const (
 	CodeMethodNotAllowed    Code = "method_not_allowed"   // the HTTP endpoint exists but not for this method (Allow lists those it takes)
 	CodePayloadTooLarge     Code = "payload_too_large"    // the command is larger than allowed
 	CodeUnauthenticated     Code = "unauthenticated"      // a payment callback's signature or an admin request's token is missing, wrong or expired
+	CodePermissionDenied    Code = "permission_denied"    // the NATS user's role may not use a subject the request needs; ask for another role
 	CodeUnavailable         Code = "unavailable"          // a dependency is down; retry later
 	CodeInternal            Code = "internal"             // a bug; the message is generic, details are logged
 )
@@ -50,6 +51,7 @@ var codeInfo = map[Code]struct {
 	CodeMethodNotAllowed:    {405, 405},
 	CodePayloadTooLarge:     {413, 413},
 	CodeUnauthenticated:     {401, 401},
+	CodePermissionDenied:    {403, 403},
 	CodeUnavailable:         {503, 503},
 	CodeInternal:            {500, 500},
 }
@@ -58,7 +60,7 @@ var codeInfo = map[Code]struct {
 func Codes() []Code {
 	return []Code{CodeInvalidCommand, CodeUnknownCommand, CodeIllegalTransition, CodeAmountMismatch,
 		CodeRefundExceedsPaid, CodeOutOfStock, CodeReservationConflict, CodeSagaOnly, CodeNotFound, CodeConflict,
-		CodeCommandIDReused, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnauthenticated, CodeUnavailable, CodeInternal}
+		CodeCommandIDReused, CodeMethodNotAllowed, CodePayloadTooLarge, CodeUnauthenticated, CodePermissionDenied, CodeUnavailable, CodeInternal}
 }
 
 // HTTPStatus is the HTTP status for a code; unknown codes map to 500.
@@ -118,8 +120,10 @@ var (
 	ErrPayloadTooLarge = &Error{Code: CodePayloadTooLarge}
 	// ErrUnauthenticated matches CodeUnauthenticated.
 	ErrUnauthenticated = &Error{Code: CodeUnauthenticated}
-	ErrUnavailable     = &Error{Code: CodeUnavailable}
-	ErrInternal        = &Error{Code: CodeInternal}
+	// ErrPermissionDenied matches CodePermissionDenied.
+	ErrPermissionDenied = &Error{Code: CodePermissionDenied}
+	ErrUnavailable      = &Error{Code: CodeUnavailable}
+	ErrInternal         = &Error{Code: CodeInternal}
 )
 
 // CodeOf returns the code of a domain error anywhere in err's chain, and

@@ -224,21 +224,71 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// ErrPermissionDenied: the NATS server refused a publish or subscription
-// because the connection's user lacks the permission (see the README's
-// Security section for the roles).
-var ErrPermissionDenied = errors.New("permission denied by the NATS server")
+// ErrPermissionDenied matches the error of a publish or subscription the
+// NATS server refused because the connection's user lacks the permission:
+// a *CommandError with code permission_denied, whose message names the
+// subject and the role to ask for (see the README's Security section for
+// the roles). Retrying does not help; another user does.
+var ErrPermissionDenied = domain.ErrPermissionDenied
 
-// permissionError returns ErrPermissionDenied, wrapped with the server's
-// words, when the server reported a permissions violation for a publish
-// to subject on nc; nil otherwise. A publish the server refuses is
-// dropped without an answer, so a sender would otherwise only time out.
+// permissionError returns a permission_denied *CommandError when the
+// server reported a permissions violation for a publish to subject on nc;
+// nil otherwise. A publish the server refuses is dropped without an
+// answer, so a sender would otherwise only time out.
 func permissionError(nc *natsgo.Conn, subject string) error {
-	err := nc.LastError()
-	if err == nil || !errors.Is(err, natsgo.ErrPermissionViolation) || !strings.Contains(err.Error(), `"`+subject+`"`) {
+	if !violated(nc, "publish", subject) {
 		return nil
 	}
-	return fmt.Errorf("%w: %v (the user's role does not allow this; see the README's Security section)", ErrPermissionDenied, err)
+	return &CommandError{Code: string(domain.CodePermissionDenied), Message: fmt.Sprintf(
+		"the NATS server refused to let this connection's user publish to %q: its role does not allow it; "+
+			"ask for a user with the role %q (see the README's Security section)", subject, publishRole(subject))}
+}
+
+// subscribePermissionError is permissionError for a subscription to
+// subject, the reply inbox of a client: without it no answer can arrive.
+func subscribePermissionError(nc *natsgo.Conn, subject string) error {
+	if !violated(nc, "subscription", subject) {
+		return nil
+	}
+	return &CommandError{Code: string(domain.CodePermissionDenied), Message: fmt.Sprintf(
+		"the NATS server refused to let this connection's user subscribe to %q, where replies arrive: its role does not allow it; "+
+			"the roles %q and %q may subscribe only to %s (keep nats.go's default inbox prefix), "+
+			"or ask for a user with the role %q (see the README's Security section)", subject, RoleClient, RolePayments, replyInboxes, RoleOperator)}
+}
+
+// violated reports whether nc's last error is the server's permissions
+// violation for op ("publish" or "subscription") to subject.
+func violated(nc *natsgo.Conn, op, subject string) bool {
+	err := nc.LastError()
+	return err != nil && errors.Is(err, natsgo.ErrPermissionViolation) &&
+		strings.Contains(strings.ToLower(err.Error()), op+` to "`+strings.ToLower(subject)+`"`)
+}
+
+// publishRole is the least role that may publish to subject.
+func publishRole(subject string) string {
+	for _, role := range []string{RoleClient, RolePayments} {
+		p, _ := RolePermissions(role)
+		if slices.ContainsFunc(p.Publish.Allow, func(pattern string) bool { return subjectMatches(pattern, subject) }) {
+			return role
+		}
+	}
+	return RoleOperator
+}
+
+// subjectMatches is NATS's subject matching: * one token, > the rest.
+func subjectMatches(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, tok := range p {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case tok != "*" && tok != s[i]:
+			return false
+		}
+	}
+	return len(p) == len(s)
 }
 
 // reservedReplySubject reports whether a requester named one of the

@@ -96,22 +96,6 @@ func TestRolePermissions(t *testing.T) {
 	}
 }
 
-// subjectMatches is NATS's subject matching: * one token, > the rest.
-func subjectMatches(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return len(s) > i
-		case i >= len(s):
-			return false
-		case tok != "*" && tok != s[i]:
-			return false
-		}
-	}
-	return len(p) == len(s)
-}
-
 func TestReservedReplySubject(t *testing.T) {
 	for subject, want := range map[string]bool{
 		"_INBOX.abc.1":                        false,
@@ -139,5 +123,24 @@ func TestCredentialsOptions(t *testing.T) {
 	}
 	if opts, err := (Credentials{User: "a", Password: "b", CAFile: "ca.pem"}).Options(); err != nil || len(opts) != 2 {
 		t.Errorf("user, password and CA: got %d options, %v; want 2", len(opts), err)
+	}
+}
+
+// TestPublishRole: a refusal names the least role that may send the
+// subject, so the user knows whom to ask for what.
+func TestPublishRole(t *testing.T) {
+	order := "0b6f7c1e-3f4a-4a53-9a7e-2f1f5d0c9b1a"
+	tests := []struct{ subject, want string }{
+		{CommandSubject(order, "PlaceOrder"), RoleClient},
+		{CommandSubject(order, "PaymentCallback"), RolePayments},
+		{CommandSubject(order, "ConfirmPayment"), RoleOperator},
+		{CommandSubject(order, "MarkStockReserved"), RoleOperator},
+		{SubjectStockPrefix + "sku-1.get", RoleClient},
+		{SubjectStockPrefix + "sku-1.add", RoleOperator},
+	}
+	for _, tt := range tests {
+		if got := publishRole(tt.subject); got != tt.want {
+			t.Errorf("publishRole(%q): got %q, want %q", tt.subject, got, tt.want)
+		}
 	}
 }

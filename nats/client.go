@@ -84,10 +84,33 @@ func NewClient(nc *natsgo.Conn, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe reply inbox: %w", err)
 	}
+	if err := c.checkInbox(); err != nil {
+		_ = c.sub.Unsubscribe()
+		return nil, err
+	}
 	c.reconnected, c.reconnect = context.WithCancel(context.Background())
 	c.status = nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
 	go c.watchReconnects()
 	return c, nil
+}
+
+// inboxCheckTimeout bounds the round trip that tells whether the server
+// admitted the reply inbox's subscription.
+const inboxCheckTimeout = time.Second
+
+// checkInbox returns a permission_denied error when the server refused the
+// reply inbox's subscription: every send would otherwise wait in vain for
+// its answer. The server reports a refusal before it answers the ping of a
+// flush; a flush that fails (the connection is away) proves nothing, and
+// the client is made anyway, as it would be without the check.
+func (c *Client) checkInbox() error {
+	if c.nc.FlushTimeout(min(c.opts.Timeout, inboxCheckTimeout)) != nil {
+		return nil
+	}
+	if err := subscribePermissionError(c.nc, c.sub.Subject); err != nil {
+		return fmt.Errorf("subscribe reply inbox: %w", err)
+	}
+	return nil
 }
 
 // Close stops listening for replies.
@@ -245,13 +268,16 @@ func (c *Client) publish(ctx, reconnected context.Context, cmd Command, replyTo,
 		// A duplicate acknowledgement means an earlier attempt of this
 		// send was stored; its reply comes to this send's inbox.
 		_, err := c.js.PublishMsg(actx, m)
-		if err != nil && (sctx.Err() != nil || !retryablePublish(err)) {
-			return retry.Permanent(err)
+		if err == nil {
+			return nil
 		}
-		if err != nil {
-			if perr := permissionError(c.nc, m.Subject); perr != nil {
-				return retry.Permanent(perr)
-			}
+		// A refused publish is dropped unanswered: the wait ends without an
+		// acknowledgement, and another attempt would be refused too.
+		if perr := permissionError(c.nc, m.Subject); perr != nil {
+			return retry.Permanent(perr)
+		}
+		if sctx.Err() != nil || !retryablePublish(err) {
+			return retry.Permanent(err)
 		}
 		return err
 	})
@@ -396,6 +422,9 @@ func (c *Client) GetOrder(ctx context.Context, orderID string) (domain.OrderView
 		defer cancel()
 	}
 	m, err := c.nc.RequestWithContext(ctx, SubjectOrderQuery+orderID, nil)
+	if perr := permissionError(c.nc, SubjectOrderQuery+orderID); err != nil && perr != nil {
+		err = perr
+	}
 	if err != nil {
 		return domain.OrderView{}, fmt.Errorf("get order %s: %w", orderID, err)
 	}

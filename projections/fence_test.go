@@ -157,3 +157,23 @@ func TestSharedReadModelsFollowARebuild(t *testing.T) {
 		}
 	})
 }
+
+// TestManagerClosedTwice: a second Close (a service shut down twice)
+// returns instead of waiting for a runner that has stopped already.
+func TestManagerClosedTwice(t *testing.T) {
+	es := openEventStore(t)
+	m := target{dir: t.TempDir()}.openManager(t, es)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second Close did not return")
+	}
+}

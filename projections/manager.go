@@ -375,7 +375,8 @@ func (m *Manager) openFresh(ctx context.Context, name string, restart bool) (*St
 	return m.gens.open(ctx, name)
 }
 
-// Close stops the runner and closes the read models.
+// Close stops the runner and closes the read models; closing them again
+// does nothing.
 func (m *Manager) Close() error {
 	m.CancelRebuild()
 	if m.unwatch != nil {
@@ -383,6 +384,12 @@ func (m *Manager) Close() error {
 		<-m.watched
 	}
 	m.mu.Lock()
+	if m.closed {
+		// Closed already (a service shut down twice): the runner's result
+		// was taken then.
+		m.mu.Unlock()
+		return nil
+	}
 	m.closed = true
 	stop, stopped, store := m.stop, m.stopped, m.store
 	m.mu.Unlock()

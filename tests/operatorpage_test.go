@@ -239,7 +239,18 @@ func TestOperatorPage(t *testing.T) {
 	// after a second, so the lists must hold exactly these.
 	want := stuckView{Awaiting: []string{orders.awaiting}, Paid: []string{orders.paid}, Shipped: []string{orders.shipped}, Refunds: []string{orders.refunding},
 		Counts: "placed=1 awaiting_payment=1 paid=1 shipped=1 delivered=1 completed=1 cancelled=1 refunded=0", Codes: "illegal_transition 1"}
+	// The dead letters hold command bodies: the page shows none until the
+	// operator enters the admin token, then shows them.
+	token := strings.TrimPrefix(s.adminHeader(t).Get("Authorization"), "Bearer ")
 	err := chromedp.Do(ctx, chromedp.Navigate(base+"/?pay=1s&t=1s"),
+		chromedp.WaitVisible(chromedp.CSS("#admin-token")),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#updated").textContent !== ""`,
+			chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(250*time.Millisecond)))
+	before, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#deadletters tbody").textContent`))
+	if err != nil || strings.Contains(before, "page-bad-json") || !strings.Contains(before, "admin token") {
+		t.Fatalf("before the admin token: the dead letters show %q (%v); want a request for the token and no dead letter", before, err)
+	}
+	err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#admin-token"), token), chromedp.Click(chromedp.CSS("#admin-token-form button")),
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const v = %s; return v.awaiting.length === 1 && v.paid.length === 1 && v.shipped.length === 1 && v.refunds.length === 1 && v.codes !== "" && v.dead.includes("page-bad-json"); })()`, stuckScript),
 			chromedp.WithPollingTimeout(90*time.Second), chromedp.WithPollingInterval(250*time.Millisecond)))
 	got, _ := chromedp.Run(ctx, chromedp.Evaluate[stuckView](stuckScript))
@@ -255,6 +266,9 @@ func TestOperatorPage(t *testing.T) {
 	}
 	if got.Counts != want.Counts || got.Codes != want.Codes {
 		t.Errorf("counts %q, command errors %q; want %q, %q", got.Counts, got.Codes, want.Counts, want.Codes)
+	}
+	if tokenShown, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.querySelector("#admin-token-form").hidden || location.href.includes(`+fmt.Sprintf("%q", token)+`)`)); tokenShown {
+		t.Error("with the admin token entered, its form is still shown or the token is in the URL")
 	}
 	if !strings.Contains(got.Dead, "invalid_command") || !strings.Contains(got.Lag, "positions") || !got.SagaShown || got.Problem != "" {
 		t.Errorf("dead letters %q, projection lag %q, saga shown %v, problem %q", got.Dead, got.Lag, got.SagaShown, got.Problem)

@@ -59,10 +59,15 @@ func TestOrderHistoryEndpoint(t *testing.T) {
 
 // TestDeadLettersEndpoint: GET /v1/deadletters lists the newest dead
 // letters first with their code, reason and command, and how many the
-// stream holds.
+// stream holds; they hold command bodies, so only with the admin token.
 func TestDeadLettersEndpoint(t *testing.T) {
 	s := start(t, config(t, t.TempDir()))
 	base := "http://" + s.svc.HTTPAddr()
+	admin := s.adminHeader(t)
+	call := func(tb testing.TB, method, u string, into any) (*http.Response, []byte) {
+		tb.Helper()
+		return callWith(tb, method, u, admin, into)
+	}
 	var empty serve.DeadLetterPage
 	if resp, raw := call(t, http.MethodGet, base+"/v1/deadletters", &empty); resp.StatusCode != http.StatusOK || empty.Total != 0 || empty.Items == nil || len(empty.Items) != 0 {
 		t.Fatalf("no dead letters yet: %d %s", resp.StatusCode, raw)
@@ -86,6 +91,20 @@ func TestDeadLettersEndpoint(t *testing.T) {
 		field, _, _ := strings.Cut(q, "=")
 		if resp, raw := call(t, http.MethodGet, base+"/v1/deadletters?"+q, &body); resp.StatusCode != http.StatusBadRequest || body.Error.Field != field {
 			t.Errorf("GET /v1/deadletters?%s: %d %s; want 400 naming %s", q, resp.StatusCode, raw, field)
+		}
+	}
+	// Without the token, with another one or another scheme: 401, and not
+	// a byte of the dead letters.
+	for name, h := range map[string]http.Header{
+		"no token":    nil,
+		"wrong token": {"Authorization": {"Bearer not-the-token"}},
+		"basic":       {"Authorization": {"Basic " + strings.TrimPrefix(admin.Get("Authorization"), "Bearer ")}},
+	} {
+		var body apiError
+		resp, raw := callWith(t, http.MethodGet, base+"/v1/deadletters?limit=1", h, &body)
+		if resp.StatusCode != http.StatusUnauthorized || body.Error.Code != string(domain.CodeUnauthenticated) ||
+			resp.Header.Get("WWW-Authenticate") == "" || strings.Contains(string(raw), "dead-2") || strings.Contains(string(raw), "order_id") {
+			t.Errorf("GET /v1/deadletters, %s: %d %s; want 401 unauthenticated with nothing of the dead letters", name, resp.StatusCode, raw)
 		}
 	}
 }

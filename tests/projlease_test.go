@@ -320,3 +320,79 @@ func orderLifecycle(ctx context.Context, client *ordonats.Client, id string, kin
 	}
 	return nil
 }
+
+// TestProjectionsLeaseReleasedOnShutdown: of two instances on one
+// PostgreSQL database for the read models, the one on standby answers
+// queries from the read models the holder keeps current, and takes the
+// projections over when the holder shuts down cleanly, without waiting
+// for the lease to expire (its TTL here is far longer than the wait).
+func TestProjectionsLeaseReleasedOnShutdown(t *testing.T) {
+	dsn := projectionstest.FreshPostgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns, es := parentServers(t, ctx, t.TempDir())
+	const ttl = time.Minute
+	instance := func() (svc *serve.Service, shutdown func() error) {
+		svc, err := serve.Start(ctx, serve.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
+			NATSURL: ns.ClientURL(), ESDBURL: es.URL(), ReadModelDSN: dsn, LeaseTTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		shutdown = func() error {
+			once.Do(func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				err = svc.Shutdown(sctx)
+			})
+			return err
+		}
+		t.Cleanup(func() { _ = shutdown() })
+		return svc, shutdown
+	}
+	holder, stopHolder := instance()
+	eventually.True(t, 30*time.Second, "the first instance's projections up", func() bool {
+		return holder.Readiness(ctx).Parts["projections"] == "up"
+	})
+	standby, _ := instance()
+	eventually.True(t, 30*time.Second, "the second instance ready, its projections on standby", func() bool {
+		rd := standby.Readiness(ctx)
+		return rd.Ready && strings.HasPrefix(rd.Parts["projections"], "standby: ")
+	})
+
+	nc, err := natsgo.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, err := ordonats.NewClient(nc, ordonats.ClientOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	placeAndRead := func() {
+		t.Helper()
+		id := uuid.NewString()
+		if _, err := client.PlaceOrder(ctx, domain.PlaceOrder{Order: id, CustomerID: "c", Currency: "EUR",
+			Lines: []domain.Line{{SKU: "s", Quantity: 1, UnitPrice: 100}}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually.True(t, 30*time.Second, "order "+id+" in the standby's read models", func() bool {
+			resp, err := http.Get("http://" + standby.HTTPAddr() + "/v1/orders/" + id)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	placeAndRead() // applied by the holder, read on the standby
+
+	if err := stopHolder(); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, ttl/2, "the projections taken over", func() bool {
+		return standby.Readiness(ctx).Parts["projections"] == "up"
+	})
+	placeAndRead() // applied by the former standby itself
+}

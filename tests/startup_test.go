@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
+	"github.com/ordo-dev/ordo/eventually"
 	ordonats "github.com/ordo-dev/ordo/nats"
 	"github.com/ordo-dev/ordo/projections/projectionstest"
 )
@@ -196,4 +200,23 @@ func testStartTogether(t *testing.T, bin string, apart time.Duration) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// Read models shared in PostgreSQL are kept current by one instance;
+	// each instance keeps its own SQLite files current.
+	want := map[string]int{"up": 2}
+	if dsn != nil {
+		want = map[string]int{"up": 1, "standby": 1}
+	}
+	eventually.NoError(t, 30*time.Second, "the instances' projections parts", func() error {
+		got := map[string]int{} // "up" or "standby" → instances
+		for _, d := range dirs {
+			_, body := readyz(d)
+			var rd serve.Readiness
+			_ = json.Unmarshal([]byte(body), &rd)
+			got[strings.SplitN(rd.Parts["projections"], ":", 2)[0]]++
+		}
+		if !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("got %v, want %v", got, want)
+		}
+		return nil
+	})
 }

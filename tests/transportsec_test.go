@@ -150,22 +150,40 @@ func TestNATSRolesAreEnforced(t *testing.T) {
 	// The client may not record the saga's decision, nor payments, nor add stock.
 	// A refused publish gets no answer: the client learns of the refusal
 	// from the server's error report once its wait for an answer ends.
+	// The refusal has its own code, permission_denied (not unavailable,
+	// which would invite retrying forever), and names the subject and the
+	// role that may send it.
+	other := uuid.NewString()
 	refused := []struct {
-		name string
-		send func(ctx context.Context) error
+		name, subject, role string
+		send                func(ctx context.Context) error
 	}{
-		{"client MarkStockReserved", func(ctx context.Context) error {
+		{"client MarkStockReserved", ordonats.CommandSubject(id, domain.CmdMarkStockReserved), ordonats.RoleOperator, func(ctx context.Context) error {
 			_, err := shop.MarkStockReserved(ctx, domain.MarkStockReserved{Order: id})
 			return err
 		}},
-		{"client ConfirmPayment", func(ctx context.Context) error {
+		{"client ConfirmPayment", ordonats.CommandSubject(id, domain.CmdConfirmPayment), ordonats.RoleOperator, func(ctx context.Context) error {
 			_, err := shop.ConfirmPayment(ctx, domain.ConfirmPayment{Order: id, PaymentID: "p-1", Amount: total})
 			return err
 		}},
-		{"client stock add", func(ctx context.Context) error { _, err := shop.AddStock(ctx, "sku-1", 5, ""); return err }},
-		{"payments PlaceOrder", func(ctx context.Context) error { _, err := psp.PlaceOrder(ctx, placeCmd(uuid.NewString())); return err }},
-		{"payments CancelOrder", func(ctx context.Context) error {
+		{"client PaymentCallback", ordonats.CommandSubject(id, domain.CmdPaymentCallback), ordonats.RolePayments, func(ctx context.Context) error {
+			_, err := shop.Send(ctx, ordonats.Command{Type: domain.CmdPaymentCallback, OrderID: id, Body: []byte(`{}`)})
+			return err
+		}},
+		{"client stock add", ordonats.SubjectStockPrefix + "sku-1.add", ordonats.RoleOperator, func(ctx context.Context) error {
+			_, err := shop.AddStock(ctx, "sku-1", 5, "")
+			return err
+		}},
+		{"payments PlaceOrder", ordonats.CommandSubject(other, domain.CmdPlaceOrder), ordonats.RoleClient, func(ctx context.Context) error {
+			_, err := psp.PlaceOrder(ctx, placeCmd(other))
+			return err
+		}},
+		{"payments CancelOrder", ordonats.CommandSubject(id, domain.CmdCancelOrder), ordonats.RoleClient, func(ctx context.Context) error {
 			_, err := psp.CancelOrder(ctx, domain.CancelOrder{Order: id, Reason: "x"})
+			return err
+		}},
+		{"payments order get", ordonats.SubjectOrderQuery + id, ordonats.RoleClient, func(ctx context.Context) error {
+			_, err := psp.GetOrder(ctx, id)
 			return err
 		}},
 	}
@@ -173,9 +191,31 @@ func TestNATSRolesAreEnforced(t *testing.T) {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := r.send(sctx)
 		cancel()
-		if !errors.Is(err, ordonats.ErrPermissionDenied) {
+		var ce *ordonats.CommandError
+		switch {
+		case !errors.Is(err, ordonats.ErrPermissionDenied) || !errors.As(err, &ce):
 			t.Errorf("%s: got %v, want %v", r.name, err, ordonats.ErrPermissionDenied)
+		case ce.Code != string(domain.CodePermissionDenied) || domain.HTTPStatus(domain.Code(ce.Code)) != 403:
+			t.Errorf("%s: got code %q, want %q (403)", r.name, ce.Code, domain.CodePermissionDenied)
+		case !strings.Contains(ce.Message, `"`+r.subject+`"`) || !strings.Contains(ce.Message, `role "`+r.role+`"`):
+			t.Errorf("%s: got message %q, want it to name the subject %q and the role %q", r.name, ce.Message, r.subject, r.role)
 		}
+	}
+	// A client whose replies arrive where its role may not subscribe (a
+	// custom inbox prefix) is refused at once, not left waiting for
+	// answers that cannot arrive.
+	custom, err := natsgo.Connect(svc.NATSURL(), natsgo.UserInfo("shop", "shop-pw"), natsgo.CustomInboxPrefix("shop.replies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(custom.Close)
+	var ce *ordonats.CommandError
+	if c, err := ordonats.NewClient(custom, ordonats.ClientOptions{}); err == nil {
+		c.Close()
+		t.Error("a client whose reply inbox its role may not subscribe to was made, want permission_denied")
+	} else if !errors.As(err, &ce) || ce.Code != string(domain.CodePermissionDenied) ||
+		!strings.Contains(ce.Message, `"shop.replies.`) || !strings.Contains(ce.Message, `"`+ordonats.RoleOperator+`"`) {
+		t.Errorf("a client with a reply inbox its role may not subscribe to: got %v, want permission_denied naming the inbox and a role", err)
 	}
 	select {
 	case err := <-shopErrs:

@@ -1,6 +1,7 @@
 // Package flagset builds the flag sets of Ordo's commands (ordo,
 // ordo-bench), so that every command's --help reads the same: usage, what
-// it does, examples, then the flags.
+// it does, examples, then the flags; and the NATS credential flags that
+// the client commands of both take.
 package flagset
 
 import (

@@ -45,6 +45,7 @@ type hotSKUOptions struct {
 	esdbURL    string
 	compare    bool
 	cpuProfile string
+	connOpts   []natsgo.Option // the credentials for --nats-url
 }
 
 // hotSKUReport is everything one run measured; --json prints it.
@@ -110,7 +111,7 @@ var errSoldOut = errors.New("sold out")
 // when installed, through Redis+Lua and PostgreSQL, and fails when any
 // system's consistency check does.
 func runHotSKU(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flagset.New("ordo-bench hot-sku [--clients N] [--duration D] [--orders N] [--nats-url URL] [--json]",
+	fs := flagset.New("ordo-bench hot-sku [--clients N] [--duration D] [--orders N] [--nats-url URL [--nats-user U --nats-password P | --nats-creds FILE | --nats-nkey FILE] [--nats-ca FILE] [--esdb-url URL]] [--json]",
 		"Reservations per second on ONE SKU: N closed-loop clients each reserve 1 unit for a fresh order\n"+
 			"through the NATS stock API; a reply means the event store has fsync'd the reservation. The\n"+
 			"stock API reserves only for orders that exist, so --orders orders are placed first (not\n"+
@@ -133,7 +134,12 @@ func runHotSKU(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&o.compare, "compare", true, "also measure Redis+Lua and PostgreSQL when they are installed")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of Ordo's measurement to this file")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	creds := flagset.AddNATSCredentials(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if o.connOpts, err = connectOptions(o.natsURL, creds); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -216,7 +222,7 @@ func benchOrdoHotSKU(ctx context.Context, o hotSKUOptions, rep *hotSKUReport, st
 		defer svc.Shutdown(context.Background())
 		url, esdbURL = svc.NATSURL(), svc.ESDBURL()
 	}
-	nc, err := natsgo.Connect(url, natsgo.Name("ordo-bench-hot-sku"))
+	nc, err := natsgo.Connect(url, append(o.connOpts, natsgo.Name("ordo-bench-hot-sku"))...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", url, err)
 	}
@@ -249,7 +255,7 @@ func benchOrdoHotSKU(ctx context.Context, o hotSKUOptions, rep *hotSKUReport, st
 	stopProfile()
 	rep.Ordo = hotSKUOrdo{loadResult: res, Ambiguous: ambiguous.Load(), CPUPerOp: cpu / time.Duration(max(res.Ops, 1)), LoadAvg: loadAverage()}
 	rep.Ordo.Check = checkOversell(ctx, client, esdbURL, rep.SKU, ok.Load(), ambiguous.Load())
-	bare, err := measureRequestReply(ctx, url, nc, o.clients, o.duration)
+	bare, err := measureRequestReply(ctx, url, o.connOpts, nc, o.clients, o.duration)
 	if err != nil {
 		fmt.Fprintf(stderr, "note: bare request-reply not measured: %v\n", err)
 		return nil
@@ -437,8 +443,8 @@ func foldStockStream(ctx context.Context, esdbURL, sku string, ch *hotSKUCheck, 
 // measureRequestReply is the transport's ceiling: the same clients send a
 // reservation-sized request over core NATS to a responder on its own
 // connection that answers at once, with no stock service behind it.
-func measureRequestReply(ctx context.Context, url string, nc *natsgo.Conn, clients int, d time.Duration) (loadResult, error) {
-	rc, err := natsgo.Connect(url, natsgo.Name("ordo-bench-responder"))
+func measureRequestReply(ctx context.Context, url string, connOpts []natsgo.Option, nc *natsgo.Conn, clients int, d time.Duration) (loadResult, error) {
+	rc, err := natsgo.Connect(url, append(connOpts, natsgo.Name("ordo-bench-responder"))...)
 	if err != nil {
 		return loadResult{}, err
 	}

@@ -23,7 +23,7 @@ import (
 // clients, then measures the bare JetStream round trip with the same
 // clients and prints the ratio.
 func runLifecycle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flagset.New("ordo-bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--cpuprofile FILE] [--json]",
+	fs := flagset.New("ordo-bench lifecycle [--clients N] [--duration D] [--nats-url URL [--nats-user U --nats-password P | --nats-creds FILE | --nats-nkey FILE] [--nats-ca FILE]] [--cpuprofile FILE] [--json]",
 		"Drives orders through place, stock reserved, pay, ship and deliver with N closed-loop\n"+
 			"clients, then measures the bare JetStream round trip with the same clients, and prints the ratio.",
 		[]string{"ordo-bench lifecycle --clients 64 --duration 10s"}, stderr)
@@ -34,7 +34,12 @@ func runLifecycle(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the lifecycle measurement to this file")
 	measureBare := fs.Bool("bare", true, "also measure the bare JetStream round trip and print the ratio")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	creds := flagset.AddNATSCredentials(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	connOpts, err := connectOptions(*natsURL, creds)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -58,7 +63,7 @@ func runLifecycle(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		defer svc.Shutdown(context.Background())
 		url = svc.NATSURL()
 	}
-	nc, err := natsgo.Connect(url, natsgo.Name("ordo-bench"))
+	nc, err := natsgo.Connect(url, append(connOpts, natsgo.Name("ordo-bench"))...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", url, err)
 	}

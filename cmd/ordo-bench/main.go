@@ -16,8 +16,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/relaxgc"
 )
 
@@ -49,12 +53,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runHotSKU(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintln(stderr, "Usage: ordo-bench lifecycle [--clients N] [--duration D] [--nats-url URL] [--json]")
-	fmt.Fprintln(stderr, "       ordo-bench hot-sku [--clients N] [--duration D] [--nats-url URL] [--json]")
+	fmt.Fprintln(stderr, "Usage: ordo-bench lifecycle [--clients N] [--duration D] [--nats-url URL [NATS credential flags]] [--json]")
+	fmt.Fprintln(stderr, "       ordo-bench hot-sku [--clients N] [--duration D] [--nats-url URL [NATS credential flags]] [--json]")
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		return errHelp
 	}
 	return usageError{"ordo-bench needs a workload: lifecycle or hot-sku"}
+}
+
+// connectOptions are the NATS credentials to connect with: those of the
+// flags (and NATS_* variables, as for the ordo CLI) for a service given by
+// --nats-url, none for the embedded one the bench starts, which takes
+// anyone on loopback. The bench places orders, records payments and adds
+// stock, so against a service with users it needs an operator.
+func connectOptions(natsURL string, creds flagset.NATSCredentials) ([]natsgo.Option, error) {
+	if natsURL == "" {
+		return nil, nil
+	}
+	opts, err := creds.Credentials().Options()
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return slices.Clip(opts), nil // each connection appends its own name
 }
 
 // exitCode turns run's error into the process exit status, reporting it on

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
@@ -142,7 +142,7 @@ func (l *lineFlags) Set(v string) error {
 // clientFlags are the flags every verb shares.
 type clientFlags struct {
 	natsURL   *string
-	creds     natsCredFlags
+	creds     flagset.NATSCredentials
 	commandID *string
 	asJSON    *bool
 	timeout   *time.Duration
@@ -151,7 +151,7 @@ type clientFlags struct {
 func addClientFlags(fs *flag.FlagSet) clientFlags {
 	return clientFlags{
 		natsURL:   fs.String("nats-url", "", "NATS server of the Ordo service, nats://[user:password@]host:port or tls://… (default $NATS_URL, else nats://127.0.0.1:4222)"),
-		creds:     addNATSCredFlags(fs),
+		creds:     flagset.AddNATSCredentials(fs),
 		commandID: fs.String("command-id", "", "command ID (default: a new UUID); reuse it to retry safely"),
 		asJSON:    fs.Bool("json", false, "print the reply as JSON"),
 		timeout:   fs.Duration("timeout", 10*time.Second, "how long to wait for the outcome"),
@@ -256,7 +256,7 @@ func (cf clientFlags) dial(ctx context.Context) (*ordonats.Client, context.Conte
 // dialWith is dial with the client's options (a callback signer).
 func (cf clientFlags) dialWith(ctx context.Context, opts ordonats.ClientOptions) (*ordonats.Client, context.Context, func(), error) {
 	url := natsURL(*cf.natsURL)
-	connOpts, err := cf.creds.credentials().Options()
+	connOpts, err := cf.creds.Credentials().Options()
 	if err != nil {
 		return nil, nil, nil, usageError{err.Error()}
 	}
@@ -281,10 +281,11 @@ func (e cliError) Error() string { return e.err.Error() }
 func (e cliError) Unwrap() error { return e.err }
 
 func printOutcome(w io.Writer, out ordonats.Outcome, err error, asJSON, printID bool) error {
-	var ce *ordonats.CommandError
 	if asJSON {
-		if err != nil && !errors.As(err, &ce) {
-			out.Error = &ordonats.ErrorBody{Code: string(domain.CodeUnavailable), Message: err.Error()}
+		if err != nil && out.Error == nil {
+			// Refused before the service answered: by NATS (permission
+			// denied), or it did not answer at all.
+			out.Error = errorBody(err)
 		}
 		b, _ := json.Marshal(jsonOutcome(out))
 		fmt.Fprintln(w, string(b))

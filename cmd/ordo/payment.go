@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ordo-dev/ordo/callbacksig"
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/domain"
 	ordonats "github.com/ordo-dev/ordo/nats"
@@ -44,7 +45,7 @@ func runPayment(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	secretFile := fs.String("secret-file", "", "a file with the callback secret (one per line), instead of the secrets directory or $"+callbackSecretEnv)
 	cf := clientFlags{
 		natsURL: fs.String("nats-url", "", "NATS server of the Ordo service, nats://[user:password@]host:port or tls://… (default $NATS_URL, else nats://127.0.0.1:4222)"),
-		creds:   addNATSCredFlags(fs),
+		creds:   flagset.AddNATSCredentials(fs),
 		asJSON:  fs.Bool("json", false, "print the reply as JSON"),
 		timeout: fs.Duration("timeout", 10*time.Second, "how long to wait for the outcome"),
 	}

@@ -119,9 +119,18 @@ func TestSecureServeAndCLI(t *testing.T) {
 	}
 	id := placed["order_id"].(string)
 	withUser := strings.Replace(natsURL, "tls://", "tls://shop:shop-pw@", 1)
-	if _, out, err := cli("order", "stock-reserved", id, "--nats-url", withUser, "--nats-ca", cert, "--timeout", "5s"); err == nil ||
-		!strings.Contains(out, "permission denied") {
-		t.Fatalf("order stock-reserved as client: got %v\n%s\nwant permission denied", err, out)
+	// A refusal has its own code, never unavailable (which invites
+	// retrying), and says which subject and which role.
+	got, out, err := cli("order", "stock-reserved", id, "--nats-url", withUser, "--nats-ca", cert, "--timeout", "5s")
+	e, _ := got["error"].(map[string]any)
+	if err == nil || e["code"] != "permission_denied" ||
+		!strings.Contains(fmt.Sprint(e["message"]), `"ordo.cmd.order.`+id+`.MarkStockReserved"`) || !strings.Contains(fmt.Sprint(e["message"]), `role "operator"`) {
+		t.Fatalf("order stock-reserved as client: got %v\n%s\nwant permission_denied naming the subject and the role operator", err, out)
+	}
+	var text strings.Builder
+	if err := run(ctx, []string{"order", "stock-reserved", id, "--nats-url", withUser, "--nats-ca", cert, "--timeout", "5s"}, &text, &text); err == nil ||
+		!strings.Contains(err.Error(), "permission_denied") || exitCode(err, io.Discard) == 0 {
+		t.Fatalf("order stock-reserved as client, as text: got %v\n%s\nwant permission_denied", err, text.String())
 	}
 	// The nats CLI's environment: NATS_URL with user info, NATS_CA.
 	t.Setenv("NATS_URL", strings.Replace(natsURL, "tls://", "tls://ops:ops-pw@", 1))

@@ -8,44 +8,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ordo-dev/ordo/cmd/flagset"
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
 	"github.com/ordo-dev/ordo/eventstore/esdbserver"
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
-
-// natsCredFlags are the NATS credentials of a client, named as the nats
-// CLI names them and taken from the same environment variables when the
-// flag is not given (NATS_CREDS, NATS_NKEY, NATS_USER, NATS_PASSWORD,
-// NATS_CA, NATS_CERT, NATS_KEY); the environment is read after parsing so
-// that --help never prints a password. User info in the URL
-// (nats://user:password@host:4222) works too.
-type natsCredFlags struct {
-	creds, nkey, user, password, ca, cert, key *string
-}
-
-func addNATSCredFlags(fs *flag.FlagSet) natsCredFlags {
-	return natsCredFlags{
-		creds:    fs.String("nats-creds", "", "NATS credentials file (JWT and seed), for clusters run with operator JWTs (default $NATS_CREDS)"),
-		nkey:     fs.String("nats-nkey", "", "NATS nkey seed file, for a user listed by nkey in the server's users (default $NATS_NKEY)"),
-		user:     fs.String("nats-user", "", "NATS user name (default $NATS_USER)"),
-		password: fs.String("nats-password", "", "NATS password (default $NATS_PASSWORD)"),
-		ca:       fs.String("nats-ca", "", "CA file to verify the NATS server's certificate, for tls:// URLs (default $NATS_CA)"),
-		cert:     fs.String("nats-cert", "", "client certificate for a NATS server that requires one (default $NATS_CERT)"),
-		key:      fs.String("nats-key", "", "key of --nats-cert (default $NATS_KEY)"),
-	}
-}
-
-func (f natsCredFlags) credentials() ordonats.Credentials {
-	or := func(flagValue, env string) string {
-		if flagValue != "" {
-			return flagValue
-		}
-		return os.Getenv(env)
-	}
-	return ordonats.Credentials{CredsFile: or(*f.creds, "NATS_CREDS"), NkeyFile: or(*f.nkey, "NATS_NKEY"),
-		User: or(*f.user, "NATS_USER"), Password: or(*f.password, "NATS_PASSWORD"),
-		CAFile: or(*f.ca, "NATS_CA"), CertFile: or(*f.cert, "NATS_CERT"), KeyFile: or(*f.key, "NATS_KEY")}
-}
 
 // natsURL is the --nats-url given, else NATS_URL as for the nats CLI, else
 // the local service.
@@ -128,7 +95,7 @@ type securityFlags struct {
 	natsAuth, adminPasswordFile *string
 	insecure                    *bool
 	tls                         tlsServerFlags
-	natsCreds                   natsCredFlags
+	natsCreds                   flagset.NATSCredentials
 }
 
 func addSecurityFlags(fs *flag.FlagSet) securityFlags {
@@ -137,7 +104,7 @@ func addSecurityFlags(fs *flag.FlagSet) securityFlags {
 		adminPasswordFile: fs.String("esdb-admin-password-file", "", "file holding the embedded event store's admin password (or env ORDO_ESDB_ADMIN_PASSWORD); required to listen beyond loopback"),
 		insecure:          fs.Bool("insecure", false, "allow listening beyond loopback without NATS users, event store password or TLS"),
 		tls:               addTLSServerFlags(fs, "the HTTP listener, the embedded NATS server and the embedded event store"),
-		natsCreds:         addNATSCredFlags(fs),
+		natsCreds:         flagset.AddNATSCredentials(fs),
 	}
 }
 
@@ -160,7 +127,7 @@ func (f securityFlags) security() (serve.Security, error) {
 	if pw != "" {
 		sec.ESDBAuth = &esdbserver.Auth{AdminPassword: pw, Required: true}
 	}
-	if sec.NATSConnect, err = f.natsCreds.credentials().Options(); err != nil {
+	if sec.NATSConnect, err = f.natsCreds.Credentials().Options(); err != nil {
 		return sec, usageError{err.Error()}
 	}
 	return sec, nil

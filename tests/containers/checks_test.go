@@ -126,6 +126,7 @@ func (c *cluster) checkStock(t *testing.T, orders []*order, views map[string]dom
 			if time.Now().After(deadline) {
 				t.Errorf("stock of %s: on hand %d, reserved %d (%v); want %d on hand, %d reserved by its orders",
 					sku, got.OnHand, got.Reserved, err, w.OnHand, w.Reserved)
+				c.explainStock(t, sku, views)
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -224,4 +225,50 @@ func shippingStatus(s domain.State) string {
 		return "delivered"
 	}
 	return "not_shipped"
+}
+
+// explainStock names the orders whose units the SKU's stream holds other
+// than their state says (reserved while awaiting payment or paid, else
+// none), with that stream's events for them, so that a failed stock check
+// says which orders to look at.
+func (c *cluster) explainStock(t *testing.T, sku string, views map[string]domain.OrderView) {
+	t.Helper()
+	held := map[string]int64{}
+	trail := map[string][]string{}
+	err := c.es.ReadStream(ctxT(t, time.Minute), domain.StockStream(sku), 0, func(e eventstore.RecordedEvent) error {
+		switch e.Type {
+		case domain.EvtInventoryReserved:
+			var ev domain.InventoryReserved
+			if err := json.Unmarshal(e.Data, &ev); err != nil {
+				return err
+			}
+			for _, r := range ev.Reservations() {
+				held[r.OrderID] += r.Quantity
+				trail[r.OrderID] = append(trail[r.OrderID], fmt.Sprintf("#%d reserved %d", e.Revision, r.Quantity))
+			}
+		case domain.EvtInventoryReleased, domain.EvtInventoryCommitted:
+			var ev domain.InventoryReleased // both have the same fields
+			if err := json.Unmarshal(e.Data, &ev); err != nil {
+				return err
+			}
+			held[ev.OrderID] -= ev.Quantity
+			trail[ev.OrderID] = append(trail[ev.OrderID], fmt.Sprintf("#%d %s %d", e.Revision, e.Type, ev.Quantity))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Logf("stock of %s: read its stream: %v", sku, err)
+		return
+	}
+	for id, v := range views {
+		var want int64
+		for _, line := range v.Lines {
+			if line.SKU == sku && (v.State == domain.StateAwaitingPayment || v.State == domain.StatePaid) {
+				want += line.Quantity
+			}
+		}
+		if held[id] != want {
+			t.Logf("stock of %s: order %s (%s) holds %d units, want %d: %v", sku, id, v.State, held[id], want, trail[id])
+		}
+	}
 }

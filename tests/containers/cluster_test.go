@@ -36,10 +36,8 @@ func TestCluster(t *testing.T) {
 	}{
 		{"lifecycle through both instances", lifecycleScenario},
 		{"kill an ordo instance and start it again", killOrdoScenario},
-		{"restart the event store", storeRestartScenario},
-		// Last: with one replica per stream, losing the node that holds
-		// one stops the system until it returns.
 		{"kill a NATS node, partition another and heal", natsFaultsScenario},
+		{"restart the event store", storeRestartScenario},
 	} {
 		ok := t.Run(sc.name, func(t *testing.T) {
 			defer c.use(t)()
@@ -73,16 +71,32 @@ func lifecycleScenario(t *testing.T, c *cluster, l *load) {
 	l.awaitProgress(t, progress, "through both instances")
 }
 
-// killOrdoScenario: `docker kill` one instance mid-load; the other takes
-// its commands over; then it starts again and rejoins.
+// killOrdoScenario: `docker kill` the instance that holds the saga and
+// stock lease, mid-load; the other takes its commands and the lease over;
+// then it starts again and rejoins.
 func killOrdoScenario(t *testing.T, c *cluster, l *load) {
+	holder := c.sagaHolder()
+	other := c.ordo[1-holder]
 	c.broken = true
 	at := time.Now()
-	c.kill(c.ordo[0])
+	c.kill(c.ordo[holder])
+	lease := make(chan time.Duration, 1)
+	go func() {
+		if c.awaitPart(other, "saga", "up", 2*time.Minute) < 0 {
+			lease <- -1
+			return
+		}
+		lease <- time.Since(at)
+	}()
 	inFlight, pause := l.recovery(t, at, progress)
-	c.report(t, "docker kill of one ordo serve (the other goes on)", inFlight, pause)
-	c.start(c.ordo[0])
-	ready := c.awaitReady(c.ordo[0], 2*time.Minute)
+	c.report(t, "docker kill of the ordo serve holding the saga lease (the other goes on)", inFlight, pause)
+	if d := <-lease; d >= 0 {
+		t.Logf("recovery: docker kill of the saga lease's holder: %s took the lease over %s after the kill", other.name, d.Round(time.Millisecond))
+	} else {
+		t.Errorf("%s did not take the saga lease over within 2 minutes of the holder's kill", other.name)
+	}
+	c.start(c.ordo[holder])
+	ready := c.awaitReady(c.ordo[holder], 2*time.Minute)
 	c.broken = false
 	l.awaitProgress(t, progress, "with the killed instance back")
 	t.Logf("recovery: the killed instance was ready %s after docker start", ready.Round(time.Millisecond))
@@ -91,12 +105,18 @@ func killOrdoScenario(t *testing.T, c *cluster, l *load) {
 // natsFaultsScenario: `docker kill` one NATS node, start it again; then cut
 // another off the network and heal it.
 func natsFaultsScenario(t *testing.T, c *cluster, l *load) {
+	c.awaitNATSWhole(2 * time.Minute)
 	c.broken = true
 	at := time.Now()
 	c.kill(c.nats[0])
 	inFlight, pause := l.recovery(t, at, progress)
 	c.report(t, "docker kill of one of 3 NATS nodes", inFlight, pause)
 	c.start(c.nats[0])
+	// Before another node is cut off, this one must have caught up and be
+	// routed to both others: otherwise the two left would not make a
+	// quorum and the streams would stall.
+	whole := c.awaitNATSWhole(2 * time.Minute)
+	t.Logf("recovery: the killed NATS node was current and routed to both others %s after docker start", whole.Round(time.Millisecond))
 	l.awaitProgress(t, progress, "with the killed NATS node back")
 
 	at = time.Now()
@@ -105,9 +125,11 @@ func natsFaultsScenario(t *testing.T, c *cluster, l *load) {
 	c.report(t, "partition of one of 3 NATS nodes (docker network disconnect)", inFlight, pause)
 	at = time.Now()
 	c.connectNode(c.nats[1])
-	c.broken = false
 	inFlight, pause = l.recovery(t, at, progress)
 	c.report(t, "the partitioned NATS node healed", inFlight, pause)
+	c.awaitNATSWhole(2 * time.Minute)
+	c.broken = false
+	t.Logf("recovery: the partitioned NATS node was current and routed to both others %s after the heal", time.Since(at).Round(time.Millisecond))
 }
 
 // storeRestartScenario: `docker restart` of the event store container.

@@ -3,8 +3,8 @@
 package containers
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -31,12 +31,11 @@ import (
 	ordonats "github.com/ordo-dev/ordo/nats"
 )
 
-// Test-only image tags: built at the start of the run, removed at its end,
-// except PostgreSQL's, which takes minutes to make and is kept as a cache.
+// Test-only image tags: built at the start of the run, removed at its end.
 const (
 	ordoImage     = "ordo-test/ordo:containers-test"
 	natsImage     = "ordo-test/nats-server:containers-test"
-	postgresImage = "ordo-test/postgres:15"
+	postgresImage = "ordo-test/postgres:containers-test"
 )
 
 // images is set by TestMain once the images are built; skipReason when no
@@ -44,10 +43,6 @@ const (
 var (
 	provider   *testcontainers.DockerProvider
 	skipReason string
-	// replicasFlag is what `ordo serve` is given for 3 JetStream replicas,
-	// or nothing when the binary has no such flag yet (then the streams
-	// have one replica, on one node of the cluster).
-	replicasFlag []string
 )
 
 func TestMain(m *testing.M) {
@@ -97,7 +92,7 @@ func tearDown() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, img := range []string{ordoImage, natsImage} {
+	for _, img := range []string{ordoImage, natsImage, postgresImage} {
 		if _, err := provider.Client().ImageRemove(ctx, img, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
 			fmt.Fprintf(os.Stderr, "containers: remove image %s: %v\n", img, err)
 		}
@@ -150,27 +145,27 @@ func buildImages(ctx context.Context) error {
 			return err
 		}
 	}
-	help, _ := exec.CommandContext(ctx, filepath.Join(tmp, "ordo", "ordo"), "serve", "-h").CombinedOutput()
-	if bytes.Contains(help, []byte("-nats-replicas")) {
-		replicasFlag = []string{"--nats-replicas", "3"}
-	} else {
-		fmt.Println("containers: ordo serve has no --nats-replicas: the streams have one replica, on one NATS node")
-	}
 	return buildPostgres(ctx, root)
 }
 
-// buildPostgres makes PostgreSQL's image from Debian's packages: its base
-// (docker/postgres/base.sh, minutes, kept by tag) and the Dockerfile on it.
+// buildPostgres makes PostgreSQL's image from the host's Debian postgresql
+// (docker/postgres/context.sh assembles its context in seconds, installing
+// postgresql when it is missing) and docker/postgres/Dockerfile.
 func buildPostgres(ctx context.Context, root string) error {
-	if _, err := provider.Client().ImageInspect(ctx, postgresImage); err == nil {
-		return nil
+	dir, err := os.MkdirTemp("", "ordo-postgres-image-")
+	if err != nil {
+		return err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "docker", "postgres", "base.sh"))
-	cmd.Stderr = os.Stderr
-	if out, err := cmd.Output(); err != nil {
-		return fmt.Errorf("docker/postgres/base.sh (the Debian base with PostgreSQL): %v\n%s", err, out)
+	defer os.RemoveAll(dir)
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "docker", "postgres", "context.sh"), dir)
+	cmd.Env = append(os.Environ(), "ORDO_PG_PASSWORD="+pgPassword)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("docker/postgres/context.sh (PostgreSQL from the host's Debian packages; apt-get install postgresql): %v\n%s", err, out)
 	}
-	return buildImage(ctx, filepath.Join(root, "docker", "postgres"), postgresImage)
+	if err := copyFile(filepath.Join(root, "docker", "postgres", "Dockerfile"), filepath.Join(dir, "Dockerfile")); err != nil {
+		return err
+	}
+	return buildImage(ctx, dir, postgresImage)
 }
 
 func buildImage(ctx context.Context, dir, tag string) error {
@@ -227,7 +222,10 @@ const (
 	natsRoutes = "nats://nats1:6222,nats://nats2:6222,nats://nats3:6222"
 	natsURLs   = "nats://nats1:4222,nats://nats2:4222,nats://nats3:4222"
 	esdbURL    = "esdb://eventstore:2113?tls=false"
-	pgDSN      = "postgres://postgres@postgres:5432/postgres?sslmode=disable"
+	// pgPassword is the test cluster's password for the role postgres:
+	// docker/postgres/context.sh allows password logins only.
+	pgPassword = "ordo-test"
+	pgDSN      = "postgres://postgres:" + pgPassword + "@postgres:5432/postgres?sslmode=disable"
 )
 
 // startCluster starts every container and connects a client to the NATS
@@ -236,7 +234,7 @@ func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	requireDocker(t)
 	ctx := ctxT(t, 5*time.Minute)
-	c := &cluster{t: t, prefix: fmt.Sprintf("ordo-ct-%d-", os.Getpid())}
+	c := &cluster{t: t, prefix: fmt.Sprintf("ordo-ct-%d-%s-", os.Getpid(), t.Name())}
 	nw, err := tcnetwork.New(ctx)
 	if err != nil {
 		t.Fatalf("create the private network: %v", err)
@@ -251,31 +249,50 @@ func startCluster(t *testing.T) *cluster {
 		name := fmt.Sprintf("nats%d", i+1)
 		c.nats[i] = c.run(ctx, name, natsImage, []string{"--jetstream", "--store_dir", "/data",
 			"--server_name", name, "--cluster_name", "ordo", "--cluster", "nats://0.0.0.0:6222",
-			"--routes", natsRoutes, "--no_advertise"}, "4222/tcp")
+			"--routes", natsRoutes, "--no_advertise", "--http_port", "8222"}, container.RestartPolicyDisabled, "4222/tcp", "8222/tcp")
 	}
-	c.store = c.run(ctx, "eventstore", ordoImage, []string{"eventstore", "serve", "--listen", "0.0.0.0:2113", "--data", "/data/eventstore"}, "2113/tcp")
-	c.pg = c.run(ctx, "postgres", postgresImage, nil, "5432/tcp")
+	c.store = c.run(ctx, "eventstore", ordoImage, []string{"eventstore", "serve", "--listen", "0.0.0.0:2113", "--data", "/data/eventstore",
+		// No TLS and no admin password on the tests' private network, as
+		// docker-compose.yml runs KurrentDB insecure.
+		"--insecure"}, container.RestartPolicyDisabled, "2113/tcp")
+	c.pg = c.run(ctx, "postgres", postgresImage, nil, container.RestartPolicyDisabled, "5432/tcp")
 	c.connect(ctx)
 	c.awaitPostgres(ctx)
+	// Both at once, as `docker compose up` starts them, and restarted when
+	// they exit, as its `restart: unless-stopped` does.
 	for i := range c.ordo {
-		c.ordo[i] = c.run(ctx, fmt.Sprintf("ordo%d", i+1), ordoImage, ordoServe(), "8080/tcp")
+		c.ordo[i] = c.run(ctx, fmt.Sprintf("ordo%d", i+1), ordoImage, ordoServe(), container.RestartPolicyUnlessStopped, "8080/tcp")
 	}
 	for _, o := range c.ordo {
 		c.awaitReady(o, 2*time.Minute)
+		if n := c.restarts(o); n > 0 {
+			t.Logf("startup: %s exited %d time(s) and was restarted by its restart policy before it was ready", o.name, n)
+			c.dumpLogs(o)
+		}
 	}
 	return c
 }
 
-// ordoServe is the command of an Ordo instance on the shared cluster.
-func ordoServe() []string {
-	cmd := []string{"serve", "--data", "/data", "--http", "0.0.0.0:8080",
-		"--nats-url", natsURLs, "--esdb-url", esdbURL, "--readmodel-dsn", pgDSN}
-	return append(cmd, replicasFlag...)
+// restarts is how often Docker restarted a container after it exited.
+func (c *cluster) restarts(n *node) int {
+	c.t.Helper()
+	res, err := provider.Client().ContainerInspect(ctxT(c.t, time.Minute), n.c.GetContainerID(), client.ContainerInspectOptions{})
+	if err != nil {
+		c.t.Fatalf("inspect %s: %v", n.name, err)
+	}
+	return res.Container.RestartCount
 }
 
-// run starts a container on the private network under its name, with its
-// ports published on 127.0.0.1 only.
-func (c *cluster) run(ctx context.Context, name, image string, cmd []string, ports ...string) *node {
+// ordoServe is the command of an Ordo instance on the shared cluster:
+// every stream and bucket on the 3 NATS nodes, as docker-compose.yml runs it.
+func ordoServe() []string {
+	return []string{"serve", "--data", "/data", "--http", "0.0.0.0:8080",
+		"--nats-url", natsURLs, "--nats-replicas", "3", "--esdb-url", esdbURL, "--readmodel-dsn", pgDSN}
+}
+
+// run starts a container on the private network under its name, with a
+// restart policy and its ports published on 127.0.0.1 only.
+func (c *cluster) run(ctx context.Context, name, image string, cmd []string, restart container.RestartPolicyMode, ports ...string) *node {
 	c.t.Helper()
 	n := &node{name: name, ports: map[string]int{}}
 	bindings := network.PortMap{}
@@ -286,7 +303,10 @@ func (c *cluster) run(ctx context.Context, name, image string, cmd []string, por
 	req := testcontainers.ContainerRequest{
 		Image: image, Name: c.prefix + name, Cmd: cmd, ExposedPorts: ports,
 		Networks: []string{c.net.Name}, NetworkAliases: map[string][]string{c.net.Name: {name}},
-		HostConfigModifier: func(hc *container.HostConfig) { hc.PortBindings = bindings },
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.PortBindings = bindings
+			hc.RestartPolicy = container.RestartPolicy{Name: restart}
+		},
 	}
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
 	if ctr != nil {
@@ -306,9 +326,15 @@ func (c *cluster) run(ctx context.Context, name, image string, cmd []string, por
 	return n
 }
 
+// dumpLogs logs a container's last lines and keeps its whole log in a file
+// (the container is removed at the end) for what came before them.
 func (c *cluster) dumpLogs(n *node) {
-	out, _ := exec.Command("docker", "logs", "--tail", "40", n.c.GetContainerID()).CombinedOutput()
-	c.t.Logf("last lines of %s:\n%s", n.name, out)
+	out, _ := exec.Command("docker", "logs", "--timestamps", n.c.GetContainerID()).CombinedOutput()
+	file := filepath.Join(os.TempDir(), c.prefix+n.name+".log")
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		file = fmt.Sprintf("not kept: %v", err)
+	}
+	c.t.Logf("last lines of %s (whole log: %s):\n%s", n.name, file, tailLines(string(out), 40))
 }
 
 func freePort(t *testing.T) int {
@@ -338,7 +364,9 @@ func (c *cluster) connect(ctx context.Context) {
 	}
 	var err error
 	c.nc, err = natsgo.Connect(strings.Join(urls, ","), natsgo.MaxReconnects(-1), natsgo.ReconnectWait(250*time.Millisecond),
-		natsgo.RetryOnFailedConnect(true))
+		natsgo.RetryOnFailedConnect(true),
+		// As ordo serve does: leave a partitioned node within seconds.
+		natsgo.PingInterval(2*time.Second), natsgo.MaxPingsOutstanding(3))
 	if err != nil {
 		t.Fatalf("connect to the NATS cluster: %v", err)
 	}
@@ -367,7 +395,7 @@ func (c *cluster) awaitPostgres(ctx context.Context) {
 	waitFor(c.t, 2*time.Minute, "PostgreSQL accepts connections", func() bool {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(cctx, "postgres://postgres@"+c.pg.addr("5432/tcp")+"/postgres?sslmode=disable")
+		conn, err := pgx.Connect(cctx, "postgres://postgres:"+pgPassword+"@"+c.pg.addr("5432/tcp")+"/postgres?sslmode=disable")
 		if err != nil {
 			return false
 		}
@@ -388,6 +416,103 @@ func (c *cluster) awaitReady(n *node, within time.Duration) time.Duration {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
+	})
+	return time.Since(start)
+}
+
+// parts is an Ordo instance's /readyz: each part's state ("up",
+// "standby: …", "down: …").
+func (c *cluster) parts(n *node) (map[string]string, error) {
+	hc := http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://" + n.addr("8080/tcp") + "/readyz")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Parts map[string]string `json:"parts"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("GET /readyz of %s: %w", n.name, err)
+	}
+	return r.Parts, nil
+}
+
+// sagaHolder is the index of the instance whose saga is up: the holder of
+// the saga and stock lease (the other is on standby).
+func (c *cluster) sagaHolder() int {
+	c.t.Helper()
+	holder := -1
+	waitFor(c.t, time.Minute, "one instance holds the saga lease", func() bool {
+		for i, n := range c.ordo {
+			if p, err := c.parts(n); err == nil && p["saga"] == "up" {
+				holder = i
+				return true
+			}
+		}
+		return false
+	})
+	return holder
+}
+
+// awaitPart waits for a part of an instance to reach a state and returns
+// how long that took, or -1 when it did not within the time given.
+func (c *cluster) awaitPart(n *node, part, state string, within time.Duration) time.Duration {
+	start := time.Now()
+	for time.Since(start) < within {
+		if p, err := c.parts(n); err == nil && p[part] == state {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return -1
+}
+
+// awaitNATSWhole waits until every NATS node answers /healthz (its copy
+// of every stream and consumer is current) and has routes to both others,
+// and returns how long that took. A node can be current through one peer
+// while its route to the other is still being retried (their names are
+// resolved by Docker's DNS, which times out under load); cutting that peer
+// off then leaves two nodes that do not see each other and no quorum.
+func (c *cluster) awaitNATSWhole(within time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	hc := http.Client{Timeout: 2 * time.Second}
+	waitFor(c.t, within, "every NATS node current (/healthz) and routed to both others (/routez)", func() bool {
+		for _, n := range c.nats {
+			resp, err := hc.Get("http://" + n.addr("8222/tcp") + "/healthz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return false
+			}
+			resp, err = hc.Get("http://" + n.addr("8222/tcp") + "/routez")
+			if err != nil {
+				return false
+			}
+			var rz struct {
+				Routes []struct {
+					RemoteName string `json:"remote_name"`
+				} `json:"routes"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&rz)
+			resp.Body.Close()
+			if err != nil {
+				return false
+			}
+			peers := map[string]bool{}
+			for _, r := range rz.Routes {
+				if r.RemoteName != n.name {
+					peers[r.RemoteName] = true
+				}
+			}
+			if len(peers) < len(c.nats)-1 {
+				return false
+			}
+		}
+		return true
 	})
 	return time.Since(start)
 }

@@ -24,7 +24,7 @@ func (s *Service) requireAdminToken(h http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ordo-admin"`)
 			writeCallbackJSON(w, http.StatusUnauthorized, map[string]any{"error": ordonats.ErrorBody{
 				Code: string(domain.CodeUnauthenticated),
-				Message: "the admin endpoints need Authorization: Bearer <token>, the token in the service's secrets directory " +
+				Message: "the admin endpoints and the dead letters need Authorization: Bearer <token>, the token in the service's secrets directory " +
 					"(" + secretsDirName + "/" + AdminTokenFile + " in its data directory unless --secrets says otherwise)"}})
 			return
 		}

@@ -29,8 +29,8 @@ const defaultPaymentTimeout = 15 * time.Minute
 
 // registerPage serves the operator's page at / with its assets under /ui/,
 // and the endpoints only the page and operators need, on the HTTP listener
-// only: an order's timeline from the event store, the dead letters and the
-// commands answered over the last minutes.
+// only: an order's timeline from the event store, the dead letters (with
+// the admin token) and the commands answered over the last minutes.
 func (s *Service) registerPage(mux *http.ServeMux, cfg Config) error {
 	assets, err := fs.Sub(pageFiles, "page")
 	if err != nil {
@@ -55,7 +55,9 @@ func (s *Service) registerPage(mux *http.ServeMux, cfg Config) error {
 	})
 	mux.HandleFunc("GET /ui/lifecycle.svg", serveLifecycleSVG(lifecycleSVG()))
 	mux.HandleFunc("GET /v1/orders/{id}/history", s.serveTimeline)
-	mux.HandleFunc("GET /v1/deadletters", s.serveDeadLetters)
+	// Dead letters hold command bodies (orders, payments): the admin
+	// token guards them as it guards /v1/admin/*; the page asks for it.
+	mux.Handle("GET /v1/deadletters", s.requireAdminToken(http.HandlerFunc(s.serveDeadLetters)))
 	mux.HandleFunc("GET /v1/commands/rate", s.rates.serveHTTP)
 	return nil
 }

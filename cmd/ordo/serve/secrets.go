@@ -54,7 +54,7 @@ func (s *Service) loadSecrets(cfg Config) error {
 	}
 	tokenPath := filepath.Join(dir, AdminTokenFile)
 	if _, err := os.Stat(tokenPath); errors.Is(err, fs.ErrNotExist) {
-		if err := s.generateSecret(tokenPath, "admin token: /v1/admin/* requires Authorization: Bearer <token>"); err != nil {
+		if err := s.generateSecret(tokenPath, "admin token: /v1/admin/* and /v1/deadletters require Authorization: Bearer <token>"); err != nil {
 			return err
 		}
 	}

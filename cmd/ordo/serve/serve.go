@@ -198,6 +198,14 @@ func (s *Service) lockDataDir(dir string) error {
 	return nil
 }
 
+// How often the connection to an external NATS is pinged, and how many
+// pings may go unanswered before the client drops it and reconnects to
+// another node: a partitioned node is left within about their product.
+const (
+	natsPingInterval = 2 * time.Second
+	natsMaxPingsOut  = 3
+)
+
 func (s *Service) startNATS(ctx context.Context, cfg Config) error {
 	opts := append([]natsgo.Option{natsgo.Name("ordo"), natsgo.MaxReconnects(-1)}, newNATSOutage(cfg.Logger).options()...)
 	s.natsURL = cfg.NATSURL
@@ -211,6 +219,12 @@ func (s *Service) startNATS(ctx context.Context, cfg Config) error {
 		opts = append(opts, srv.ServiceOptions()...)
 	} else {
 		opts = append(opts, cfg.Security.NATSConnect...)
+		// A node cut off the network leaves the connection to it open
+		// with nothing coming through: only missed pings tell, and at the
+		// client's default (every 2 minutes, 2 missed) every request would
+		// time out for minutes before the client moved to another node of
+		// the cluster.
+		opts = append(opts, natsgo.PingInterval(natsPingInterval), natsgo.MaxPingsOutstanding(natsMaxPingsOut))
 	}
 	nc, err := natsgo.Connect(s.natsURL, opts...)
 	if err != nil {

@@ -22,8 +22,8 @@
     return e;
   }
 
-  async function getJSON(path) {
-    const resp = await fetch(path, { headers: { Accept: "application/json" } });
+  async function getJSON(path, headers) {
+    const resp = await fetch(path, { headers: { Accept: "application/json", ...headers } });
     let body = null;
     try { body = await resp.json(); } catch (_) { body = null; }
     if (!resp.ok) {
@@ -219,8 +219,28 @@
         saga.last_error ? el("dt", {}, "last error") : null, saga.last_error ? el("dd", { class: "bad" }, saga.last_error) : null));
   }
 
+  // The dead letters hold command bodies, so the service shows them only
+  // with the admin token. The operator enters it once; it stays in this
+  // tab's session storage, never in the URL, and is dropped when refused.
+  const TOKEN_KEY = "ordo-admin-token";
   async function renderDeadLetters() {
-    const page = await getJSON("/v1/deadletters?limit=20");
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    $("#admin-token-form").hidden = !!token;
+    if (!token) {
+      fill($("#deadletters tbody"), [], 6, "enter the admin token above to see them");
+      $("#dead-count").textContent = "";
+      return;
+    }
+    let page;
+    try {
+      page = await getJSON("/v1/deadletters?limit=20", { Authorization: `Bearer ${token}` });
+    } catch (err) {
+      if (err.status === 401) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        $("#admin-token-form").hidden = false;
+      }
+      throw err;
+    }
     const rows = page.items.map((d) => el("tr", { "data-seq": d.seq },
       el("td", {}, when(d.time)), el("td", { class: "mono" }, d.code), el("td", {}, d.reason),
       el("td", { class: "mono", title: d.subject }, d.command_type || d.subject),
@@ -381,6 +401,13 @@
       return;
     }
     location.hash = `#/orders/${id.toLowerCase()}`;
+  });
+  $("#admin-token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const token = $("#admin-token").value.trim();
+    $("#admin-token").value = "";
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    refresh();
   });
   window.addEventListener("hashchange", refresh);
   setInterval(refresh, REFRESH_MS);
