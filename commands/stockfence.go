@@ -74,8 +74,12 @@ func beforeDeadline(ctx context.Context) error {
 // ErrNotStockWriter and nothing more is appended for them. A new term
 // reloads every SKU from the store before deciding, since another writer
 // may have appended meanwhile. Terms do not overlap: WriteWhile ends the
-// previous one.
+// previous one. Without StockOptions.Fenced the service writes anyway,
+// and WriteWhile does nothing.
 func (s *StockService) WriteWhile(ctx context.Context, validUntil func() time.Time) (end func()) {
+	if !s.opts.Fenced {
+		return func() {}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	s.mu.Lock()
 	s.gen++

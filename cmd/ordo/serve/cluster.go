@@ -131,15 +131,12 @@ func fencedErr(err error) error {
 // reservation would hold units nobody releases.
 func (s *Service) runWriter(cfg Config, saga *commands.Saga, checkAhead bool) partRun {
 	holder := holderName(cfg.DataDir)
-	fenced := cfg.NATSURL != ""
 	return func(ctx context.Context, up func()) error {
 		return s.leases.Hold(ctx, leaseWriter, holder, func(current string) {
 			s.sup.set(partSaga, stateStandby+": the lease "+leaseWriter+" is held by "+current)
 			s.sup.set(partStock, stateStandby+": served by "+current)
 		}, func(ctx context.Context, lease *ordonats.Lease) error {
-			if fenced {
-				defer s.stock.WriteWhile(ctx, lease.ValidUntil)()
-			}
+			defer s.stock.WriteWhile(ctx, lease.ValidUntil)() // fenced with an external NATS (startStockAndSaga)
 			if checkAhead {
 				head, err := s.store.Head(ctx)
 				if err != nil {
