@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -15,17 +17,37 @@ import (
 // the one that takes a part over resumes where the last holder got.
 const BucketCheckpoints = "ORDO_CHECKPOINTS"
 
-// OpenCheckpoints creates or opens the checkpoint bucket.
+// OpenCheckpoints creates or opens the checkpoint bucket, waiting up to
+// DefaultStartupWait while NATS is not ready yet, silently.
 func OpenCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketCheckpoints,
-		Description: "Ordo checkpoints of the parts that run once across instances",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
+	return OpenCheckpointsConfig(ctx, js, CheckpointsConfig{Replicas: replicas})
+}
+
+// CheckpointsConfig is how OpenCheckpointsConfig opens the bucket.
+type CheckpointsConfig struct {
+	Replicas int // of the bucket (default 1; 3 on a cluster)
+	// StartupWait bounds how long it keeps trying while NATS is not ready
+	// yet (0: DefaultStartupWait; negative: until the context ends), and
+	// StartupLog is told every 10s what it waits for (nil: nobody).
+	StartupWait time.Duration
+	StartupLog  *slog.Logger
+}
+
+// OpenCheckpointsConfig creates or opens the checkpoint bucket.
+func OpenCheckpointsConfig(ctx context.Context, js jetstream.JetStream, cfg CheckpointsConfig) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := awaitResource(ctx, cfg.StartupLog, cfg.StartupWait, "create key-value bucket "+BucketCheckpoints, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      BucketCheckpoints,
+			Description: "Ordo checkpoints of the parts that run once across instances",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    max(cfg.Replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create key-value bucket %s: %w", BucketCheckpoints, err)
+		return nil, err
 	}
 	return kv, nil
 }
@@ -58,7 +80,13 @@ func NewCheckpoint(kv jetstream.KeyValue, key string) *Checkpoint {
 // Load reads the position and claims the key for this holder.
 func (c *Checkpoint) Load(ctx context.Context) (uint64, error) {
 	var pos uint64
-	e, err := c.kv.Get(ctx, c.key)
+	// A bucket just created on a cluster that is still forming may not
+	// answer at once (no responders): that is waited out, not a failure.
+	var e jetstream.KeyValueEntry
+	err := awaitResource(ctx, nil, 0, "read checkpoint "+c.key, func(ctx context.Context) (err error) {
+		e, err = c.kv.Get(ctx, c.key)
+		return err // ErrKeyNotFound is not transient: it ends the wait
+	})
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		if c.Fallback != nil {
@@ -73,7 +101,7 @@ func (c *Checkpoint) Load(ctx context.Context) (uint64, error) {
 		c.rev = rev
 		return pos, nil
 	case err != nil:
-		return 0, fmt.Errorf("read checkpoint %s: %w", c.key, err)
+		return 0, err
 	}
 	if pos, err = strconv.ParseUint(strings.TrimSpace(string(e.Value())), 10, 64); err != nil {
 		return 0, fmt.Errorf("checkpoint %s in bucket %s holds %q, not a position: delete the key to start from the beginning (every step is idempotent)",

@@ -26,6 +26,9 @@ type LeaseConfig struct {
 	TTL      time.Duration
 	Replicas int // of the bucket (default 1; 3 on a cluster)
 	Logger   *slog.Logger
+	// StartupWait bounds how long OpenLeases keeps trying while NATS is
+	// not ready yet (0: DefaultStartupWait; negative: until ctx ends).
+	StartupWait time.Duration
 }
 
 func (c LeaseConfig) withDefaults() LeaseConfig {
@@ -50,16 +53,20 @@ type Leases struct {
 // OpenLeases creates or opens the lease bucket.
 func OpenLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) (*Leases, error) {
 	cfg = cfg.withDefaults()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketLeases,
-		Description: "Ordo leases: which instance runs each part that must run once",
-		TTL:         cfg.TTL,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+	var kv jetstream.KeyValue
+	err := awaitResource(ctx, cfg.Logger, cfg.StartupWait, "create key-value bucket "+BucketLeases, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      BucketLeases,
+			Description: "Ordo leases: which instance runs each part that must run once",
+			TTL:         cfg.TTL,
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create key-value bucket %s: %w", BucketLeases, err)
+		return nil, err
 	}
 	return &Leases{kv: kv, cfg: cfg}, nil
 }

@@ -2,7 +2,7 @@ package nats
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +37,13 @@ type Config struct {
 	MaxPayload int
 	// Replicas for the streams and bucket (default 1; use 3 on a cluster).
 	Replicas int
+	// StartupWait bounds how long EnsureStreams (and the workers, for
+	// their consumer) keep trying while NATS is not ready yet, such as a
+	// cluster that still forms or another instance creating the same
+	// streams (0: DefaultStartupWait; negative: until the context ends).
+	StartupWait time.Duration
+	// StartupLog is told, every 10s, what a start waits for; nil: nobody.
+	StartupLog *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -65,7 +72,7 @@ func (c Config) withDefaults() Config {
 // stream and the outcome bucket. It is idempotent.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	cfg = cfg.withDefaults()
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	streams := []jetstream.StreamConfig{{
 		Name:        StreamCommands,
 		Description: "Ordo commands: durable before they are processed",
 		Subjects:    []string{SubjectCommands},
@@ -79,11 +86,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 		// that JetStream refuses the publish itself.
 		MaxMsgSize:        int32(16 * cfg.MaxPayload),
 		AllowMsgSchedules: true,
-	})
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", StreamCommands, err)
-	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	}, {
 		Name:        StreamDeadLetter,
 		Description: "Ordo commands that could not be processed, with the reason",
 		Subjects:    []string{SubjectDeadPrefix + ">"},
@@ -91,19 +94,23 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 		MaxAge:      30 * 24 * time.Hour,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", StreamDeadLetter, err)
+	}}
+	for _, sc := range streams {
+		if err := awaitResource(ctx, cfg.StartupLog, cfg.StartupWait, "create stream "+sc.Name, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
+			return err
+		}
 	}
-	_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketOutcomes,
-		Description: "Ordo command outcomes by command ID",
-		TTL:         cfg.OutcomeTTL,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+	return awaitResource(ctx, cfg.StartupLog, cfg.StartupWait, "create key-value bucket "+BucketOutcomes, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      BucketOutcomes,
+			Description: "Ordo command outcomes by command ID",
+			TTL:         cfg.OutcomeTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		})
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("create key-value bucket %s: %w", BucketOutcomes, err)
-	}
-	return nil
 }

@@ -132,6 +132,9 @@ func NewWorker(nc *natsgo.Conn, exec Executor, cfg WorkerConfig) (*Worker, error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.StartupLog == nil {
+		cfg.StartupLog = cfg.Logger
+	}
 	return &Worker{nc: nc, js: js, exec: exec, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}),
 		settling: make(chan settling, cfg.MaxAckPending), progress: newProgress(cfg.AckWait, cfg.HoldLimit),
 		tracer: tracerOf(cfg.TracerProvider)}, nil
@@ -157,25 +160,30 @@ func (w *Worker) run(ctx context.Context) error {
 	if err := EnsureStreams(ctx, w.js, w.cfg.Config); err != nil {
 		return err
 	}
-	kv, err := w.js.KeyValue(ctx, BucketOutcomes)
-	if err != nil {
-		return fmt.Errorf("open outcome bucket: %w", err)
+	wait, log := w.cfg.StartupWait, w.cfg.StartupLog
+	if err := awaitResource(ctx, log, wait, "open key-value bucket "+BucketOutcomes, func(ctx context.Context) (err error) {
+		w.kv, err = w.js.KeyValue(ctx, BucketOutcomes)
+		return err
+	}); err != nil {
+		return err
 	}
-	w.kv = kv
-	cons, err := w.js.CreateOrUpdateConsumer(ctx, StreamCommands, jetstream.ConsumerConfig{
-		Durable:       ConsumerWorkers,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       w.cfg.AckWait,
-		MaxDeliver:    w.cfg.MaxDeliver,
-		MaxAckPending: w.cfg.MaxAckPending,
-		// Every subject of the stream, so that a command on a subject the
-		// workers do not understand is answered and dead-lettered rather
-		// than stored and forgotten; the payment timers' schedules are
-		// skipped.
-		FilterSubject: SubjectCommands,
-	})
-	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", ConsumerWorkers, err)
+	var cons jetstream.Consumer
+	if err := awaitResource(ctx, log, wait, "create consumer "+ConsumerWorkers, func(ctx context.Context) (err error) {
+		cons, err = w.js.CreateOrUpdateConsumer(ctx, StreamCommands, jetstream.ConsumerConfig{
+			Durable:       ConsumerWorkers,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       w.cfg.AckWait,
+			MaxDeliver:    w.cfg.MaxDeliver,
+			MaxAckPending: w.cfg.MaxAckPending,
+			// Every subject of the stream, so that a command on a subject the
+			// workers do not understand is answered and dead-lettered rather
+			// than stored and forgotten; the payment timers' schedules are
+			// skipped.
+			FilterSubject: SubjectCommands,
+		})
+		return err
+	}); err != nil {
+		return err
 	}
 	advisories, err := w.watchMaxDeliveries()
 	if err != nil {

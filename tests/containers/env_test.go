@@ -258,15 +258,17 @@ func startCluster(t *testing.T) *cluster {
 	c.pg = c.run(ctx, "postgres", postgresImage, nil, container.RestartPolicyDisabled, "5432/tcp")
 	c.connect(ctx)
 	c.awaitPostgres(ctx)
-	// Both at once, as `docker compose up` starts them, and restarted when
-	// they exit, as its `restart: unless-stopped` does.
+	// Both at once, as `docker compose up` starts them, with its
+	// `restart: unless-stopped` as a safety net; but an instance must come
+	// up by itself on a cluster that is still forming (waiting for NATS),
+	// so one that exited before it was ready fails the suite.
 	for i := range c.ordo {
 		c.ordo[i] = c.run(ctx, fmt.Sprintf("ordo%d", i+1), ordoImage, ordoServe(), container.RestartPolicyUnlessStopped, "8080/tcp")
 	}
 	for _, o := range c.ordo {
 		c.awaitReady(o, 2*time.Minute)
 		if n := c.restarts(o); n > 0 {
-			t.Logf("startup: %s exited %d time(s) and was restarted by its restart policy before it was ready", o.name, n)
+			t.Errorf("startup: %s exited %d time(s) before it was ready and only its restart policy brought it up; it must wait for NATS instead (its log follows)", o.name, n)
 			c.dumpLogs(o)
 		}
 	}

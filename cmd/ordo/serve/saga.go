@@ -27,11 +27,13 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 		Fenced: cfg.NATSURL != ""})
 	s.stockAPI = commands.NewStockAPI(s.stock, orders, commands.StockAPIOptions{ManualStock: cfg.ManualStock})
 	s.stockClient = sync.OnceValues(func() (*ordonats.Client, error) { return ordonats.NewClient(s.nc, ordonats.ClientOptions{}) })
-	cps, err := s.sagaCheckpoints(ctx, cfg)
+	// The timer checkpoints first: they open the checkpoint bucket saying
+	// what they wait for while a cluster forms, so the saga's finds it.
+	timerCps, err := s.timerCheckpoints(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	timerCps, err := s.timerCheckpoints(ctx, cfg)
+	cps, err := s.sagaCheckpoints(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -52,7 +54,7 @@ func (s *Service) startStockAndSaga(ctx context.Context, cfg Config, orders *com
 		}
 	}
 	if s.leases, err = ordonats.OpenLeases(ctx, mustJS(s.nc), ordonats.LeaseConfig{
-		TTL: cfg.LeaseTTL, Replicas: cfg.Commands.Replicas, Logger: cfg.Logger}); err != nil {
+		TTL: cfg.LeaseTTL, Replicas: cfg.Commands.Replicas, Logger: cfg.Logger, StartupWait: cfg.Commands.StartupWait}); err != nil {
 		return err
 	}
 	// The supervisor starts the saga again when its subscription fails (the
@@ -71,7 +73,8 @@ func (s *Service) timerCheckpoints(ctx context.Context, cfg Config) (commands.Ch
 	if cfg.NATSURL == "" {
 		return file, nil
 	}
-	kv, err := ordonats.OpenCheckpoints(ctx, mustJS(s.nc), cfg.Commands.Replicas)
+	kv, err := ordonats.OpenCheckpointsConfig(ctx, mustJS(s.nc), ordonats.CheckpointsConfig{
+		Replicas: cfg.Commands.Replicas, StartupWait: cfg.Commands.StartupWait, StartupLog: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -131,6 +131,16 @@ func Start(ctx context.Context, cfg Config) (svc *Service, err error) {
 	cmdSvc := commands.New(CommandStore{Store: s.store, Tracer: tracer}, commands.Options{Logger: cfg.Logger, Tracer: otelTracer{tracer}})
 	cfg.Commands.Logger, cfg.Commands.Callbacks = cfg.Logger, s.callbacks
 	cfg.Commands.Observer, cfg.Commands.TracerProvider = s.metrics, cfg.TracerProvider
+	// Instances started together on a fresh cluster wait for its streams
+	// and buckets as long as a failing part may go on: a NATS still
+	// forming is waited out, not a reason to exit.
+	cfg.Commands.StartupLog = cfg.Logger
+	if cfg.Commands.StartupWait == 0 {
+		cfg.Commands.StartupWait = cfg.GiveUpAfter
+		if cfg.GiveUpAfter == 0 {
+			cfg.Commands.StartupWait = -1 // --give-up-after 0: wait as long as it takes
+		}
+	}
 	if err := ordonats.EnsureStreams(ctx, mustJS(s.nc), cfg.Commands.Config); err != nil {
 		return nil, err
 	}
