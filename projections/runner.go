@@ -345,7 +345,7 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 	now := time.Now().UTC()
 	// The checkpoint moves first: a runner that finds it moved by another
 	// writes nothing, and concurrent runners queue on its row.
-	if err := advance(ctx, tx, r.fence, pos, n, lastEvent, now); err != nil {
+	if err := advance(b, r.fence, pos, n, lastEvent, now); err != nil {
 		return err
 	}
 	if err := b.applyAll(changes); err != nil {
@@ -374,23 +374,24 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 var errFenced = errors.New("the checkpoint was advanced by another runner")
 
 // advance moves the checkpoint of the projection from fence to pos inside
-// tx, adding n applied events, or fails with errFenced if the stored
+// the batch's transaction (prepared statements: it runs once a batch),
+// adding n applied events, or fails with errFenced if the stored
 // checkpoint is not fence. It must be the transaction's first write: the
 // conditional UPDATE takes the row's lock, so a second runner's batch
 // waits for the first one's commit and then finds the row moved (on
 // PostgreSQL, READ COMMITTED re-checks the WHERE on the committed row; on
 // SQLite, the update takes the database's write lock before anything of
 // the batch is read). The first batch creates the row.
-func advance(ctx context.Context, tx *sql.Tx, fence, pos uint64, n int64, lastEvent uint64, now time.Time) error {
+func advance(b *batch, fence, pos uint64, n int64, lastEvent uint64, now time.Time) error {
 	if fence == 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_state (name, position, events, updated_at, last_event) VALUES (?, 0, 0, ?, 0)
-			ON CONFLICT (name) DO NOTHING`, Name, formatTime(now)); err != nil {
+		if _, err := b.execResult(`INSERT INTO projection_state (name, position, events, updated_at, last_event) VALUES (?, 0, 0, ?, 0)
+			ON CONFLICT (name) DO NOTHING`, []any{Name, formatTime(now)}); err != nil {
 			return fmt.Errorf("create the checkpoint: %w", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE projection_state SET position = ?, events = events + ?, updated_at = ?,
+	res, err := b.execResult(`UPDATE projection_state SET position = ?, events = events + ?, updated_at = ?,
 		last_event = CASE WHEN ? > last_event THEN ? ELSE last_event END
-		WHERE name = ? AND position = ?`, pos, n, formatTime(now), lastEvent, lastEvent, Name, fence)
+		WHERE name = ? AND position = ?`, []any{pos, n, formatTime(now), lastEvent, lastEvent, Name, fence})
 	if err != nil {
 		return fmt.Errorf("advance checkpoint: %w", err)
 	}
