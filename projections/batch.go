@@ -24,6 +24,8 @@ type batch struct {
 	// bulkInsert, if set, writes the rows the batch creates instead of
 	// multi-row INSERTs (PostgreSQL's COPY, in a rebuild's bulk load).
 	bulkInsert func(t table, rows [][]any) error
+	// cache, if set, holds stored order rows, read instead of loading them.
+	cache *rowCache
 
 	orders         map[string]*orderView
 	touched        []*orderView // in first-touch order, for deterministic writes
@@ -175,12 +177,21 @@ const loadOrdersSQL = `SELECT order_id, customer_id, currency, total, lines, sta
 	state_since, payment_since, shipping_since
 	FROM order_views WHERE order_id IN `
 
-// loadOrders reads the stored rows of orders ids; an order without rows
-// is remembered as not placed.
+// loadOrders reads the stored rows of orders ids, from the cache when it
+// holds them; an order without rows is remembered as not placed.
 func (b *batch) loadOrders(ids []string) error {
+	missing := ids[:0:0]
 	for _, id := range ids {
+		if v, ok := b.cache.get(id); ok {
+			o := &v
+			b.orders[id] = o
+			b.touched = append(b.touched, o)
+			continue
+		}
 		b.orders[id] = &orderView{id: id}
+		missing = append(missing, id)
 	}
+	ids = missing
 	return eachChunk(len(ids), func(lo, hi int) error {
 		return b.query(b.stmts.text(shape{"load order_views", hi - lo, false}, func() string { return loadOrdersSQL + marks(hi-lo) }), stringArgs(ids[lo:hi]), func(rows *sql.Rows) error {
 			o := &orderView{exists: true}
@@ -218,6 +229,55 @@ func (b *batch) loadRefunds(ids []string) error {
 			return nil
 		})
 	})
+}
+
+// rowCacheSize bounds the order rows a rowCache holds: enough for the
+// orders in progress under live traffic, whose next events follow within
+// moments, at a few megabytes.
+const rowCacheSize = 8192
+
+// rowCache holds the order rows a runner's committed batches wrote, as
+// they are stored, so that the next batches touching those orders need
+// not read them back. It is only right while nothing else writes the
+// rows: the runner resets it whenever it (re)starts from the stored
+// checkpoint (another runner may have moved it, see advance) and when a
+// commit fails (it may have happened). A failed batch leaves it as it
+// was: the batch rolled back, and it changed copies.
+type rowCache struct {
+	m map[string]orderView
+}
+
+func (c *rowCache) reset() { c.m = nil }
+
+// get returns a copy of order id's stored row, if the cache holds it.
+func (c *rowCache) get(id string) (orderView, bool) {
+	if c == nil {
+		return orderView{}, false
+	}
+	v, ok := c.m[id]
+	return v, ok
+}
+
+// keep records rows, just committed, as stored. Past rowCacheSize, an
+// arbitrary row makes room for each new one.
+func (c *rowCache) keep(rows []*orderView) {
+	if c.m == nil {
+		c.m = make(map[string]orderView, min(len(rows), rowCacheSize))
+	}
+	for _, o := range rows {
+		if !o.exists {
+			continue
+		}
+		if _, ok := c.m[o.id]; !ok && len(c.m) >= rowCacheSize {
+			for k := range c.m {
+				delete(c.m, k)
+				break
+			}
+		}
+		v := *o
+		v.isNew = false
+		c.m[o.id] = v
+	}
 }
 
 // flush writes every row the batch changed: multi-row inserts for the

@@ -54,6 +54,9 @@ type Runner struct {
 	// (see advance), so two runners on one database never both apply an
 	// event. A runner that finds the row moved by another resumes after it.
 	fence uint64
+	// rows are the order rows this runner's committed batches wrote, read
+	// instead of the database's while the runner holds the fence.
+	rows rowCache
 
 	mu     sync.Mutex
 	status Status
@@ -136,6 +139,7 @@ func (e *stopError) Is(target error) bool { return target == ErrStopped }
 // store's head, and marks it running; it returns where to resume. A
 // projection stopped by an event it could not apply stays stopped.
 func (r *Runner) start(ctx context.Context) (Status, error) {
+	r.rows.reset() // another runner may have written since
 	st, lastEvent, err := r.store.state(ctx, Name)
 	if err != nil {
 		return Status{}, err
@@ -341,7 +345,7 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 	defer release()
 	defer tx.Rollback()
 	b := newBatch(ctx, tx, r.store.stmts)
-	b.bulkInsert = bulkInsert
+	b.bulkInsert, b.cache = bulkInsert, &r.rows
 	now := time.Now().UTC()
 	// The checkpoint moves first: a runner that finds it moved by another
 	// writes nothing, and concurrent runners queue on its row.
@@ -352,8 +356,10 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		r.rows.reset() // the commit may have happened
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
+	r.rows.keep(b.touched)
 	r.fence = pos
 	r.traceBatch(changes, started, time.Now())
 	r.recovered()
