@@ -24,6 +24,8 @@ type batch struct {
 	// bulkInsert, if set, writes the rows the batch creates instead of
 	// multi-row INSERTs (PostgreSQL's COPY, in a rebuild's bulk load).
 	bulkInsert func(t table, rows [][]any) error
+	// cache, if set, holds stored order rows, read instead of loading them.
+	cache *rowCache
 
 	orders         map[string]*orderView
 	touched        []*orderView // in first-touch order, for deterministic writes
@@ -175,14 +177,23 @@ const loadOrdersSQL = `SELECT order_id, customer_id, currency, total, lines, sta
 	state_since, payment_since, shipping_since
 	FROM order_views WHERE order_id IN `
 
-// loadOrders reads the stored rows of orders ids; an order without rows
-// is remembered as not placed.
+// loadOrders reads the stored rows of orders ids, from the cache when it
+// holds them; an order without rows is remembered as not placed.
 func (b *batch) loadOrders(ids []string) error {
+	missing := ids[:0:0]
 	for _, id := range ids {
+		if v, ok := b.cache.get(id); ok {
+			o := &v
+			b.orders[id] = o
+			b.touched = append(b.touched, o)
+			continue
+		}
 		b.orders[id] = &orderView{id: id}
+		missing = append(missing, id)
 	}
+	ids = missing
 	return eachChunk(len(ids), func(lo, hi int) error {
-		return b.query(loadOrdersSQL+marks(hi-lo), stringArgs(ids[lo:hi]), func(rows *sql.Rows) error {
+		return b.query(b.stmts.text(shape{"load order_views", hi - lo, false}, func() string { return loadOrdersSQL + marks(hi-lo) }), stringArgs(ids[lo:hi]), func(rows *sql.Rows) error {
 			o := &orderView{exists: true}
 			r, p, s := &o.order, &o.payment, &o.shipment
 			if err := rows.Scan(&o.id, &r.customerID, &r.currency, &r.total, &r.lines, &r.state, &r.revision, &r.placedAt, &r.updatedAt,
@@ -204,7 +215,7 @@ const loadRefundsSQL = `SELECT order_id, refund_id, currency, amount, reason, au
 // loadRefunds reads the stored refunds of orders ids.
 func (b *batch) loadRefunds(ids []string) error {
 	return eachChunk(len(ids), func(lo, hi int) error {
-		return b.query(loadRefundsSQL+marks(hi-lo), stringArgs(ids[lo:hi]), func(rows *sql.Rows) error {
+		return b.query(b.stmts.text(shape{"load refunds", hi - lo, false}, func() string { return loadRefundsSQL + marks(hi-lo) }), stringArgs(ids[lo:hi]), func(rows *sql.Rows) error {
 			r := &refundRow{exists: true}
 			if err := rows.Scan(&r.orderID, &r.refundID, &r.currency, &r.amount, &r.reason, &r.automatic, &r.status,
 				&r.requestedAt, &r.settledAt, &r.updatedAt); err != nil {
@@ -218,6 +229,55 @@ func (b *batch) loadRefunds(ids []string) error {
 			return nil
 		})
 	})
+}
+
+// rowCacheSize bounds the order rows a rowCache holds: enough for the
+// orders in progress under live traffic, whose next events follow within
+// moments, at a few megabytes.
+const rowCacheSize = 8192
+
+// rowCache holds the order rows a runner's committed batches wrote, as
+// they are stored, so that the next batches touching those orders need
+// not read them back. It is only right while nothing else writes the
+// rows: the runner resets it whenever it (re)starts from the stored
+// checkpoint (another runner may have moved it, see advance) and when a
+// commit fails (it may have happened). A failed batch leaves it as it
+// was: the batch rolled back, and it changed copies.
+type rowCache struct {
+	m map[string]orderView
+}
+
+func (c *rowCache) reset() { c.m = nil }
+
+// get returns a copy of order id's stored row, if the cache holds it.
+func (c *rowCache) get(id string) (orderView, bool) {
+	if c == nil {
+		return orderView{}, false
+	}
+	v, ok := c.m[id]
+	return v, ok
+}
+
+// keep records rows, just committed, as stored. Past rowCacheSize, an
+// arbitrary row makes room for each new one.
+func (c *rowCache) keep(rows []*orderView) {
+	if c.m == nil {
+		c.m = make(map[string]orderView, min(len(rows), rowCacheSize))
+	}
+	for _, o := range rows {
+		if !o.exists {
+			continue
+		}
+		if _, ok := c.m[o.id]; !ok && len(c.m) >= rowCacheSize {
+			for k := range c.m {
+				delete(c.m, k)
+				break
+			}
+		}
+		v := *o
+		v.isNew = false
+		c.m[o.id] = v
+	}
 }
 
 // flush writes every row the batch changed: multi-row inserts for the
@@ -274,7 +334,8 @@ func (b *batch) write(t table, rows [][]any, upsert bool) error {
 		for _, r := range rows[lo:hi] {
 			args = append(args, r...)
 		}
-		if err := b.exec(t.insertSQL(b.stmts.insert, hi-lo, upsert), args); err != nil {
+		query := b.stmts.text(shape{t.name, hi - lo, upsert}, func() string { return t.insertSQL(b.stmts.insert, hi-lo, upsert) })
+		if err := b.exec(query, args); err != nil {
 			return fmt.Errorf("write %s: %w", t.name, err)
 		}
 		return nil
@@ -319,13 +380,24 @@ func (t table) insertSQL(verb string, n int, upsert bool) string {
 	return sb.String()
 }
 
-// maxChunk bounds the rows of one statement. Chunks are powers of two, so
-// a handful of statement shapes serve every batch and stay prepared.
-const maxChunk = 256
+// maxChunk bounds the rows of one statement. Above exactChunk, chunks are
+// powers of two, so a handful of statement shapes serve every batch and
+// stay prepared; up to exactChunk rows (a live batch, which holds what
+// arrived since the last commit) go in one statement of exactly that
+// many: one statement a batch instead of one per set bit of its count,
+// for at most exactChunk more prepared shapes per statement kind.
+const (
+	maxChunk   = 256
+	exactChunk = 16
+)
 
-// eachChunk calls f for consecutive ranges [lo, hi) covering n items,
-// each a power of two long and at most maxChunk.
+// eachChunk calls f for consecutive ranges [lo, hi) covering n items: one
+// range when n is at most exactChunk, otherwise ranges each a power of two
+// long and at most maxChunk.
 func eachChunk(n int, f func(lo, hi int) error) error {
+	if n > 0 && n <= exactChunk {
+		return f(0, n)
+	}
 	for lo := 0; lo < n; {
 		size := maxChunk
 		for size > n-lo {
@@ -353,12 +425,18 @@ func stringArgs(s []string) []any {
 }
 
 func (b *batch) exec(query string, args []any) error {
+	_, err := b.execResult(query, args)
+	return err
+}
+
+// execResult runs query, prepared once per store (see statements), in
+// the batch's transaction.
+func (b *batch) execResult(query string, args []any) (sql.Result, error) {
 	stmt, err := b.stmts.get(b.ctx, query)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = b.tx.StmtContext(b.ctx, stmt).ExecContext(b.ctx, args...)
-	return err
+	return b.tx.StmtContext(b.ctx, stmt).ExecContext(b.ctx, args...)
 }
 
 func (b *batch) query(query string, args []any, scan func(*sql.Rows) error) error {
@@ -380,12 +458,38 @@ func (b *batch) query(query string, args []any, scan func(*sql.Rows) error) erro
 }
 
 // statements caches prepared statements: parsing the SQL of every write
-// for every batch would cost more than running it.
+// for every batch would cost more than running it. It also keeps the text
+// of the batch's generated statements by shape, so a batch does not build
+// a multi-row statement's text only to find it prepared.
 type statements struct {
 	db     *sql.DB
 	insert string // the dialect's batchInsert verb
 	mu     sync.Mutex
 	m      map[string]*sql.Stmt
+	texts  map[shape]string
+}
+
+// shape names a generated statement: what it does (a table written, or
+// a load), for how many rows, and whether it upserts.
+type shape struct {
+	what   string
+	n      int
+	upsert bool
+}
+
+// text returns the statement of shape k, built once by build.
+func (s *statements) text(k shape, build func() string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, ok := s.texts[k]; ok {
+		return q
+	}
+	q := build()
+	if s.texts == nil {
+		s.texts = map[shape]string{}
+	}
+	s.texts[k] = q
+	return q
 }
 
 func (s *statements) get(ctx context.Context, query string) (*sql.Stmt, error) {

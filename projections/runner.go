@@ -54,6 +54,9 @@ type Runner struct {
 	// (see advance), so two runners on one database never both apply an
 	// event. A runner that finds the row moved by another resumes after it.
 	fence uint64
+	// rows are the order rows this runner's committed batches wrote, read
+	// instead of the database's while the runner holds the fence.
+	rows rowCache
 
 	mu     sync.Mutex
 	status Status
@@ -136,6 +139,7 @@ func (e *stopError) Is(target error) bool { return target == ErrStopped }
 // store's head, and marks it running; it returns where to resume. A
 // projection stopped by an event it could not apply stays stopped.
 func (r *Runner) start(ctx context.Context) (Status, error) {
+	r.rows.reset() // another runner may have written since
 	st, lastEvent, err := r.store.state(ctx, Name)
 	if err != nil {
 		return Status{}, err
@@ -341,19 +345,21 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 	defer release()
 	defer tx.Rollback()
 	b := newBatch(ctx, tx, r.store.stmts)
-	b.bulkInsert = bulkInsert
+	b.bulkInsert, b.cache = bulkInsert, &r.rows
 	now := time.Now().UTC()
 	// The checkpoint moves first: a runner that finds it moved by another
 	// writes nothing, and concurrent runners queue on its row.
-	if err := advance(ctx, tx, r.fence, pos, n, lastEvent, now); err != nil {
+	if err := advance(b, r.fence, pos, n, lastEvent, now); err != nil {
 		return err
 	}
 	if err := b.applyAll(changes); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		r.rows.reset() // the commit may have happened
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
+	r.rows.keep(b.touched)
 	r.fence = pos
 	r.traceBatch(changes, started, time.Now())
 	r.recovered()
@@ -374,23 +380,24 @@ func (r *Runner) applyItems(ctx context.Context, items []item, bulk bool) error 
 var errFenced = errors.New("the checkpoint was advanced by another runner")
 
 // advance moves the checkpoint of the projection from fence to pos inside
-// tx, adding n applied events, or fails with errFenced if the stored
+// the batch's transaction (prepared statements: it runs once a batch),
+// adding n applied events, or fails with errFenced if the stored
 // checkpoint is not fence. It must be the transaction's first write: the
 // conditional UPDATE takes the row's lock, so a second runner's batch
 // waits for the first one's commit and then finds the row moved (on
 // PostgreSQL, READ COMMITTED re-checks the WHERE on the committed row; on
 // SQLite, the update takes the database's write lock before anything of
 // the batch is read). The first batch creates the row.
-func advance(ctx context.Context, tx *sql.Tx, fence, pos uint64, n int64, lastEvent uint64, now time.Time) error {
+func advance(b *batch, fence, pos uint64, n int64, lastEvent uint64, now time.Time) error {
 	if fence == 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_state (name, position, events, updated_at, last_event) VALUES (?, 0, 0, ?, 0)
-			ON CONFLICT (name) DO NOTHING`, Name, formatTime(now)); err != nil {
+		if _, err := b.execResult(`INSERT INTO projection_state (name, position, events, updated_at, last_event) VALUES (?, 0, 0, ?, 0)
+			ON CONFLICT (name) DO NOTHING`, []any{Name, formatTime(now)}); err != nil {
 			return fmt.Errorf("create the checkpoint: %w", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE projection_state SET position = ?, events = events + ?, updated_at = ?,
+	res, err := b.execResult(`UPDATE projection_state SET position = ?, events = events + ?, updated_at = ?,
 		last_event = CASE WHEN ? > last_event THEN ? ELSE last_event END
-		WHERE name = ? AND position = ?`, pos, n, formatTime(now), lastEvent, lastEvent, Name, fence)
+		WHERE name = ? AND position = ?`, []any{pos, n, formatTime(now), lastEvent, lastEvent, Name, fence})
 	if err != nil {
 		return fmt.Errorf("advance checkpoint: %w", err)
 	}

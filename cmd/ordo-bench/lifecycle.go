@@ -118,9 +118,20 @@ func runLifecycle(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
+// Polling for the saga's reservation backs off from sagaPollFirst,
+// doubling up to sagaPollMax: a fixed short interval made the bench's
+// own order reads a noticeable share of the service's CPU under many
+// clients, which inflated the CPU per command; a wait overshoots the
+// reservation by at most sagaPollMax.
+const (
+	sagaPollFirst = time.Millisecond
+	sagaPollMax   = 4 * time.Millisecond
+)
+
 // awaitStockDecided waits until the service's saga has reserved the
-// order's stock (polling the order), or says why it did not.
+// order's stock (polling the order, with backoff), or says why it did not.
 func awaitStockDecided(ctx context.Context, c *ordonats.Client, id string) error {
+	wait := sagaPollFirst
 	for {
 		v, err := c.GetOrder(ctx, id)
 		switch {
@@ -134,8 +145,9 @@ func awaitStockDecided(ctx context.Context, c *ordonats.Client, id string) error
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Millisecond):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, sagaPollMax)
 	}
 }
 
