@@ -211,6 +211,12 @@ type pendingWrite struct {
 // It returns how many events and bytes of event data and metadata the
 // group committed, and whether the commit failed.
 func (s *Store) commitGroup(group []*writeReq) (events, bytes int, failed bool) {
+	// The states are forgotten between groups, never within one: a state
+	// reloaded from disk in the middle of a group would miss the group's
+	// earlier records (the bound is exceeded by at most one group).
+	if len(s.states) >= maxStates {
+		s.states = make(map[string]*streamState) // reloaded on demand
+	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	head := s.Head()
@@ -234,6 +240,7 @@ func (s *Store) commitGroup(group []*writeReq) (events, bytes int, failed bool) 
 			s.failGroup(pending, err)
 			return 0, 0, true
 		}
+		s.recordWrites(all)
 		s.publish(all)
 		s.recordHead()
 		for i := range all {
@@ -385,9 +392,6 @@ func (s *Store) state(stream string) (*streamState, error) {
 	st, err := s.loadState(stream, maxPosition)
 	if err != nil {
 		return nil, err
-	}
-	if len(s.states) >= maxStates {
-		s.states = make(map[string]*streamState) // reloaded on demand
 	}
 	s.states[stream] = st
 	return st, nil

@@ -141,6 +141,7 @@ func open(dir string, opts Options, lock *datadir.Lock) (*Store, error) {
 		stopped: make(chan struct{}),
 		subs:    make(map[*Subscription]chan []Record),
 		states:  make(map[string]*streamState),
+		reads:   newReadStates(),
 		recent:  make(map[[16]byte]recentID),
 	}
 	head, err := s.lastPosition()

@@ -22,7 +22,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 	}
 	// Only durable records are read (see loadState).
 	head := s.Head()
-	st, err := s.loadState(stream, head)
+	st, err := s.readState(stream, head)
 	if err != nil {
 		return err
 	}
@@ -48,19 +48,20 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from Revision, fr
 	if st.meta.maxAge > 0 {
 		cutoff = s.now().Add(-st.meta.maxAge).UnixNano()
 	}
+	// Revisions are compared as unsigned numbers: the client may ask for any
+	// uint64, and one at or above 2^63 must not wrap to a negative start.
+	beyond := uint64(from) > uint64(st.last)
+	if dir == Forwards && (fromEnd || beyond) {
+		return nil
+	}
 	lower, upper := streamBounds(stream)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
-	// Revisions are compared as unsigned numbers: the client may ask for any
-	// uint64, and one at or above 2^63 must not wrap to a negative start.
-	beyond := uint64(from) > uint64(st.last)
 	var ok bool
 	switch {
-	case dir == Forwards && (fromEnd || beyond):
-		return nil
 	case dir == Forwards:
 		ok = it.SeekGE(streamKey(stream, Revision(max64(int64(from), first))))
 	case fromEnd || beyond:

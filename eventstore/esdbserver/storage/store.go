@@ -80,6 +80,10 @@ type Store struct {
 	subsMu sync.Mutex
 	subs   map[*Subscription]chan []Record // live subscribers and their buffers
 
+	// reads caches streams' states for readers (statecache.go); the
+	// writer marks what each group changed.
+	reads *readStates
+
 	// Owned by the writer goroutine.
 	states map[string]*streamState
 	recent map[[16]byte]recentID
