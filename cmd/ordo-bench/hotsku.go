@@ -269,7 +269,7 @@ func benchOrdoHotSKU(ctx context.Context, o hotSKUOptions, rep *hotSKUReport, st
 // once the service's saga and read models have taken them in, so that
 // work is not measured with the reservations.
 func placeHotSKUOrders(ctx context.Context, c *ordonats.Client, nc *natsgo.Conn, sku string, n, clients int) (chan string, error) {
-	var last atomic.Uint64 // the highest position of an OrderPlaced
+	var last highWater // the highest position of an OrderPlaced
 	ids := make(chan string, n)
 	todo := make(chan struct{}, n)
 	for range n {
@@ -287,11 +287,7 @@ func placeHotSKUOrders(ctx context.Context, c *ordonats.Client, nc *natsgo.Conn,
 					errs <- fmt.Errorf("place the bench's orders: %w", err)
 					return
 				}
-				for p := last.Load(); out.Position > p; p = last.Load() {
-					if last.CompareAndSwap(p, out.Position) {
-						break
-					}
-				}
+				last.raise(out.Position)
 				ids <- id
 			}
 			errs <- nil
@@ -307,7 +303,7 @@ func placeHotSKUOrders(ctx context.Context, c *ordonats.Client, nc *natsgo.Conn,
 	if first != nil {
 		return nil, first
 	}
-	return ids, awaitCaughtUp(ctx, nc, last.Load())
+	return ids, awaitCaughtUp(ctx, nc, last.position())
 }
 
 // awaitCaughtUp waits until the service's saga and read models have handled

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,3 +62,20 @@ func runLoad(ctx context.Context, clients int, d time.Duration, op func(ctx cont
 	}
 	return summarize(slices.Concat(lat...), total, time.Since(start))
 }
+
+// highWater is the highest log position the bench's commands reported,
+// safe for concurrent clients: the position the service's saga and read
+// models must reach before the work the load caused is done.
+type highWater struct{ p atomic.Uint64 }
+
+// raise records pos if it is above what was recorded.
+func (h *highWater) raise(pos uint64) {
+	for p := h.p.Load(); pos > p; p = h.p.Load() {
+		if h.p.CompareAndSwap(p, pos) {
+			return
+		}
+	}
+}
+
+// position is the highest position recorded.
+func (h *highWater) position() uint64 { return h.p.Load() }
