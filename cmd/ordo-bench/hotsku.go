@@ -128,7 +128,7 @@ func runHotSKU(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var o hotSKUOptions
 	fs.IntVar(&o.clients, "clients", 64, "concurrent closed-loop clients")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each measurement runs")
-	fs.IntVar(&o.orders, "orders", 20_000, "orders placed (for 1 unit of the SKU each) before Ordo's run, which ends when every one holds its reservation or --duration passes: the stock API reserves only for orders that exist")
+	fs.IntVar(&o.orders, "orders", 100_000, "orders placed (for 1 unit of the SKU each) before Ordo's run, which ends when every one holds its reservation or --duration passes: the stock API reserves only for orders that exist (placing them is not measured)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "a running ordo serve (default: start an embedded one in a temporary directory)")
 	fs.StringVar(&o.esdbURL, "esdb-url", "", "with --nats-url: its event store, so the check can replay the SKU's stream")
 	fs.BoolVar(&o.compare, "compare", true, "also measure Redis+Lua and PostgreSQL when they are installed")
