@@ -2,8 +2,6 @@ package commands_test
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,27 +35,8 @@ func BenchmarkStockFence(b *testing.B) {
 			if r := svc.Execute(ctx, commands.StockRequest{CommandID: uuid.NewString(), Command: domain.AddStock{SKU: sku, Quantity: 1_000_000_000}}); r.Err != nil {
 				b.Fatal(r.Err)
 			}
-			var left atomic.Int64
-			left.Store(int64(b.N))
-			var wg sync.WaitGroup
 			b.ResetTimer()
-			cpu, start := processCPU(), time.Now()
-			for range callers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for left.Add(-1) >= 0 {
-						r := svc.Execute(ctx, commands.StockRequest{CommandID: uuid.NewString(),
-							Command: domain.ReserveStock{SKU: sku, OrderID: uuid.NewString(), Quantity: 1}})
-						if r.Err != nil {
-							b.Error(r.Err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed, used := time.Since(start), processCPU()-cpu
+			elapsed, used := reserveConcurrently(ctx, b, svc, sku, callers)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "reservations/s")
 			b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/reservation")

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -134,5 +135,25 @@ func TestTwoInstancesOneSystem(t *testing.T) {
 		if err != nil || placedN != 1 {
 			t.Fatalf("order %s: %v, %d OrderPlaced; want exactly one", id, err, placedN)
 		}
+	}
+}
+
+// awaitAwaitingPayment waits until the order awaits payment (the saga of
+// whichever instance holds the lease has reserved its stock). A query an
+// instance killed meanwhile took is never answered, so each query gets a
+// deadline of its own.
+func awaitAwaitingPayment(ctx context.Context, client *ordonats.Client, id string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := client.GetOrder(qctx, id)
+		cancel()
+		if err == nil && v.State == domain.StateAwaitingPayment {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("order %s not awaiting payment after %s: %+v, %v", id, within, v, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -263,20 +263,8 @@ func orderLifecycle(ctx context.Context, client *ordonats.Client, id string, kin
 		return err
 	}
 	// The saga reserves the stock (on whichever instance holds its lease).
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		// A query the killed instance took is never answered: each gets a
-		// deadline of its own.
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := client.GetOrder(qctx, id)
-		cancel()
-		if err == nil && v.State == domain.StateAwaitingPayment {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not awaiting payment after 60 s: %+v, %v", v, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := awaitAwaitingPayment(ctx, client, id, 60*time.Second); err != nil {
+		return err
 	}
 	if kind == 3 {
 		return nil

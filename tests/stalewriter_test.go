@@ -320,18 +320,8 @@ func staleLifecycle(ctx context.Context, client *ordonats.Client, id string, kin
 	if kind == 0 {
 		return send("cancel", cancelOrder)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := client.GetOrder(qctx, id)
-		cancel()
-		if err == nil && v.State == domain.StateAwaitingPayment {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not awaiting payment after 90 s: %+v, %v", v, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := awaitAwaitingPayment(ctx, client, id, 90*time.Second); err != nil {
+		return err
 	}
 	if kind == 3 {
 		return nil
