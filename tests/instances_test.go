@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
@@ -156,4 +159,29 @@ func awaitAwaitingPayment(ctx context.Context, client *ordonats.Client, id strin
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startLifecycles drives n fresh orders through lifecycle in the
+// background, the i-th of kind i%4, at most clients at a time (a bounded
+// load). It returns the orders' IDs, the count of lifecycles finished, and
+// a wait for all of them; a lifecycle's error fails the test.
+func startLifecycles(ctx context.Context, t testing.TB, n, clients int, lifecycle func(ctx context.Context, id string, kind int) error) (ids []string, done *atomic.Int64, wait func()) {
+	ids = make([]string, n)
+	done = new(atomic.Int64)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, clients)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := lifecycle(ctx, ids[i], i%4); err != nil {
+				t.Errorf("order %s: %v", ids[i], err)
+			}
+			done.Add(1)
+		}()
+	}
+	return ids, done, wg.Wait
 }

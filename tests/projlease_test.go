@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -110,23 +109,9 @@ func TestProjectionsHolderKilled(t *testing.T) {
 	})
 
 	const orders = 120
-	ids := make([]string, orders)
-	var done atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8) // bounded load: 8 clients at a time
-	for i := range ids {
-		ids[i] = uuid.NewString()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := orderLifecycle(ctx, client, ids[i], i%4); err != nil {
-				t.Errorf("order %s: %v", ids[i], err)
-			}
-			done.Add(1)
-		}()
-	}
+	ids, done, wait := startLifecycles(ctx, t, orders, 8, func(ctx context.Context, id string, kind int) error {
+		return orderLifecycle(ctx, client, id, kind)
+	})
 	for done.Load() < orders/3 && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
@@ -140,7 +125,7 @@ func TestProjectionsHolderKilled(t *testing.T) {
 	})
 	t.Logf("the projections moved to the other instance %v after the kill", time.Since(killed).Round(10*time.Millisecond))
 	eventually.True(t, 30*time.Second, "the survivor's projections up", func() bool { return projectionsReadiness(survivor) == "up" })
-	wg.Wait()
+	wait()
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,23 +109,9 @@ func TestStaleWriterPaused(t *testing.T) {
 	// with its own lease lost or, sometimes, still renewable.
 	pauses := []time.Duration{0, instancesLeaseTTL * 9 / 10, 0, instancesLeaseTTL, 0, instancesLeaseTTL * 11 / 10}
 	const orders = 200
-	ids := make([]string, orders)
-	var done atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8) // bounded load: 8 clients at a time
-	for i := range ids {
-		ids[i] = uuid.NewString()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := staleLifecycle(ctx, client, ids[i], i%4); err != nil {
-				t.Errorf("order %s: %v", ids[i], err)
-			}
-			done.Add(1)
-		}()
-	}
+	ids, done, wait := startLifecycles(ctx, t, orders, 8, func(ctx context.Context, id string, kind int) error {
+		return staleLifecycle(ctx, client, id, kind)
+	})
 	for n, pause := range pauses {
 		for done.Load() < int64((n+1)*orders/(len(pauses)+1)) && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
@@ -162,7 +146,7 @@ func TestStaleWriterPaused(t *testing.T) {
 		t.Logf("pause %d: froze the writer lease holder for %v, after %d of %d orders went through their lifecycle",
 			n+1, time.Since(stopped).Round(10*time.Millisecond), done.Load(), orders)
 	}
-	wg.Wait()
+	wait()
 	if t.Failed() {
 		t.FailNow()
 	}
