@@ -185,3 +185,21 @@ func startLifecycles(ctx context.Context, t testing.TB, n, clients int, lifecycl
 	}
 	return ids, done, wg.Wait
 }
+
+// sendUntilAnswered sends a command with f, under one command ID for every
+// attempt, until it is answered (at most 20 attempts of 5 s each), so a
+// command an instance took before it was killed or froze is applied once
+// all the same.
+func sendUntilAnswered(ctx context.Context, what string, f func(ctx context.Context, opt ordonats.SendOption) error) error {
+	opt := ordonats.WithCommandID(uuid.NewString())
+	var err error
+	for range 20 {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = f(actx, opt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

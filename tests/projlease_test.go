@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -228,17 +227,7 @@ func projectionsReadiness(dataDir string) string {
 // so an instance killed mid-command applies it once all the same.
 func orderLifecycle(ctx context.Context, client *ordonats.Client, id string, kind int) error {
 	send := func(what string, f func(ctx context.Context, opt ordonats.SendOption) error) error {
-		opt := ordonats.WithCommandID(uuid.NewString()) // the same for every attempt
-		var err error
-		for attempt := 0; attempt < 20; attempt++ {
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err = f(actx, opt)
-			cancel()
-			if err == nil {
-				return nil
-			}
-		}
-		return fmt.Errorf("%s: %w", what, err)
+		return sendUntilAnswered(ctx, what, f)
 	}
 	place := domain.PlaceOrder{Order: id, CustomerID: "c", Currency: "EUR", Lines: []domain.Line{{SKU: "p", Quantity: 1, UnitPrice: 1000}}}
 	if err := send("place", func(ctx context.Context, opt ordonats.SendOption) error {

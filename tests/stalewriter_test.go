@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-dev/ordo/cmd/ordo/serve"
@@ -275,17 +274,7 @@ func checkOnceEach(t *testing.T, ctx context.Context, store *eventstore.Store, i
 // all the same.
 func staleLifecycle(ctx context.Context, client *ordonats.Client, id string, kind int) error {
 	send := func(what string, f func(ctx context.Context, opt ordonats.SendOption) error) error {
-		opt := ordonats.WithCommandID(uuid.NewString()) // the same for every attempt
-		var err error
-		for attempt := 0; attempt < 20; attempt++ {
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err = f(actx, opt)
-			cancel()
-			if err == nil {
-				return nil
-			}
-		}
-		return fmt.Errorf("%s: %w", what, err)
+		return sendUntilAnswered(ctx, what, f)
 	}
 	lines := make([]domain.Line, len(staleSKUs))
 	for i, s := range staleSKUs {
