@@ -1,6 +1,7 @@
 // Package gather collects a batch from a channel, for the writers that
-// serve many callers with one durable write: the embedded store's group
-// commit and the stock service's lanes. Each decides how large a batch it
+// serve many callers or events with one durable write: the embedded
+// store's group commit, the stock service's lanes and the read models'
+// runner. Each decides how large a batch it
 // expects and how long it waits; gather only takes from the channel.
 package gather
 
