@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordo-dev/ordo/commands"
 	"github.com/ordo-dev/ordo/domain"
+	"github.com/ordo-dev/ordo/retry"
 )
 
 // SubjectStockPrefix + <sku>.<op> is the stock API, core NATS
@@ -223,6 +224,9 @@ func (c *Client) stockRequest(ctx context.Context, sku, op string, req StockRequ
 	} else {
 		m, err = c.nc.Request(subject, body, c.opts.Timeout)
 	}
+	if errors.Is(err, natsgo.ErrNoResponders) {
+		m, err = c.awaitStockResponder(ctx, subject, body)
+	}
 	if perr := permissionError(c.nc, subject); err != nil && perr != nil {
 		err = perr
 	}
@@ -237,6 +241,37 @@ func (c *Client) stockRequest(ctx context.Context, sku, op string, req StockRequ
 		return reply, &CommandError{Code: reply.Error.Code, Message: reply.Error.Message, Field: reply.Error.Field}
 	}
 	return reply, nil
+}
+
+// stockResponderRetry paces the resends of a stock request that no
+// instance was there to take.
+var stockResponderRetry = retry.Policy{First: 50 * time.Millisecond, Max: 500 * time.Millisecond}
+
+// awaitStockResponder sends a stock request again until an instance
+// answers or the request's time (ctx's deadline, else
+// ClientOptions.Timeout) is up. Only the holder of the lease saga-and-stock
+// serves the stock API, so between one holder and the next (a takeover
+// lasts about the lease's TTL) NATS answers "no responders" at once. A
+// stock request is safe to send again: it carries its command ID.
+func (c *Client) awaitStockResponder(ctx context.Context, subject string, body []byte) (*natsgo.Msg, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	var m *natsgo.Msg
+	err := retry.Do(ctx, stockResponderRetry, func(ctx context.Context, _ int) error {
+		var err error
+		m, err = c.nc.RequestWithContext(ctx, subject, body)
+		if err == nil || errors.Is(err, natsgo.ErrNoResponders) {
+			return err
+		}
+		return retry.Permanent(err)
+	})
+	if errors.Is(err, natsgo.ErrNoResponders) {
+		return nil, fmt.Errorf("no ordo serve instance took the request (the stock API is served by the instance holding the lease saga-and-stock; is one running?): %w", err)
+	}
+	return m, err
 }
 
 // AddStock adds units to a SKU. An empty commandID gets a new one; reuse

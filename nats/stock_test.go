@@ -158,3 +158,51 @@ func TestServeStockErrorReplies(t *testing.T) {
 		t.Fatalf("handler got %+v, want the order's canonical ID %s", got, order)
 	}
 }
+
+// TestStockRequestWaitsForAResponder: between one holder of the stock API
+// and the next, NATS answers a request with "no responders" at once; the
+// client sends it again until an instance serves the API, within the
+// request's time, and says plainly when none came.
+func TestStockRequestWaitsForAResponder(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	h := &fakeStock{}
+	c, err := NewClient(nc, ClientOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	served := make(chan error, 1)
+	time.AfterFunc(300*time.Millisecond, func() {
+		_, err := ServeStock(nc, h, nil) // unsubscribed when the connection closes
+		served <- err
+	})
+	start := time.Now()
+	for _, ctx := range []context.Context{context.Background(), ctxWithDeadline(t, 5*time.Second)} {
+		if _, err := c.AddStock(ctx, "sku-1", 3, uuid.NewString()); err != nil {
+			t.Fatalf("add stock while the API's holder changes: %v", err)
+		}
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Fatalf("answered after %s, before any instance served the stock API", waited)
+	}
+
+	alone, err := NewClient(connect(t, startServer(t, t.TempDir())), ClientOptions{Timeout: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alone.Close()
+	_, err = alone.AddStock(context.Background(), "sku-1", 3, uuid.NewString())
+	if err == nil || !strings.Contains(err.Error(), "no ordo serve instance took the request") {
+		t.Fatalf("no instance at all: got %v, want an error that says so", err)
+	}
+}
+
+func ctxWithDeadline(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
